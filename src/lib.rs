@@ -1,0 +1,3 @@
+//! s3actions: Segment's "Sync to S3" destination as an engine you run yourself.
+
+pub mod json;
