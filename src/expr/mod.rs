@@ -1,0 +1,115 @@
+//! Column expressions: Segment's mapping directives (`@path`, `@template`, `@if`, ...).
+//!
+//! A mapping value is compiled once, when the mapping loads, into an [`Expr`]: paths are
+//! split, templates scanned, Liquid parsed, and every mistake Segment would report (or would
+//! only hit in the middle of a run) is reported with its location. Evaluating an [`Expr`]
+//! against an event then only walks the compiled form.
+
+mod compile;
+mod eval;
+mod liquid;
+mod path;
+mod replace;
+mod template;
+mod value;
+
+pub use compile::{ExprError, compile, compile_top_level};
+pub use eval::{EvalError, eval};
+pub use path::{Path, Seg, walk};
+pub use template::Template;
+pub use value::{Object, Type, Value, js_length, set};
+
+use liquid::Liquid;
+
+/// A constant written in a mapping.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Const {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+}
+
+/// Whether `@if` tests presence (`exists`) or non-blankness (`blank`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfMode {
+    Exists,
+    Blank,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonMode {
+    Encode,
+    Decode,
+    /// A mode Segment's validation accepts but whose resolution does nothing (`Encode`).
+    Inert,
+}
+
+/// A compiled mapping value.
+#[derive(Debug)]
+pub enum Expr {
+    Const(Const),
+    Object(Vec<(String, Expr)>),
+    Array(Vec<Expr>),
+    Path(Path),
+    /// `@path` whose argument is itself a directive, resolved per event.
+    PathDyn(Box<Expr>),
+    Template(Template),
+    TemplateDyn(Box<Expr>),
+    If {
+        mode: IfMode,
+        cond: Box<Expr>,
+        then: Option<Box<Expr>>,
+        otherwise: Option<Box<Expr>>,
+    },
+    Case {
+        upper: bool,
+        value: Option<Box<Expr>>,
+    },
+    Replace(Box<Replace>),
+    ArrayPath {
+        root: Box<Expr>,
+        shape: Option<Box<Expr>>,
+    },
+    Merge {
+        objects: Vec<Expr>,
+        left: bool,
+    },
+    Transform {
+        apply: Box<Expr>,
+        mapping: Box<Expr>,
+    },
+    Flatten {
+        value: Box<Expr>,
+        separator: String,
+        omit_arrays: bool,
+    },
+    Json {
+        mode: JsonMode,
+        value: Box<Expr>,
+    },
+    ExcludeWhenNull(Box<Expr>),
+    Liquid(Box<Liquid>),
+}
+
+#[derive(Debug)]
+pub struct Replace {
+    /// `None` when the value is written as `""` (resolves to nothing).
+    pub value: Option<Expr>,
+    pub pattern: String,
+    pub replacement: String,
+    pub second: Option<(String, String)>,
+    pub global: bool,
+    pub ignore_case: bool,
+}
+
+impl Expr {
+    /// The plain path of a bare `@path` directive, used by callers that can read the event
+    /// directly (triggers, folders).
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            Expr::Path(p) => Some(p),
+            _ => None,
+        }
+    }
+}

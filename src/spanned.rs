@@ -1,0 +1,332 @@
+//! A JSON-like tree that remembers where each value was written.
+//!
+//! Mapping files are YAML, expressions given to `eval` may be JSON or YAML; both load into
+//! [`SNode`] so that every validation error can name the line and column it is about.
+
+use std::fmt;
+
+/// A 1-based line and column; `line == 0` means "unknown" (e.g. built-in defaults).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mark {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Mark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+impl Mark {
+    pub fn is_known(&self) -> bool {
+        self.line > 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SValue {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<SNode>),
+    /// Members in written order: (key, where the key is written, value).
+    Object(Vec<(String, Mark, SNode)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SNode {
+    pub value: SValue,
+    pub mark: Mark,
+}
+
+/// A document that could not be read as YAML or JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{mark}: {message}")]
+pub struct SyntaxError {
+    pub mark: Mark,
+    pub message: String,
+}
+
+impl SNode {
+    pub fn new(value: SValue, mark: Mark) -> Self {
+        SNode { value, mark }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&SNode> {
+        match &self.value {
+            SValue::Object(members) => members.iter().find(|(k, _, _)| k == key).map(|m| &m.2),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            SValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// JavaScript's name for the value's type, as Segment's messages use it.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            SValue::Null => "null",
+            SValue::Bool(_) => "boolean",
+            SValue::Number(_) => "number",
+            SValue::String(_) => "string",
+            SValue::Array(_) => "array",
+            SValue::Object(_) => "object",
+        }
+    }
+
+    /// JavaScript truthiness of the value as written.
+    pub fn is_truthy(&self) -> bool {
+        match &self.value {
+            SValue::Null => false,
+            SValue::Bool(b) => *b,
+            SValue::Number(n) => *n != 0.0 && !n.is_nan(),
+            SValue::String(s) => !s.is_empty(),
+            SValue::Array(_) | SValue::Object(_) => true,
+        }
+    }
+
+    /// Plain JSON, for handing to libraries that take `serde_json::Value`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            SValue::Null => J::Null,
+            SValue::Bool(b) => J::Bool(*b),
+            SValue::Number(n) => number_to_json(*n),
+            SValue::String(s) => J::String(s.clone()),
+            SValue::Array(a) => J::Array(a.iter().map(SNode::to_json).collect()),
+            SValue::Object(m) => J::Object(
+                m.iter()
+                    .map(|(k, _, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Builds a tree from plain JSON (no positions known).
+    pub fn from_json(v: &serde_json::Value) -> SNode {
+        use serde_json::Value as J;
+        let value = match v {
+            J::Null => SValue::Null,
+            J::Bool(b) => SValue::Bool(*b),
+            J::Number(n) => SValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+            J::String(s) => SValue::String(s.clone()),
+            J::Array(a) => SValue::Array(a.iter().map(SNode::from_json).collect()),
+            J::Object(m) => SValue::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Mark::default(), SNode::from_json(v)))
+                    .collect(),
+            ),
+        };
+        SNode::new(value, Mark::default())
+    }
+}
+
+fn number_to_json(n: f64) -> serde_json::Value {
+    if n == n.trunc() && n.abs() < 9_007_199_254_740_992.0 {
+        serde_json::Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+/// Reads JSON when the text is JSON (positions then come from a second, YAML, read so that
+/// errors can still point at lines), else YAML.
+pub fn parse_json_or_yaml(src: &str) -> Result<SNode, SyntaxError> {
+    // YAML 1.2 is a superset of JSON, so the YAML reader gives positions for both; JSON with
+    // tabs or other layouts YAML rejects is still accepted through serde_json.
+    match parse_yaml(src) {
+        Ok(n) => Ok(n),
+        Err(yaml_err) => match serde_json::from_str::<serde_json::Value>(src) {
+            Ok(v) => Ok(SNode::from_json(&v)),
+            Err(_) => Err(yaml_err),
+        },
+    }
+}
+
+/// Reads the first YAML document of `src` (an empty document is `null`).
+pub fn parse_yaml(src: &str) -> Result<SNode, SyntaxError> {
+    use yaml_rust2::parser::Parser;
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(src);
+    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+        mark: Mark {
+            line: e.marker().line() as u32,
+            col: e.marker().col() as u32 + 1,
+        },
+        message: e.info().to_string(),
+    })?;
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.root.unwrap_or(SNode::new(SValue::Null, Mark { line: 1, col: 1 })))
+}
+
+enum Frame {
+    Seq(Vec<SNode>, Mark, usize),
+    Map(Vec<(String, Mark, SNode)>, Mark, usize, Option<(String, Mark)>),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    root: Option<SNode>,
+    anchors: std::collections::HashMap<usize, SNode>,
+    error: Option<SyntaxError>,
+}
+
+impl Builder {
+    fn fail(&mut self, mark: Mark, message: String) {
+        if self.error.is_none() {
+            self.error = Some(SyntaxError { mark, message });
+        }
+    }
+
+    fn finish(&mut self, node: SNode, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(node);
+                }
+            }
+            Some(Frame::Seq(items, _, _)) => items.push(node),
+            Some(Frame::Map(members, _, _, pending)) => match pending.take() {
+                None => {
+                    // This node is a key. Keys are strings in JSON; YAML scalars are turned
+                    // into their text, anything else is rejected.
+                    let key = match &node.value {
+                        SValue::String(s) => s.clone(),
+                        SValue::Number(n) => crate::json::js_number_to_string(*n),
+                        SValue::Bool(b) => b.to_string(),
+                        SValue::Null => "null".to_string(),
+                        _ => {
+                            let mark = node.mark;
+                            self.fail(mark, "mapping keys must be plain values".into());
+                            return;
+                        }
+                    };
+                    if members.iter().any(|(k, _, _)| *k == key) {
+                        let mark = node.mark;
+                        self.fail(mark, format!("duplicate key {key:?}"));
+                        return;
+                    }
+                    *pending = Some((key, node.mark));
+                }
+                Some((key, kmark)) => members.push((key, kmark, node)),
+            },
+        }
+    }
+}
+
+fn scalar(text: String, style: yaml_rust2::scanner::TScalarStyle, tagged: bool) -> SValue {
+    use yaml_rust2::Yaml;
+    use yaml_rust2::scanner::TScalarStyle;
+    if style != TScalarStyle::Plain || tagged {
+        return SValue::String(text);
+    }
+    match Yaml::from_str(&text) {
+        Yaml::Null => SValue::Null,
+        Yaml::Boolean(b) => SValue::Bool(b),
+        Yaml::Integer(i) => SValue::Number(i as f64),
+        Yaml::Real(r) => match r.parse::<f64>() {
+            Ok(f) => SValue::Number(f),
+            Err(_) => match r.as_str() {
+                ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+                    SValue::Number(f64::INFINITY)
+                }
+                "-.inf" | "-.Inf" | "-.INF" => SValue::Number(f64::NEG_INFINITY),
+                ".nan" | ".NaN" | ".NAN" => SValue::Number(f64::NAN),
+                _ => SValue::String(text),
+            },
+        },
+        _ => SValue::String(text),
+    }
+}
+
+impl yaml_rust2::parser::MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: yaml_rust2::Event, m: yaml_rust2::scanner::Marker) {
+        use yaml_rust2::Event;
+        let mark = Mark {
+            line: m.line() as u32,
+            col: m.col() as u32 + 1,
+        };
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = scalar(text, style, tag.is_some());
+                self.finish(SNode::new(value, mark), anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), mark, anchor)),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map(Vec::new(), mark, anchor, None))
+            }
+            Event::SequenceEnd => {
+                if let Some(Frame::Seq(items, start, anchor)) = self.stack.pop() {
+                    self.finish(SNode::new(SValue::Array(items), start), anchor);
+                }
+            }
+            Event::MappingEnd => {
+                if let Some(Frame::Map(members, start, anchor, _)) = self.stack.pop() {
+                    self.finish(SNode::new(SValue::Object(members), start), anchor);
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(mut node) => {
+                    node.mark = mark;
+                    self.finish(node, 0);
+                }
+                None => self.fail(mark, "unknown alias".into()),
+            },
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_with_positions() {
+        let n = parse_yaml("a: 1\nb:\n  - x\n  - 'true'\n  - true\nc: {d: null}\n").unwrap();
+        let b = n.get("b").unwrap();
+        assert_eq!(b.mark.line, 3);
+        match &b.value {
+            SValue::Array(items) => {
+                assert_eq!(items[1].value, SValue::String("true".into()));
+                assert_eq!(items[2].value, SValue::Bool(true));
+                assert_eq!(items[0].mark, Mark { line: 3, col: 5 });
+            }
+            _ => panic!(),
+        }
+        assert_eq!(n.get("a").unwrap().value, SValue::Number(1.0));
+        assert_eq!(n.get("c").unwrap().get("d").unwrap().value, SValue::Null);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = parse_yaml("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e.mark.line, 2);
+        assert!(e.message.contains("duplicate"));
+    }
+
+    #[test]
+    fn json_documents() {
+        let n = parse_json_or_yaml("{\"@path\": \"$.a\",\t\"x\": [1, 2.5]}").unwrap();
+        assert_eq!(n.get("@path").unwrap().as_str(), Some("$.a"));
+        assert_eq!(n.to_json(), serde_json::json!({"@path": "$.a", "x": [1, 2.5]}));
+    }
+
+    #[test]
+    fn anchors_and_aliases() {
+        let n = parse_yaml("a: &x {k: 1}\nb: *x\n").unwrap();
+        assert_eq!(n.get("b").unwrap().get("k").unwrap().value, SValue::Number(1.0));
+    }
+}

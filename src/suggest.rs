@@ -1,0 +1,25 @@
+//! "Did you mean ...?" for misspelt keys, fields and directives.
+
+/// The closest candidate to `word`, when it is close enough to be a plausible typo.
+pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let word_l = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&word_l, &c.to_ascii_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn suggests_close_names() {
+        let keys = ["batch_size", "delimiter", "file_extension"];
+        assert_eq!(did_you_mean("batchsize", keys), Some("batch_size"));
+        assert_eq!(did_you_mean("delimeter", keys), Some("delimiter"));
+        assert_eq!(did_you_mean("zzz", keys), None);
+    }
+}
