@@ -4,3 +4,4 @@ pub mod expr;
 pub mod json;
 pub mod spanned;
 pub mod suggest;
+pub mod trigger;
