@@ -5,7 +5,17 @@ pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str
     let word_l = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&word_l, &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            // Also compare with the candidate's trailing words, so "regoin" finds
+            // "s3_aws_region".
+            let cl = c.to_ascii_lowercase();
+            let tails = cl.match_indices('_').map(|(i, _)| &cl[i + 1..]);
+            let score = std::iter::once(cl.as_str())
+                .chain(tails)
+                .map(|t| strsim::jaro_winkler(&word_l, t))
+                .fold(0.0, f64::max);
+            (score, c)
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)

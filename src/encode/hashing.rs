@@ -1,0 +1,117 @@
+//! Column transforms (`columns_to_transform`): normalise, then hash, identifiers that ad
+//! platforms expect as SHA-256 digests.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    None,
+    Sha256,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Normalize {
+    None,
+    Lowercase,
+    Trim,
+    LowercaseTrim,
+}
+
+pub const HASH_ALGORITHMS: &[&str] = &["none", "sha256"];
+pub const NORMALIZATIONS: &[&str] = &["none", "lowercase", "trim", "lowercase_trim"];
+
+impl HashAlgorithm {
+    pub fn parse(s: &str) -> Option<HashAlgorithm> {
+        match s {
+            "none" => Some(HashAlgorithm::None),
+            "sha256" => Some(HashAlgorithm::Sha256),
+            _ => None,
+        }
+    }
+}
+
+impl Normalize {
+    pub fn parse(s: &str) -> Option<Normalize> {
+        match s {
+            "none" => Some(Normalize::None),
+            "lowercase" => Some(Normalize::Lowercase),
+            "trim" => Some(Normalize::Trim),
+            "lowercase_trim" => Some(Normalize::LowercaseTrim),
+            _ => None,
+        }
+    }
+}
+
+/// What to do to one column's text before it is quoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnTransform {
+    pub hash: HashAlgorithm,
+    pub normalize: Normalize,
+}
+
+fn js_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// Exactly 64 hexadecimal characters (either case): already a SHA-256 digest.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl ColumnTransform {
+    /// Transforms `text` into `out` (cleared first).
+    pub fn apply(&self, text: &str, out: &mut String) {
+        out.clear();
+        if js_trim(text).is_empty() {
+            return;
+        }
+        if is_sha256_hex(text) {
+            out.push_str(text);
+            return;
+        }
+        let normalized: std::borrow::Cow<'_, str> = match self.normalize {
+            Normalize::None => text.into(),
+            Normalize::Lowercase => text.to_lowercase().into(),
+            Normalize::Trim => js_trim(text).into(),
+            Normalize::LowercaseTrim => js_trim(text).to_lowercase().into(),
+        };
+        match self.hash {
+            HashAlgorithm::None => out.push_str(&normalized),
+            HashAlgorithm::Sha256 => {
+                let digest = Sha256::digest(normalized.as_bytes());
+                for b in digest.iter() {
+                    let _ = write!(out, "{b:02x}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(hash: HashAlgorithm, normalize: Normalize, text: &str) -> String {
+        let mut out = String::new();
+        ColumnTransform { hash, normalize }.apply(text, &mut out);
+        out
+    }
+
+    #[test]
+    fn hashing_and_normalising() {
+        use HashAlgorithm as H;
+        use Normalize as N;
+        // sha256("test@example.com")
+        let digest = "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b";
+        assert_eq!(t(H::Sha256, N::LowercaseTrim, "  Test@Example.COM "), digest);
+        assert_eq!(t(H::Sha256, N::None, "test@example.com"), digest);
+        assert_eq!(t(H::Sha256, N::LowercaseTrim, &digest.to_uppercase()), digest.to_uppercase(), "digests are never hashed again");
+        assert_eq!(t(H::Sha256, N::LowercaseTrim, ""), "");
+        assert_eq!(t(H::Sha256, N::LowercaseTrim, "   "), "");
+        assert_eq!(t(H::None, N::Lowercase, " A "), " a ");
+        assert_eq!(t(H::None, N::Trim, " A "), "A");
+        assert_eq!(t(H::None, N::None, " A "), " A ");
+    }
+}

@@ -1,0 +1,225 @@
+//! CSV/TXT rows, byte-compatible with Segment's files.
+//!
+//! Every value is quoted (inner quotes doubled); objects and arrays are compact JSON as
+//! `JSON.stringify` prints them; null and missing are `""`. Rows are written straight into
+//! the caller's buffer: values that are pieces of the event are copied from the input text
+//! when it is already in the right form, so the common row costs no allocation.
+
+mod hashing;
+
+pub use hashing::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex};
+
+use crate::expr::{EvalError, Type, Value, eval};
+use crate::json::{Kind, NodeRef, write_number_text};
+use crate::mapping::{ComputedColumn, Mapping};
+
+/// Appends `text` as a quoted CSV field.
+#[inline]
+pub fn write_quoted(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    let mut rest = text;
+    while let Some(i) = memchr::memchr(b'"', rest) {
+        out.extend_from_slice(&rest[..=i]);
+        out.push(b'"');
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+}
+
+/// Appends Segment's text for a value (before quoting): `""` for null and undefined, JSON
+/// for objects and arrays, `String(value)` otherwise.
+pub fn write_text(out: &mut Vec<u8>, v: &Value<'_>) {
+    match v {
+        Value::Undefined | Value::Null => {}
+        Value::Node(n) => write_node_text(out, *n),
+        Value::String(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Array(_) | Value::Object(_) => v.write_json(out),
+        other => out.extend_from_slice(other.to_js_string().as_bytes()),
+    }
+}
+
+fn write_node_text(out: &mut Vec<u8>, n: NodeRef<'_>) {
+    match n.kind() {
+        Kind::Null => {}
+        Kind::Bool => out.extend_from_slice(if n.as_bool() == Some(true) { b"true" } else { b"false" }),
+        Kind::Number => write_number_text(out, n.raw(), false),
+        Kind::String => match n.str_raw() {
+            Some((raw, false)) => out.extend_from_slice(raw.as_bytes()),
+            _ => out.extend_from_slice(n.as_str().unwrap_or_default().as_bytes()),
+        },
+        Kind::Array | Kind::Object => crate::json::write_node_json(out, n),
+    }
+}
+
+/// Writes one value as a quoted field, avoiding the intermediate copy when the value's text
+/// is a slice of the input.
+fn write_field(out: &mut Vec<u8>, v: &Value<'_>, scratch: &mut Vec<u8>) {
+    if let Value::Node(n) = v {
+        match n.kind() {
+            Kind::String => {
+                if let Some((raw, false)) = n.str_raw() {
+                    write_quoted(out, raw.as_bytes());
+                    return;
+                }
+            }
+            Kind::Object | Kind::Array if n.is_canonical() => {
+                write_quoted(out, n.raw().as_bytes());
+                return;
+            }
+            _ => {}
+        }
+    }
+    scratch.clear();
+    write_text(scratch, v);
+    write_quoted(out, scratch);
+}
+
+fn write_transformed(out: &mut Vec<u8>, v: &Value<'_>, t: &ColumnTransform, scratch: &mut Vec<u8>, text: &mut String) {
+    scratch.clear();
+    write_text(scratch, v);
+    let s = String::from_utf8_lossy(scratch);
+    t.apply(&s, text);
+    write_quoted(out, text.as_bytes());
+}
+
+/// A row could not be built for an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub column: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "column {:?}: {}", self.column, self.message)
+    }
+}
+
+/// Per-worker buffers for encoding rows.
+#[derive(Default)]
+pub struct Encoder {
+    scratch: Vec<u8>,
+    text: String,
+}
+
+/// Segment's audience action: `traits_or_props[computation_key]`, when both are truthy.
+pub fn audience_action<'a>(m: &'a Mapping, event: &Value<'a>) -> Result<Value<'a>, EvalError> {
+    let source = eval(&m.traits_or_props, event)?;
+    if !source.is_truthy() {
+        return Ok(Value::Undefined);
+    }
+    let key = eval(&m.computation_key, event)?;
+    if !key.is_truthy() {
+        return Ok(Value::Undefined);
+    }
+    let key = key.to_js_string();
+    let seg = crate::expr::Seg::new(&key);
+    Ok(source.member(&seg.key, seg.index))
+}
+
+/// The batch-size field appended to every row of a file with `rows` rows, delimiter included.
+pub fn batch_size_suffix(m: &Mapping, rows: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(c) = &m.batch_size_column {
+        out.push(m.delimiter);
+        let n = rows.to_string();
+        write_computed(&mut out, c, &Value::owned_str(n));
+    }
+    out
+}
+
+fn write_computed(out: &mut Vec<u8>, c: &ComputedColumn, v: &Value<'_>) {
+    let mut scratch = Vec::new();
+    match &c.transform {
+        Some(t) => write_transformed(out, v, t, &mut scratch, &mut String::new()),
+        None => write_field(out, v, &mut scratch),
+    }
+}
+
+impl Encoder {
+    pub fn new() -> Encoder {
+        Encoder::default()
+    }
+
+    /// Appends `\n` and the row for `event`, up to (not including) the batch-size field.
+    /// On error the buffer is left as it was.
+    pub fn encode_row<'a>(
+        &mut self,
+        m: &'a Mapping,
+        event: &Value<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
+        let start = out.len();
+        out.push(b'\n');
+        let result = self.encode_fields(m, event, out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn encode_fields<'a>(&mut self, m: &'a Mapping, event: &Value<'a>, out: &mut Vec<u8>) -> Result<(), RowError> {
+        let mut first = true;
+        for c in &m.columns {
+            if !first {
+                out.push(m.delimiter);
+            }
+            first = false;
+            // As in Segment, a column named like the audience-action or batch-size column
+            // holds the computed value.
+            if let Some(a) = &m.audience_action
+                && a.name == c.name
+            {
+                self.write_audience(m, event, out)?;
+                continue;
+            }
+            let v = eval(&c.expr, event).map_err(|e| RowError {
+                column: c.name.clone(),
+                message: e.0,
+            })?;
+            match &c.transform {
+                Some(t) => write_transformed(out, &v, t, &mut self.scratch, &mut self.text),
+                None => write_field(out, &v, &mut self.scratch),
+            }
+        }
+        if m.audience_action.is_some() {
+            if !first {
+                out.push(m.delimiter);
+            }
+            self.write_audience(m, event, out)?;
+        }
+        Ok(())
+    }
+
+    fn write_audience<'a>(&mut self, m: &'a Mapping, event: &Value<'a>, out: &mut Vec<u8>) -> Result<(), RowError> {
+        let Some(col) = &m.audience_action else {
+            return Ok(());
+        };
+        let v = audience_action(m, event).map_err(|e| RowError {
+            column: col.name.clone(),
+            message: e.0,
+        })?;
+        let v = if v.type_of() == Type::Undefined { Value::Null } else { v };
+        match &col.transform {
+            Some(t) => write_transformed(out, &v, t, &mut self.scratch, &mut self.text),
+            None => write_field(out, &v, &mut self.scratch),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        let mut out = Vec::new();
+        write_quoted(&mut out, br#"say "hi", ok"#);
+        assert_eq!(out, br#""say ""hi"", ok""#);
+        out.clear();
+        write_quoted(&mut out, b"");
+        assert_eq!(out, b"\"\"");
+    }
+}

@@ -1,0 +1,593 @@
+//! Mapping files: YAML "Sync to S3" mappings, validated and compiled.
+//!
+//! Everything that can be checked without events is checked here, and every problem is
+//! reported at once with its location (`mappings[0].columns.email`, line and column).
+//! The result is ready to run: triggers parsed, expressions compiled, templates compiled,
+//! the header line built.
+
+mod diag;
+mod keys;
+mod settings;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, LoadError, Severity, render as render_diagnostics};
+pub use settings::{Secret, Settings, check_bucket_name, check_role_arn, interpolate_env};
+
+use crate::encode::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};
+use crate::expr::{self, Expr};
+use crate::naming::{FilenameTemplate, FolderTemplate};
+use crate::spanned::{Mark, SNode, SValue, parse_yaml};
+use crate::trigger::Trigger;
+use keys::{Reader, check_keys};
+
+/// Segment's subscription for "Sync to S3" when none is given.
+pub const DEFAULT_TRIGGER: &str = r#"type = "identify" or type = "track""#;
+
+/// Segment's default batch size for this destination.
+pub const DEFAULT_BATCH_SIZE: u64 = 100_000;
+
+/// Segment's default columns, in Segment's order.
+pub const DEFAULT_COLUMNS: &str = r#"{
+  "event_name": {"@path": "$.event"},
+  "event_type": {"@path": "$.type"},
+  "user_id": {"@path": "$.userId"},
+  "anonymous_id": {"@path": "$.anonymousId"},
+  "email": {"@if": {"exists": {"@path": "$.traits.email"}, "then": {"@path": "$.traits.email"}, "else": {"@path": "$.context.traits.email"}}},
+  "properties": {"@path": "$.properties"},
+  "traits": {"@if": {"exists": {"@path": "$.traits"}, "then": {"@path": "$.traits"}, "else": {"@path": "$.context.traits"}}},
+  "context": {"@path": "$.context"},
+  "timestamp": {"@path": "$.timestamp"},
+  "message_id": {"@path": "$.messageId"},
+  "integrations": {"@path": "$.integrations"},
+  "audience_name": {"@path": "$.context.personas.computation_key"},
+  "audience_id": {"@path": "$.context.personas.computation_id"},
+  "audience_space_id": {"@path": "$.context.personas.space_id"}
+}"#;
+
+const DEFAULT_TRAITS_OR_PROPS: &str = r#"{"@if": {"exists": {"@path": "$.properties"}, "then": {"@path": "$.properties"}, "else": {"@path": "$.traits"}}}"#;
+const DEFAULT_COMPUTATION_KEY: &str = r#"{"@path": "$.context.personas.computation_key"}"#;
+
+const TOP_KEYS: &[&str] = &["settings", "mappings"];
+
+pub const MAPPING_KEYS: &[&str] = &[
+    "name",
+    "action",
+    "enabled",
+    "trigger",
+    "columns",
+    "audience_action_column_name",
+    "batch_size_column_name",
+    "batch_size",
+    "batch_max_bytes",
+    "s3_aws_folder_name",
+    "filename_prefix",
+    "filename_template",
+    "delimiter",
+    "file_extension",
+    "columns_to_transform",
+    "enable_batching",
+    "traits_or_props",
+    "computation_key",
+];
+
+pub const DELIMITERS: &[&str] = &[",", "|", "tab", ";", ":"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extension {
+    Csv,
+    Txt,
+}
+
+impl Extension {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Extension::Csv => "csv",
+            Extension::Txt => "txt",
+        }
+    }
+
+    /// The object's Content-Type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Extension::Csv => "text/csv",
+            Extension::Txt => "text/plain",
+        }
+    }
+}
+
+/// One output column.
+#[derive(Debug)]
+pub struct Column {
+    pub name: String,
+    pub expr: Expr,
+    pub transform: Option<ColumnTransform>,
+}
+
+/// The audience-action or batch-size column: computed by the engine, not by an expression.
+#[derive(Debug, Clone)]
+pub struct ComputedColumn {
+    pub name: String,
+    pub transform: Option<ColumnTransform>,
+}
+
+/// A compiled "Sync to S3" mapping.
+#[derive(Debug)]
+pub struct Mapping {
+    pub index: usize,
+    pub name: String,
+    pub enabled: bool,
+    pub trigger: Trigger,
+    pub columns: Vec<Column>,
+    pub audience_action: Option<ComputedColumn>,
+    pub batch_size_column: Option<ComputedColumn>,
+    pub batch_size: u64,
+    pub batch_max_bytes: Option<u64>,
+    pub folder: FolderTemplate,
+    pub filename_prefix: String,
+    pub filename: FilenameTemplate,
+    pub delimiter: u8,
+    pub extension: Extension,
+    pub traits_or_props: Expr,
+    pub computation_key: Expr,
+    /// The header line, without its trailing newline.
+    pub header: Vec<u8>,
+}
+
+/// A loaded mapping file.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub settings: Settings,
+    pub mappings: Vec<Mapping>,
+    /// Warnings found while loading (errors make loading fail).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// Reads and compiles a mapping file.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Compiles mapping text; `path` is only used in messages.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, LoadError> {
+        let root = parse_yaml(text).map_err(|err| LoadError::Syntax {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let mut diags = Vec::new();
+        let (settings, mappings) = compile(&root, &mut diags);
+        if diags.iter().any(Diagnostic::is_error) {
+            diags.sort_by_key(|d| (!d.is_error(), d.mark.line, d.mark.col));
+            return Err(LoadError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics: diags,
+            });
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            settings,
+            mappings,
+            warnings: diags,
+        })
+    }
+
+    pub fn mapping(&self, name: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.name == name)
+    }
+}
+
+fn compile(root: &SNode, diags: &mut Vec<Diagnostic>) -> (Settings, Vec<Mapping>) {
+    let SValue::Object(members) = &root.value else {
+        diags.push(Diagnostic::error(
+            "",
+            root.mark,
+            "a mapping file is a YAML mapping with `settings:` and `mappings:`",
+        ));
+        return (Settings::default(), Vec::new());
+    };
+    check_keys(members, TOP_KEYS, "", diags);
+    let settings = settings::load(root.get("settings"), diags);
+    let mut mappings = Vec::new();
+    match root.get("mappings") {
+        None => diags.push(Diagnostic::error(
+            "mappings",
+            root.mark,
+            "is missing: add at least one mapping under `mappings:`",
+        )),
+        Some(SNode { value: SValue::Array(items), mark }) => {
+            if items.is_empty() {
+                diags.push(Diagnostic::error("mappings", *mark, "is empty: add at least one mapping"));
+            }
+            for (i, item) in items.iter().enumerate() {
+                if let Some(m) = compile_mapping(i, item, diags) {
+                    mappings.push(m);
+                }
+            }
+        }
+        Some(other) => diags.push(Diagnostic::error(
+            "mappings",
+            other.mark,
+            format!("should be a list of mappings (each starting with `- name:`), but it is {}", other.type_name()),
+        )),
+    }
+    for (i, m) in mappings.iter().enumerate() {
+        if mappings[..i].iter().any(|p| p.name == m.name) {
+            diags.push(Diagnostic::error(
+                format!("mappings[{}].name", m.index),
+                Mark::default(),
+                format!("duplicate mapping name {:?}; names must be unique", m.name),
+            ));
+        }
+    }
+    (settings, mappings)
+}
+
+fn default_node(json: &str) -> SNode {
+    crate::spanned::parse_json_or_yaml(json).expect("built-in defaults are valid JSON")
+}
+
+fn compile_expr(node: &SNode, at: &str, diags: &mut Vec<Diagnostic>) -> Option<Expr> {
+    match expr::compile(node, "") {
+        Ok(e) => Some(e),
+        Err(errors) => {
+            for e in errors {
+                let mark = if e.mark.is_known() { e.mark } else { node.mark };
+                diags.push(Diagnostic::error(format!("{at}{}", e.at), mark, e.message));
+            }
+            None
+        }
+    }
+}
+
+fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> Option<Mapping> {
+    let loc = format!("mappings[{index}]");
+    let SValue::Object(members) = &node.value else {
+        diags.push(Diagnostic::error(&loc, node.mark, format!("should be a mapping (name:, trigger:, columns: ...), but it is {}", node.type_name())));
+        return None;
+    };
+    let before = diags.iter().filter(|d| d.is_error()).count();
+    check_keys(members, MAPPING_KEYS, &loc, diags);
+    let mut r = Reader::new(loc.clone(), node, diags);
+
+    let name = r.string("name").map(|(n, _)| n).unwrap_or_else(|| format!("mapping-{}", index + 1));
+    if let Some((action, mark)) = r.string("action")
+        && action != "syncToS3"
+    {
+        r.error("action", mark, format!("should be \"syncToS3\" (the only action of this destination), not {action:?}"));
+    }
+    let enabled = r.bool("enabled").unwrap_or(true);
+    if r.bool("enable_batching") == Some(false) {
+        let mark = r.get("enable_batching").map(|n| n.mark).unwrap_or_default();
+        r.warn("enable_batching", mark, "is always on here; files are batched by batch_size");
+    }
+    let trigger_text = r.string("trigger");
+    let (trigger_src, trigger_mark) = trigger_text.unwrap_or_else(|| (DEFAULT_TRIGGER.to_string(), node.mark));
+    let trigger = match Trigger::parse(&trigger_src) {
+        Ok(t) => {
+            for w in t.warnings() {
+                r.warn("trigger", trigger_mark, w.clone());
+            }
+            Some(t)
+        }
+        Err(e) => {
+            r.error("trigger", trigger_mark, e.to_string());
+            None
+        }
+    };
+
+    let delimiter = match r.string("delimiter") {
+        None => b',',
+        Some((d, mark)) => match d.as_str() {
+            "," => b',',
+            "|" => b'|',
+            "tab" | "\t" => b'\t',
+            ";" => b';',
+            ":" => b':',
+            _ => {
+                r.error("delimiter", mark, format!("should be one of {} (\"tab\" for a tab), not {d:?}", DELIMITERS.map_quoted()));
+                b','
+            }
+        },
+    };
+    let extension = match r.string("file_extension") {
+        None => Extension::Csv,
+        Some((e, mark)) => match e.trim_start_matches('.') {
+            "csv" => Extension::Csv,
+            "txt" => Extension::Txt,
+            _ => {
+                r.error("file_extension", mark, format!("should be \"csv\" or \"txt\", not {e:?}"));
+                Extension::Csv
+            }
+        },
+    };
+    let batch_size = r.integer("batch_size", 1, 10_000_000).unwrap_or(DEFAULT_BATCH_SIZE);
+    let batch_max_bytes = r.integer("batch_max_bytes", 1024, 5 * 1024 * 1024 * 1024 * 1024);
+    let optional_name = |r: &mut Reader, key: &str| -> Option<String> {
+        match r.get(key) {
+            None => Some(key_default(key)),
+            Some(SNode { value: SValue::Null, .. }) => None,
+            Some(_) => r.string(key).map(|(s, _)| s).filter(|s| !s.is_empty()),
+        }
+    };
+    let audience_name = optional_name(&mut r, "audience_action_column_name");
+    let batch_name = optional_name(&mut r, "batch_size_column_name");
+
+    let folder_src = r.string("s3_aws_folder_name").map(|(s, m)| (s, m));
+    let folder = match &folder_src {
+        None => FolderTemplate::compile("").ok(),
+        Some((s, mark)) => match FolderTemplate::compile(s) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                r.error("s3_aws_folder_name", *mark, e);
+                None
+            }
+        },
+    };
+    let filename_prefix = r.string("filename_prefix").map(|(s, _)| s).unwrap_or_default();
+    if filename_prefix.contains('/') {
+        let mark = r.get("filename_prefix").map(|n| n.mark).unwrap_or_default();
+        r.warn("filename_prefix", mark, "contains '/': it creates subfolders; s3_aws_folder_name is the place for folders");
+    }
+    let filename = match r.string("filename_template") {
+        None => FilenameTemplate::compile(None).ok(),
+        Some((s, mark)) => match FilenameTemplate::compile(Some(&s)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                r.error("filename_template", mark, e);
+                None
+            }
+        },
+    };
+    let at_columns = r.at("columns");
+    let columns_node = r.get("columns");
+    let traits_or_props_node = r.get("traits_or_props");
+    let computation_key_node = r.get("computation_key");
+    let transforms_node = r.get("columns_to_transform");
+    drop(r);
+
+    // Columns: the mapping's own (in order, leaving out "" as Segment does), else Segment's.
+    let default_columns;
+    let columns_node = match columns_node {
+        Some(n) => n,
+        None => {
+            default_columns = default_node(DEFAULT_COLUMNS);
+            &default_columns
+        }
+    };
+    let mut columns = Vec::new();
+    let mut declared: Vec<String> = Vec::new();
+    match &columns_node.value {
+        SValue::Object(cols) => {
+            if cols.is_empty() {
+                diags.push(Diagnostic::error(&at_columns, columns_node.mark, "is empty: list at least one column (or leave `columns` out for Segment's defaults)"));
+            }
+            for (name, kmark, value) in cols {
+                if matches!(&value.value, SValue::String(s) if s.is_empty()) {
+                    continue;
+                }
+                declared.push(name.clone());
+                let at = format!("{at_columns}.{name}");
+                check_column_name(name, delimiter, &at, *kmark, diags);
+                if let Some(expr) = compile_expr(value, &at, diags) {
+                    columns.push(Column {
+                        name: name.clone(),
+                        expr,
+                        transform: None,
+                    });
+                }
+            }
+        }
+        _ => diags.push(Diagnostic::error(
+            &at_columns,
+            columns_node.mark,
+            format!("should be a mapping of column name to expression, but it is {}", columns_node.type_name()),
+        )),
+    }
+    let mut audience_action = audience_name.map(|name| ComputedColumn { name, transform: None });
+    let mut batch_size_column = batch_name.map(|name| ComputedColumn { name, transform: None });
+    for (c, key) in [(&audience_action, "audience_action_column_name"), (&batch_size_column, "batch_size_column_name")] {
+        if let Some(c) = c {
+            let mark = node.get(key).map(|n| n.mark).unwrap_or(node.mark);
+            check_column_name(&c.name, delimiter, &format!("{loc}.{key}"), mark, diags);
+            if columns.iter().any(|col| col.name == c.name) {
+                if key == "batch_size_column_name" {
+                    diags.push(Diagnostic::error(
+                        format!("{loc}.{key}"),
+                        mark,
+                        format!("{:?} is also a column of `columns`; rename one of them", c.name),
+                    ));
+                } else {
+                    diags.push(Diagnostic::warning(
+                        format!("{loc}.{key}"),
+                        mark,
+                        format!("{:?} is also a column of `columns`; as in Segment, both hold the audience action", c.name),
+                    ));
+                }
+            }
+        }
+    }
+
+    let traits_or_props = compile_expr(
+        traits_or_props_node.unwrap_or(&default_node(DEFAULT_TRAITS_OR_PROPS)),
+        &format!("{loc}.traits_or_props"),
+        diags,
+    );
+    let computation_key = compile_expr(
+        computation_key_node.unwrap_or(&default_node(DEFAULT_COMPUTATION_KEY)),
+        &format!("{loc}.computation_key"),
+        diags,
+    );
+
+    if let Some(t) = transforms_node {
+        apply_transforms(t, &format!("{loc}.columns_to_transform"), &declared, &mut columns, &mut audience_action, &mut batch_size_column, diags);
+    }
+
+    let errors_now = diags.iter().filter(|d| d.is_error()).count();
+    if errors_now > before {
+        return None;
+    }
+    let header = header_line(&columns, &audience_action, &batch_size_column, delimiter);
+    Some(Mapping {
+        index,
+        name,
+        enabled,
+        trigger: trigger?,
+        columns,
+        audience_action,
+        batch_size_column,
+        batch_size,
+        batch_max_bytes,
+        folder: folder?,
+        filename_prefix,
+        filename: filename?,
+        delimiter,
+        extension,
+        traits_or_props: traits_or_props?,
+        computation_key: computation_key?,
+        header,
+    })
+}
+
+trait MapQuoted {
+    fn map_quoted(&self) -> String;
+}
+
+impl MapQuoted for [&str] {
+    fn map_quoted(&self) -> String {
+        self.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn key_default(key: &str) -> String {
+    match key {
+        "audience_action_column_name" => "audience_action".into(),
+        _ => "batch_size".into(),
+    }
+}
+
+fn check_column_name(name: &str, delimiter: u8, at: &str, mark: Mark, diags: &mut Vec<Diagnostic>) {
+    if name.contains(['"', '\n', '\r']) {
+        diags.push(Diagnostic::error(at, mark, "column names cannot contain quotes or line breaks (the header line is not quoted)"));
+    } else if delimiter != b'\t' && name.as_bytes().contains(&delimiter) {
+        diags.push(Diagnostic::warning(
+            at,
+            mark,
+            format!(
+                "the column name contains the delimiter {:?}; like Segment, its first occurrence is removed in the header",
+                delimiter as char
+            ),
+        ));
+    }
+}
+
+/// Segment's header cleaning: the first occurrence of the delimiter is removed from a name
+/// (names are not quoted); with tab, names are unchanged.
+pub fn clean_header_name(name: &str, delimiter: u8) -> String {
+    if delimiter == b'\t' {
+        return name.to_string();
+    }
+    name.replacen(delimiter as char, "", 1)
+}
+
+fn header_line(
+    columns: &[Column],
+    audience: &Option<ComputedColumn>,
+    batch: &Option<ComputedColumn>,
+    delimiter: u8,
+) -> Vec<u8> {
+    let names = columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(audience.iter().map(|c| c.name.as_str()))
+        .chain(batch.iter().map(|c| c.name.as_str()));
+    let mut out = Vec::new();
+    for (i, n) in names.enumerate() {
+        if i > 0 {
+            out.push(delimiter);
+        }
+        out.extend_from_slice(clean_header_name(n, delimiter).as_bytes());
+    }
+    out
+}
+
+fn apply_transforms(
+    node: &SNode,
+    loc: &str,
+    declared: &[String],
+    columns: &mut [Column],
+    audience: &mut Option<ComputedColumn>,
+    batch: &mut Option<ComputedColumn>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let SValue::Array(items) = &node.value else {
+        diags.push(Diagnostic::error(loc, node.mark, "should be a list of {column_name, hash_algorithm, normalize} entries"));
+        return;
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{loc}[{i}]");
+        let SValue::Object(members) = &item.value else {
+            diags.push(Diagnostic::error(&at, item.mark, "should be {column_name, hash_algorithm, normalize}"));
+            continue;
+        };
+        check_keys(members, &["column_name", "hash_algorithm", "normalize"], &at, diags);
+        let mut r = Reader::new(at.clone(), item, diags);
+        let Some((column, cmark)) = r.string("column_name") else {
+            if r.get("column_name").is_none() {
+                r.error("column_name", item.mark, "is required: the column to transform");
+            }
+            continue;
+        };
+        let hash = match r.string("hash_algorithm") {
+            None => HashAlgorithm::None,
+            Some((h, mark)) => HashAlgorithm::parse(&h).unwrap_or_else(|| {
+                r.error("hash_algorithm", mark, format!("should be one of {}, not {h:?}", HASH_ALGORITHMS.join(", ")));
+                HashAlgorithm::None
+            }),
+        };
+        let normalize = match r.string("normalize") {
+            None => Normalize::None,
+            Some((n, mark)) => Normalize::parse(&n).unwrap_or_else(|| {
+                r.error("normalize", mark, format!("should be one of {}, not {n:?}", NORMALIZATIONS.join(", ")));
+                Normalize::None
+            }),
+        };
+        if seen.contains(&column) {
+            r.error("column_name", cmark, format!("{column:?} is listed twice"));
+            continue;
+        }
+        seen.push(column.clone());
+        let t = Some(ColumnTransform { hash, normalize });
+        let mut found = declared.contains(&column);
+        for c in columns.iter_mut().filter(|c| c.name == column) {
+            c.transform = t;
+        }
+        for c in [audience.as_mut(), batch.as_mut()].into_iter().flatten() {
+            if c.name == column {
+                c.transform = t;
+                found = true;
+            }
+        }
+        if !found {
+            let names: Vec<&str> = declared
+                .iter()
+                .map(String::as_str)
+                .chain(audience.iter().map(|c| c.name.as_str()))
+                .chain(batch.iter().map(|c| c.name.as_str()))
+                .collect();
+            let hint = crate::suggest::did_you_mean(&column, names.iter().copied())
+                .map(|s| format!("did you mean {s:?}? "))
+                .unwrap_or_default();
+            r.error("column_name", cmark, format!("{column:?} is not a column of this mapping; {hint}columns are {}", names.join(", ")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! Destination settings (`settings:`): where files go and how they get there.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::diag::Diagnostic;
+use super::keys::{Reader, check_keys};
+use crate::spanned::{Mark, SNode, SValue};
+
+/// A value that must never be printed: external IDs, keys, tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it (the STS request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+pub const SETTINGS_KEYS: &[&str] = &[
+    "s3_aws_bucket_name",
+    "s3_aws_region",
+    "iam_role_arn",
+    "iam_external_id",
+    "endpoint_url",
+    "intermediate_role_arn",
+    "intermediate_external_id",
+    "server_side_encryption",
+    "ssekms_key_id",
+    "acl",
+    "storage_class",
+    "tags",
+    "upload_concurrency",
+    "requests_per_second",
+    "multipart_threshold_mb",
+    "multipart_part_size_mb",
+    "max_retries",
+    "outbox_dir",
+    "role_session_name",
+    "role_session_duration_seconds",
+];
+
+pub const ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "EXPRESS_ONEZONE",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<Secret>,
+    pub endpoint_url: Option<String>,
+    pub intermediate_role_arn: Option<String>,
+    pub intermediate_external_id: Option<Secret>,
+    pub server_side_encryption: Option<String>,
+    pub ssekms_key_id: Option<String>,
+    pub acl: Option<String>,
+    pub storage_class: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub upload_concurrency: usize,
+    pub requests_per_second: u32,
+    pub multipart_threshold_bytes: u64,
+    pub multipart_part_size_bytes: u64,
+    pub max_retries: u32,
+    pub outbox_dir: Option<PathBuf>,
+    pub role_session_name: String,
+    pub role_session_duration_seconds: u32,
+    /// Where the settings block is, for messages about missing values.
+    pub mark: Mark,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bucket: None,
+            region: None,
+            role_arn: None,
+            external_id: None,
+            endpoint_url: None,
+            intermediate_role_arn: None,
+            intermediate_external_id: None,
+            server_side_encryption: None,
+            ssekms_key_id: None,
+            acl: None,
+            storage_class: None,
+            tags: Vec::new(),
+            upload_concurrency: 8,
+            requests_per_second: 3500,
+            multipart_threshold_bytes: 16 * 1024 * 1024,
+            multipart_part_size_bytes: 8 * 1024 * 1024,
+            max_retries: 8,
+            outbox_dir: None,
+            role_session_name: "s3actions".into(),
+            role_session_duration_seconds: 3600,
+            mark: Mark::default(),
+        }
+    }
+}
+
+/// Replaces `${NAME}` with the environment variable NAME.
+pub fn interpolate_env(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("unclosed ${ in value".into());
+        };
+        let name = &after[..end];
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(format!("${{{name}}} is not a valid environment variable reference"));
+        }
+        match std::env::var(name) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// S3 bucket naming rules (general purpose buckets).
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    if name.contains("://") || name.starts_with("arn:") {
+        return Err(format!(
+            "{name:?} is a URI or ARN; give the bucket name only (e.g. \"acme-events\")"
+        ));
+    }
+    if !(3..=63).contains(&name.len()) {
+        return Err(format!("bucket names are 3 to 63 characters long ({name:?} has {})", name.len()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
+        return Err(format!(
+            "bucket names use lowercase letters, digits, dots and hyphens only ({name:?} has {c:?})"
+        ));
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return Err(format!("bucket names begin and end with a letter or digit ({name:?})"));
+    }
+    if name.contains("..") {
+        return Err(format!("bucket names cannot contain two adjacent dots ({name:?})"));
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err(format!("bucket names cannot be IP addresses ({name:?})"));
+    }
+    if name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
+        return Err(format!("{name:?} uses a prefix or suffix S3 reserves"));
+    }
+    Ok(())
+}
+
+/// `arn:aws:iam::<12 digits>:role/<name>` (other AWS partitions accepted).
+pub fn check_role_arn(arn: &str) -> Result<(), String> {
+    let bad = || {
+        format!("{arn:?} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>")
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "iam" || !parts[3].is_empty() {
+        return Err(bad());
+    }
+    if parts[4].len() != 12 || !parts[4].chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{arn:?}: the account ID must be 12 digits"));
+    }
+    let Some(name) = parts[5].strip_prefix("role/") else {
+        return Err(bad());
+    };
+    let role = name.rsplit('/').next().unwrap_or("");
+    if role.is_empty()
+        || role.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+    {
+        return Err(format!("{arn:?}: invalid role name"));
+    }
+    Ok(())
+}
+
+fn check_region(region: &str) -> Result<(), String> {
+    let ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && region.contains('-');
+    if ok { Ok(()) } else { Err(format!("{region:?} is not an AWS region name (e.g. us-east-1)")) }
+}
+
+pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Settings {
+    let mut s = Settings::default();
+    let Some(node) = node else {
+        return s;
+    };
+    s.mark = node.mark;
+    let SValue::Object(members) = &node.value else {
+        diags.push(Diagnostic::error("settings", node.mark, format!("should be a mapping of settings, but it is {}", node.type_name())));
+        return s;
+    };
+    check_keys(members, SETTINGS_KEYS, "settings", diags);
+    let mut r = Reader::new("settings", node, diags);
+    let env = |r: &mut Reader, key: &str| -> Option<(String, Mark)> {
+        let (v, mark) = r.string(key)?;
+        match interpolate_env(&v) {
+            Ok(v) => Some((v, mark)),
+            Err(e) => {
+                r.error(key, mark, e);
+                None
+            }
+        }
+    };
+    if let Some((b, mark)) = env(&mut r, "s3_aws_bucket_name") {
+        match check_bucket_name(&b) {
+            Ok(()) => s.bucket = Some(b),
+            Err(e) => r.error("s3_aws_bucket_name", mark, e),
+        }
+    }
+    if let Some((v, mark)) = env(&mut r, "s3_aws_region") {
+        match check_region(&v) {
+            Ok(()) => s.region = Some(v),
+            Err(e) => r.error("s3_aws_region", mark, e),
+        }
+    }
+    for (key, slot) in [("iam_role_arn", &mut s.role_arn), ("intermediate_role_arn", &mut s.intermediate_role_arn)] {
+        if let Some((v, mark)) = env(&mut r, key) {
+            match check_role_arn(&v) {
+                Ok(()) => *slot = Some(v),
+                Err(e) => r.error(key, mark, e),
+            }
+        }
+    }
+    s.external_id = env(&mut r, "iam_external_id").map(|(v, _)| Secret(v));
+    s.intermediate_external_id = env(&mut r, "intermediate_external_id").map(|(v, _)| Secret(v));
+    if let Some((v, mark)) = env(&mut r, "endpoint_url") {
+        if v.starts_with("http://") || v.starts_with("https://") {
+            s.endpoint_url = Some(v);
+        } else {
+            r.error("endpoint_url", mark, format!("{v:?} should be an http:// or https:// URL"));
+        }
+    }
+    if let Some((v, mark)) = env(&mut r, "server_side_encryption") {
+        if v == "AES256" || v == "aws:kms" {
+            s.server_side_encryption = Some(v);
+        } else {
+            r.error("server_side_encryption", mark, format!("should be \"AES256\" or \"aws:kms\", not {v:?}"));
+        }
+    }
+    s.ssekms_key_id = env(&mut r, "ssekms_key_id").map(|(v, _)| v);
+    if let Some((v, mark)) = env(&mut r, "acl") {
+        if ACLS.contains(&v.as_str()) {
+            s.acl = Some(v);
+        } else {
+            r.error("acl", mark, format!("should be one of {}, not {v:?}", ACLS.join(", ")));
+        }
+    }
+    if let Some((v, mark)) = env(&mut r, "storage_class") {
+        if STORAGE_CLASSES.contains(&v.as_str()) {
+            s.storage_class = Some(v);
+        } else {
+            r.error("storage_class", mark, format!("should be one of {}, not {v:?}", STORAGE_CLASSES.join(", ")));
+        }
+    }
+    if let Some(tags) = node.get("tags") {
+        match &tags.value {
+            SValue::Object(m) => {
+                for (k, _, v) in m {
+                    match &v.value {
+                        SValue::String(t) => s.tags.push((k.clone(), t.clone())),
+                        SValue::Number(n) => s.tags.push((k.clone(), crate::json::js_number_to_string(*n))),
+                        SValue::Bool(b) => s.tags.push((k.clone(), b.to_string())),
+                        _ => r.error("tags", v.mark, format!("tag {k:?} should have a text value")),
+                    }
+                }
+            }
+            _ => r.error("tags", tags.mark, "should be a mapping of tag names to values"),
+        }
+    }
+    if let Some(n) = r.integer("upload_concurrency", 1, 256) {
+        s.upload_concurrency = n as usize;
+    }
+    if let Some(n) = r.integer("requests_per_second", 1, 100_000) {
+        s.requests_per_second = n as u32;
+    }
+    if let Some(n) = r.integer("multipart_threshold_mb", 5, 5 * 1024 * 1024) {
+        s.multipart_threshold_bytes = n * 1024 * 1024;
+    }
+    if let Some(n) = r.integer("multipart_part_size_mb", 5, 5 * 1024) {
+        s.multipart_part_size_bytes = n * 1024 * 1024;
+    }
+    if let Some(n) = r.integer("max_retries", 0, 100) {
+        s.max_retries = n as u32;
+    }
+    if let Some((v, _)) = env(&mut r, "outbox_dir") {
+        s.outbox_dir = Some(PathBuf::from(v));
+    }
+    if let Some((v, mark)) = env(&mut r, "role_session_name") {
+        if (2..=64).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
+            s.role_session_name = v;
+        } else {
+            r.error("role_session_name", mark, "should be 2 to 64 characters: letters, digits and +=,.@-_");
+        }
+    }
+    if let Some(n) = r.integer("role_session_duration_seconds", 900, 43_200) {
+        s.role_session_duration_seconds = n as u32;
+    }
+    if s.role_arn.is_some() && s.external_id.is_none() && node.get("iam_external_id").is_none() {
+        r.error("iam_external_id", node.mark, "is required with iam_role_arn: the role's trust policy should require it (use ${VAR} to read it from the environment)");
+    }
+    if s.intermediate_role_arn.is_some() && s.intermediate_external_id.is_none() && node.get("intermediate_external_id").is_none() {
+        r.error("intermediate_external_id", node.mark, "is required with intermediate_role_arn");
+    }
+    if s.ssekms_key_id.is_some() && s.server_side_encryption.as_deref() != Some("aws:kms") {
+        r.error("ssekms_key_id", node.mark, "only applies with server_side_encryption: aws:kms");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        assert!(check_bucket_name("acme-events").is_ok());
+        assert!(check_bucket_name("a.b-c1").is_ok());
+        for bad in ["ab", "Acme", "s3://acme", "acme_events", "-acme", "acme-", "a..b", "192.168.1.1", &"a".repeat(64), "xn--abc"] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_arns() {
+        assert!(check_role_arn("arn:aws:iam::123456789012:role/s3-actions-writer").is_ok());
+        assert!(check_role_arn("arn:aws:iam::123456789012:role/path/to/Role+=,.@_-").is_ok());
+        for bad in [
+            "arn:aws:iam::12345678901:role/x",
+            "arn:aws:iam::123456789012:user/x",
+            "arn:aws:s3:::bucket",
+            "role/x",
+            "arn:aws:iam::123456789012:role/",
+        ] {
+            assert!(check_role_arn(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_interpolation() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("S3ACTIONS_TEST_VAR", "xyz") };
+        assert_eq!(interpolate_env("a-${S3ACTIONS_TEST_VAR}-b").unwrap(), "a-xyz-b");
+        assert!(interpolate_env("${S3ACTIONS_SURELY_UNSET_VAR}").unwrap_err().contains("S3ACTIONS_SURELY_UNSET_VAR"));
+        assert!(interpolate_env("${1X}").is_err());
+        assert_eq!(format!("{:?} {}", Secret::new("shh"), Secret::new("shh")), "Secret(***) ***");
+    }
+}

@@ -1,0 +1,113 @@
+use super::*;
+
+fn load(yaml: &str) -> Result<Config, String> {
+    Config::from_str(yaml, Path::new("m.yaml")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn minimal_mapping_gets_segment_defaults() {
+    let c = load("mappings:\n  - name: events\n").unwrap();
+    let m = &c.mappings[0];
+    assert_eq!(m.trigger.source(), DEFAULT_TRIGGER);
+    assert_eq!(m.batch_size, 100_000);
+    assert_eq!(m.delimiter, b',');
+    assert_eq!(m.extension, Extension::Csv);
+    assert_eq!(
+        String::from_utf8(m.header.clone()).unwrap(),
+        "event_name,event_type,user_id,anonymous_id,email,properties,traits,context,timestamp,message_id,integrations,audience_name,audience_id,audience_space_id,audience_action,batch_size"
+    );
+}
+
+#[test]
+fn columns_order_blank_and_header_cleaning() {
+    let c = load(
+        r#"
+mappings:
+  - name: m
+    delimiter: "|"
+    columns:
+      b: {"@path": "$.b"}
+      "a|x": {"@path": "$.a"}
+      skipped: ""
+    audience_action_column_name: ""
+    batch_size_column_name: "rows"
+"#,
+    )
+    .unwrap();
+    let m = &c.mappings[0];
+    assert_eq!(String::from_utf8(m.header.clone()).unwrap(), "b|ax|rows");
+    assert!(m.audience_action.is_none());
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_location() {
+    let err = load(
+        r#"settings:
+  s3_aws_bucket_name: s3://acme
+  iam_role_arn: arn:aws:iam::123:role/x
+  regoin: us-east-1
+mappings:
+  - name: a
+    trigger: 'type = '
+    delimeter: ","
+    batch_size: 0
+    columns:
+      email: {"@if": {"then": 1}}
+    file_extension: xls
+    columns_to_transform:
+      - column_name: emial
+        hash_algorithm: md5
+"#,
+    )
+    .unwrap_err();
+    for want in [
+        "m.yaml:2:23: settings.s3_aws_bucket_name: \"s3://acme\" is a URI or ARN",
+        "m.yaml:3:17: settings.iam_role_arn:",
+        "the account ID must be 12 digits",
+        "m.yaml:4:3: settings: unknown key \"regoin\"; did you mean \"s3_aws_region\"?",
+        "m.yaml:7:14: mappings[0].trigger: 1:8: expected a value after '='",
+        "unknown key \"delimeter\"; did you mean \"delimiter\"?",
+        "mappings[0].batch_size: should be a whole number from 1 to 10000000, not 0",
+        "mappings[0].columns.email.@if: needs an \"exists\" or a \"blank\" condition",
+        "mappings[0].file_extension: should be \"csv\" or \"txt\", not \"xls\"",
+        "mappings[0].columns_to_transform[0].column_name: \"emial\" is not a column of this mapping; did you mean \"email\"?",
+        "mappings[0].columns_to_transform[0].hash_algorithm: should be one of none, sha256, not \"md5\"",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn settings_and_secrets() {
+    // SAFETY: this variable is only used by this test.
+    unsafe { std::env::set_var("S3ACTIONS_TEST_EXTERNAL_ID", "ext-123") };
+    let c = load(
+        r#"
+settings:
+  s3_aws_bucket_name: acme-events
+  s3_aws_region: us-east-1
+  iam_role_arn: arn:aws:iam::123456789012:role/s3-actions-writer
+  iam_external_id: ${S3ACTIONS_TEST_EXTERNAL_ID}
+  tags: {team: data, n: 3}
+mappings:
+  - name: m
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.settings.external_id.as_ref().unwrap().expose(), "ext-123");
+    assert!(!format!("{:?}", c.settings).contains("ext-123"));
+    assert_eq!(c.settings.tags, vec![("team".into(), "data".into()), ("n".into(), "3".into())]);
+    let err = load("settings:\n  iam_external_id: ${S3ACTIONS_NOT_SET_ANYWHERE}\nmappings:\n  - name: m\n").unwrap_err();
+    assert!(err.contains("environment variable S3ACTIONS_NOT_SET_ANYWHERE is not set"), "{err}");
+}
+
+#[test]
+fn duplicate_names_and_bad_structure() {
+    assert!(load("mappings:\n  - name: a\n  - name: a\n").unwrap_err().contains("duplicate mapping name"));
+    assert!(load("mappings: {}\n").unwrap_err().contains("should be a list of mappings"));
+    assert!(load("settings: {}\n").unwrap_err().contains("mappings: is missing"));
+    assert!(load("mappings:\n  - name: a\n    columns: {batch_size: {'@path': '$.x'}}\n").unwrap_err().contains("rename one"));
+    let e = load("mappings:\n  - name: a\n    columns:\n      x: {'@path': '$.a'}\n     y: 1\n").unwrap_err();
+    assert!(e.starts_with("m.yaml:"), "{e}");
+}

@@ -1,0 +1,455 @@
+//! Object keys: the folder template (rendered per event), the filename (rendered per batch),
+//! and the rules that keep keys safe and unique.
+//!
+//! Both templates are Handlebars. Folder templates are rendered for every event, so the
+//! common shape (literal text and `{{field.path}}` placeholders) is compiled to a list of
+//! parts read straight from the parsed event; anything fancier (helpers, blocks) goes
+//! through the Handlebars engine. Values print as JavaScript's `String()` and nothing is
+//! HTML-escaped.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use handlebars::Handlebars;
+use handlebars::template::{Parameter, TemplateElement};
+
+use crate::expr::{Seg, Value, walk};
+use crate::json::NodeRef;
+
+/// S3's limit on key length, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.set_strict_mode(false);
+    hb
+}
+
+#[derive(Clone, Debug)]
+enum Part {
+    Lit(String),
+    Var(Vec<Seg>),
+}
+
+/// The per-event folder template (`s3_aws_folder_name`).
+pub struct FolderTemplate {
+    source: String,
+    /// `Some` for templates made of text and plain placeholders only.
+    parts: Option<Vec<Part>>,
+    engine: Option<Handlebars<'static>>,
+}
+
+impl fmt::Debug for FolderTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FolderTemplate({:?})", self.source)
+    }
+}
+
+/// The plain placeholder path of an expression element, if that is all it is.
+fn simple_path(el: &TemplateElement) -> Option<String> {
+    let h = match el {
+        TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => h,
+        _ => return None,
+    };
+    if !h.params.is_empty() || !h.hash.is_empty() || h.block {
+        return None;
+    }
+    match &h.name {
+        Parameter::Name(n) => Some(n.clone()),
+        Parameter::Path(handlebars::Path::Relative((segs, raw))) => segs
+            .iter()
+            .all(|s| matches!(s, handlebars::PathSeg::Named(_)))
+            .then(|| raw.clone()),
+        _ => None,
+    }
+}
+
+fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, String> {
+    let t = handlebars::template::Template::compile(src).map_err(|e| e.to_string())?;
+    let mut parts = Vec::new();
+    for el in &t.elements {
+        match el {
+            TemplateElement::RawString(s) => parts.push(Part::Lit(s.clone())),
+            TemplateElement::Comment(_) => {}
+            other => match simple_path(other) {
+                Some(p) => parts.push(Part::Var(
+                    p.split('.').filter(|s| !s.is_empty()).map(Seg::new).collect(),
+                )),
+                None => return Ok(None),
+            },
+        }
+    }
+    Ok(Some(parts))
+}
+
+impl FolderTemplate {
+    pub fn compile(src: &str) -> Result<FolderTemplate, String> {
+        let parts = compile_parts(src).map_err(|e| format!("invalid template: {e}"))?;
+        let engine = match parts {
+            Some(_) => None,
+            None => {
+                let mut hb = registry();
+                hb.register_template_string("folder", src)
+                    .map_err(|e| format!("invalid template: {e}"))?;
+                Some(hb)
+            }
+        };
+        Ok(FolderTemplate {
+            source: src.to_string(),
+            parts,
+            engine,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The folder when it does not depend on the event.
+    pub fn constant(&self) -> Option<String> {
+        let parts = self.parts.as_ref()?;
+        let mut out = String::new();
+        for p in parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(_) => return None,
+            }
+        }
+        Some(folder_from_rendered(&out))
+    }
+
+    /// Renders the folder for one event into `out` (cleared first): sanitised, and ending in
+    /// `/` unless empty.
+    pub fn render_into(&self, event: NodeRef<'_>, out: &mut String, scratch: &mut String) {
+        scratch.clear();
+        match (&self.parts, &self.engine) {
+            (Some(parts), _) => {
+                let root = Value::Node(event);
+                for p in parts {
+                    match p {
+                        Part::Lit(s) => scratch.push_str(s),
+                        Part::Var(segs) => {
+                            let v = walk(&root, segs);
+                            if !v.is_nullish() {
+                                scratch.push_str(&v.to_js_string());
+                            }
+                        }
+                    }
+                }
+            }
+            (None, Some(hb)) => {
+                let json = Value::Node(event).to_serde();
+                if let Ok(s) = hb.render("folder", &json) {
+                    scratch.push_str(&s);
+                }
+            }
+            (None, None) => {}
+        }
+        out.clear();
+        out.push_str(&folder_from_rendered(scratch));
+    }
+}
+
+/// Cleans a rendered key or folder: no leading `/`, no empty, `.` or `..` segments, no
+/// control characters.
+pub fn sanitize_key(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for seg in raw.split('/') {
+        let clean: String = seg.chars().filter(|c| !c.is_control()).collect();
+        if clean.is_empty() || clean == "." || clean == ".." {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(&clean);
+    }
+    out
+}
+
+fn folder_from_rendered(raw: &str) -> String {
+    let mut f = sanitize_key(raw);
+    if !f.is_empty() {
+        f.push('/');
+    }
+    f
+}
+
+/// A batch's creation time. Every batch of a process gets a distinct millisecond, so keys
+/// built from it never collide, even for batches closed in the same millisecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchTime {
+    pub millis: u64,
+}
+
+impl BatchTime {
+    pub fn next() -> BatchTime {
+        static LAST: Mutex<u64> = Mutex::new(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let t = now.max(*last + 1);
+        *last = t;
+        BatchTime { millis: t }
+    }
+
+    fn datetime(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(self.millis as i128 * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// `new Date().toISOString()` with `:` and `.` replaced by `-`, as Segment names files.
+    pub fn segment_suffix(&self) -> String {
+        let d = self.datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}-{:03}Z",
+            d.year(),
+            d.month() as u8,
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second(),
+            d.millisecond()
+        )
+    }
+}
+
+/// Everything a filename template can use.
+pub struct BatchInfo<'a> {
+    pub prefix: &'a str,
+    pub extension: &'a str,
+    pub time: BatchTime,
+    pub event_type: &'a str,
+    pub mapping: &'a str,
+    pub part: u64,
+    pub rows: u64,
+    /// The batch's first event, when the template reads event fields.
+    pub first_event: Option<&'a serde_json::Value>,
+}
+
+/// How files are named (`filename_template`, or Segment's `<prefix>_<timestamp>.<ext>`).
+pub enum FilenameTemplate {
+    Segment,
+    Template {
+        source: String,
+        engine: Box<Handlebars<'static>>,
+        uses_event: bool,
+    },
+}
+
+impl fmt::Debug for FilenameTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FilenameTemplate::Segment => write!(f, "FilenameTemplate::Segment"),
+            FilenameTemplate::Template { source, .. } => write!(f, "FilenameTemplate({source:?})"),
+        }
+    }
+}
+
+/// Variables every filename template gets.
+pub const FILENAME_VARIABLES: &[&str] = &[
+    "prefix",
+    "extension",
+    "timestamp",
+    "date",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "event_type",
+    "mapping",
+    "part",
+    "rows",
+    "uuid",
+];
+
+impl FilenameTemplate {
+    pub fn compile(src: Option<&str>) -> Result<FilenameTemplate, String> {
+        let Some(src) = src else {
+            return Ok(FilenameTemplate::Segment);
+        };
+        let mut hb = registry();
+        hb.register_template_string("filename", src)
+            .map_err(|e| format!("invalid template: {e}"))?;
+        // Does it read anything but the built-in variables? Then the batch keeps its first
+        // event for rendering.
+        let uses_event = match compile_parts(src) {
+            Ok(Some(parts)) => parts.iter().any(|p| match p {
+                Part::Var(segs) => segs
+                    .first()
+                    .is_none_or(|s| !FILENAME_VARIABLES.contains(&s.key.as_ref())),
+                Part::Lit(_) => false,
+            }),
+            _ => true,
+        };
+        Ok(FilenameTemplate::Template {
+            source: src.to_string(),
+            engine: Box::new(hb),
+            uses_event,
+        })
+    }
+
+    pub fn uses_event(&self) -> bool {
+        matches!(self, FilenameTemplate::Template { uses_event: true, .. })
+    }
+
+    /// The file name of a batch (not yet joined with the folder).
+    pub fn render(&self, info: &BatchInfo<'_>) -> Result<String, String> {
+        match self {
+            FilenameTemplate::Segment => {
+                let suffix = info.time.segment_suffix();
+                let ext = format!(".{}", info.extension);
+                Ok(if let Some(base) = info.prefix.strip_suffix(&ext) {
+                    format!("{base}_{suffix}{ext}")
+                } else if info.prefix.is_empty() {
+                    format!("{suffix}{ext}")
+                } else {
+                    format!("{}_{suffix}{ext}", info.prefix)
+                })
+            }
+            FilenameTemplate::Template { engine, .. } => {
+                let d = info.time.datetime();
+                let mut ctx = match info.first_event {
+                    Some(serde_json::Value::Object(m)) => m.clone(),
+                    _ => serde_json::Map::new(),
+                };
+                let vars = [
+                    ("prefix", serde_json::json!(info.prefix)),
+                    ("extension", serde_json::json!(info.extension)),
+                    ("timestamp", serde_json::json!(info.time.segment_suffix())),
+                    (
+                        "date",
+                        serde_json::json!(format!(
+                            "{:04}-{:02}-{:02}",
+                            d.year(),
+                            d.month() as u8,
+                            d.day()
+                        )),
+                    ),
+                    ("year", serde_json::json!(format!("{:04}", d.year()))),
+                    ("month", serde_json::json!(format!("{:02}", d.month() as u8))),
+                    ("day", serde_json::json!(format!("{:02}", d.day()))),
+                    ("hour", serde_json::json!(format!("{:02}", d.hour()))),
+                    ("minute", serde_json::json!(format!("{:02}", d.minute()))),
+                    ("event_type", serde_json::json!(info.event_type)),
+                    ("mapping", serde_json::json!(info.mapping)),
+                    ("part", serde_json::json!(info.part)),
+                    ("rows", serde_json::json!(info.rows)),
+                    ("uuid", serde_json::json!(uuid::Uuid::new_v4().to_string())),
+                ];
+                for (k, v) in vars {
+                    ctx.insert(k.to_string(), v);
+                }
+                let rendered = engine
+                    .render("filename", &serde_json::Value::Object(ctx))
+                    .map_err(|e| format!("filename_template failed: {e}"))?;
+                let clean = sanitize_key(&rendered);
+                if clean.is_empty() {
+                    return Err(format!(
+                        "filename_template rendered an empty file name (from {rendered:?})"
+                    ));
+                }
+                Ok(clean)
+            }
+        }
+    }
+}
+
+/// `folder + filename`, checked against S3's key length limit.
+pub fn object_key(folder: &str, filename: &str) -> Result<String, String> {
+    let key = format!("{folder}{filename}");
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "object key is {} bytes, over S3's limit of {MAX_KEY_BYTES}; shorten the folder or file name",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::Tape;
+
+    fn folder(t: &str, event: &str) -> String {
+        let ft = FolderTemplate::compile(t).unwrap();
+        let mut tape = Tape::new();
+        let root = tape.parse(event).unwrap();
+        let (mut out, mut scratch) = (String::new(), String::new());
+        ft.render_into(root, &mut out, &mut scratch);
+        out
+    }
+
+    #[test]
+    fn folders() {
+        let e = r#"{"type":"track","context":{"personas":{"computation_key":"vip"}},"n":1.50}"#;
+        assert_eq!(folder("exports/{{type}}/", e), "exports/track/");
+        assert_eq!(folder("exports/{{type}}", e), "exports/track/");
+        assert_eq!(folder("audiences/{{context.personas.computation_key}}/", e), "audiences/vip/");
+        assert_eq!(folder("audiences/{{missing}}/x", e), "audiences/x/");
+        assert_eq!(folder("", e), "");
+        assert_eq!(folder("/../a/./b//{{n}}", e), "a/b/1.5/");
+        assert_eq!(folder("{{#if n}}big{{else}}small{{/if}}", e), "big/");
+        assert_eq!(folder("a&b<{{type}}>", e), "a&b<track>/");
+        assert_eq!(FolderTemplate::compile("x/{{type}}").unwrap().constant(), None);
+        assert_eq!(FolderTemplate::compile("x/y").unwrap().constant().as_deref(), Some("x/y/"));
+        assert!(FolderTemplate::compile("{{#if}}").is_err());
+    }
+
+    #[test]
+    fn segment_filenames() {
+        let t = BatchTime { millis: 1_795_342_530_123 };
+        assert_eq!(t.segment_suffix(), "2026-11-22T10-15-30-123Z");
+        let info = |prefix: &'static str, ext: &'static str| BatchInfo {
+            prefix,
+            extension: ext,
+            time: t,
+            event_type: "track",
+            mapping: "m",
+            part: 1,
+            rows: 2,
+            first_event: None,
+        };
+        let f = FilenameTemplate::Segment;
+        assert_eq!(f.render(&info("segment", "csv")).unwrap(), "segment_2026-11-22T10-15-30-123Z.csv");
+        assert_eq!(f.render(&info("", "txt")).unwrap(), "2026-11-22T10-15-30-123Z.txt");
+        assert_eq!(f.render(&info("csv_export.csv", "csv")).unwrap(), "csv_export_2026-11-22T10-15-30-123Z.csv");
+        assert_eq!(f.render(&info("x.csv", "txt")).unwrap(), "x.csv_2026-11-22T10-15-30-123Z.txt");
+    }
+
+    #[test]
+    fn filename_templates() {
+        let t = BatchTime { millis: 1_795_342_530_123 };
+        let ev = serde_json::json!({"type": "track", "timestamp": "ignored", "context": {"k": "v"}});
+        let info = BatchInfo {
+            prefix: "p",
+            extension: "csv",
+            time: t,
+            event_type: "track",
+            mapping: "events",
+            part: 3,
+            rows: 10,
+            first_event: Some(&ev),
+        };
+        let f = FilenameTemplate::compile(Some("{{year}}/{{month}}/{{day}}/{{mapping}}-{{part}}-{{rows}}-{{context.k}}-{{timestamp}}.{{extension}}")).unwrap();
+        assert!(f.uses_event());
+        assert_eq!(f.render(&info).unwrap(), "2026/11/22/events-3-10-v-2026-11-22T10-15-30-123Z.csv");
+        let f = FilenameTemplate::compile(Some("{{prefix}}_{{uuid}}.{{extension}}")).unwrap();
+        assert!(!f.uses_event());
+        assert_eq!(f.render(&info).unwrap().len(), "p_.csv".len() + 36);
+    }
+
+    #[test]
+    fn batch_times_are_unique() {
+        let a = BatchTime::next();
+        let b = BatchTime::next();
+        let c = BatchTime::next();
+        assert!(a.millis < b.millis && b.millis < c.millis);
+    }
+}
