@@ -5,11 +5,17 @@
 //! [`naming`] → [`sink`]. [`mapping`] loads a mapping file into compiled, ready-to-run
 //! structures; [`pipeline`] runs the stages.
 
+pub mod batch;
 pub mod encode;
 pub mod expr;
 pub mod json;
 pub mod mapping;
 pub mod naming;
+pub mod partition;
+pub mod pipeline;
+pub mod preview;
+pub mod sink;
+pub mod source;
 pub mod spanned;
 pub mod suggest;
 pub mod trigger;

@@ -103,6 +103,9 @@ pub struct Settings {
     pub role_session_duration_seconds: u32,
     /// Where the settings block is, for messages about missing values.
     pub mark: Mark,
+    /// Settings that read an environment variable that is not set. They only matter when
+    /// uploading (local runs never use them), so they are reported then.
+    pub unresolved: Vec<Diagnostic>,
 }
 
 impl Default for Settings {
@@ -129,6 +132,7 @@ impl Default for Settings {
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
             mark: Mark::default(),
+            unresolved: Vec::new(),
         }
     }
 }
@@ -242,11 +246,18 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         return s;
     };
     check_keys(members, SETTINGS_KEYS, "settings", diags);
+    let mut unresolved = Vec::new();
     let mut r = Reader::new("settings", node, diags);
-    let env = |r: &mut Reader, key: &str| -> Option<(String, Mark)> {
+    let mut env = |r: &mut Reader, key: &str| -> Option<(String, Mark)> {
         let (v, mark) = r.string(key)?;
         match interpolate_env(&v) {
             Ok(v) => Some((v, mark)),
+            Err(e) if e.ends_with("is not set") => {
+                let message = format!("{e} (needed to upload to S3; local runs with --out do not use it)");
+                unresolved.push(Diagnostic::error(r.at(key), mark, message.clone()));
+                r.warn(key, mark, message);
+                None
+            }
             Err(e) => {
                 r.error(key, mark, e);
                 None
@@ -347,6 +358,8 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
     if let Some(n) = r.integer("role_session_duration_seconds", 900, 43_200) {
         s.role_session_duration_seconds = n as u32;
     }
+    drop(env);
+    s.unresolved = unresolved;
     if s.role_arn.is_some() && s.external_id.is_none() && node.get("iam_external_id").is_none() {
         r.error("iam_external_id", node.mark, "is required with iam_role_arn: the role's trust policy should require it (use ${VAR} to read it from the environment)");
     }
@@ -357,6 +370,20 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         r.error("ssekms_key_id", node.mark, "only applies with server_side_encryption: aws:kms");
     }
     s
+}
+
+impl Settings {
+    /// Everything uploading needs: a bucket, a region, and every `${VAR}` resolved.
+    pub fn check_for_upload(&self) -> Result<(), Vec<Diagnostic>> {
+        let mut problems = self.unresolved.clone();
+        if self.bucket.is_none() && !problems.iter().any(|d| d.location.ends_with("s3_aws_bucket_name")) {
+            problems.push(Diagnostic::error("settings.s3_aws_bucket_name", self.mark, "is required to upload (the bucket name, e.g. acme-events)"));
+        }
+        if self.region.is_none() && !problems.iter().any(|d| d.location.ends_with("s3_aws_region")) {
+            problems.push(Diagnostic::error("settings.s3_aws_region", self.mark, "is required to upload (e.g. us-east-1)"));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
 }
 
 #[cfg(test)]

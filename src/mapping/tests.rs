@@ -98,8 +98,13 @@ mappings:
     assert_eq!(c.settings.external_id.as_ref().unwrap().expose(), "ext-123");
     assert!(!format!("{:?}", c.settings).contains("ext-123"));
     assert_eq!(c.settings.tags, vec![("team".into(), "data".into()), ("n".into(), "3".into())]);
-    let err = load("settings:\n  iam_external_id: ${S3ACTIONS_NOT_SET_ANYWHERE}\nmappings:\n  - name: m\n").unwrap_err();
-    assert!(err.contains("environment variable S3ACTIONS_NOT_SET_ANYWHERE is not set"), "{err}");
+    // An unset variable only matters for uploading: a warning at load, an error for upload.
+    let c = load("settings:\n  iam_external_id: ${S3ACTIONS_NOT_SET_ANYWHERE}\nmappings:\n  - name: m\n").unwrap();
+    assert!(c.warnings[0].to_string().contains("environment variable S3ACTIONS_NOT_SET_ANYWHERE is not set"));
+    let problems = c.settings.check_for_upload().unwrap_err();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(text[0].contains("S3ACTIONS_NOT_SET_ANYWHERE"), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("s3_aws_bucket_name: is required to upload")), "{text:?}");
 }
 
 #[test]

@@ -1,0 +1,182 @@
+//! Partitions: rows are split by (mapping, event type, rendered folder); each partition
+//! fills its own files.
+//!
+//! Workers group the rows of one chunk by partition ([`RowGroups`]); the single writer
+//! thread then appends each group to its partition's open batch ([`Partitions`]) in input
+//! order, so files are byte-identical however many workers run.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::batch::{BatchError, OpenBatch};
+use crate::mapping::Mapping;
+use crate::sink::{FinishedFile, Sink, SinkError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct PartitionKey {
+    pub mapping: usize,
+    pub event_type: String,
+    pub folder: String,
+}
+
+/// The rows of one chunk that go to one partition.
+#[derive(Debug)]
+pub struct RowGroup {
+    pub key: PartitionKey,
+    /// Encoded rows, each starting with `\n` and ending with the batch-size field.
+    pub bytes: Vec<u8>,
+    /// End offset of each row in `bytes`.
+    pub row_ends: Vec<u32>,
+    /// Record index (in the chunk) of each row, to find a batch's first event.
+    pub row_records: Vec<u32>,
+}
+
+/// A worker's grouping of one chunk's rows.
+#[derive(Debug, Default)]
+pub struct RowGroups {
+    pub groups: Vec<RowGroup>,
+}
+
+impl RowGroups {
+    /// The group for a partition, created on first use. Lookups compare borrowed strings, so
+    /// the common case (the partition already has a group in this chunk) allocates nothing.
+    pub fn group(&mut self, mapping: usize, event_type: &str, folder: &str) -> &mut RowGroup {
+        let found = self.groups.iter().position(|g| {
+            g.key.mapping == mapping && g.key.event_type == event_type && g.key.folder == folder
+        });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.groups.push(RowGroup {
+                    key: PartitionKey {
+                        mapping,
+                        event_type: event_type.to_string(),
+                        folder: folder.to_string(),
+                    },
+                    bytes: Vec::with_capacity(64 * 1024),
+                    row_ends: Vec::new(),
+                    row_records: Vec::new(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[i]
+    }
+}
+
+struct PartitionState {
+    key: PartitionKey,
+    parts_started: u64,
+    open: Option<OpenBatch>,
+}
+
+/// Every partition seen so far, with its open batch. Lives on the writer thread.
+#[derive(Default)]
+pub struct Partitions {
+    index: HashMap<PartitionKey, usize>,
+    states: Vec<PartitionState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("cannot write a batch file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Partitions {
+    pub fn new() -> Partitions {
+        Partitions::default()
+    }
+
+    /// Appends a group's rows to its partition, closing and delivering every batch that
+    /// fills up. `first_event` gives the JSON of a record when a filename template needs it.
+    pub fn write_group(
+        &mut self,
+        group: RowGroup,
+        mapping: &Mapping,
+        sink: &mut dyn Sink,
+        first_event: &dyn Fn(u32) -> Option<serde_json::Value>,
+    ) -> Result<(), WriteError> {
+        let RowGroup {
+            key,
+            bytes,
+            row_ends,
+            row_records,
+        } = group;
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.states.push(PartitionState {
+                    key: key.clone(),
+                    parts_started: 0,
+                    open: None,
+                });
+                self.index.insert(key, self.states.len() - 1);
+                self.states.len() - 1
+            }
+        };
+        let staging = sink.staging_dir().to_path_buf();
+        let mut row = 0usize;
+        let mut offset = 0usize;
+        while row < row_ends.len() {
+            let state = &mut self.states[i];
+            if state.open.is_none() {
+                state.parts_started += 1;
+                let mut batch = OpenBatch::create(&staging, &mapping.header, state.parts_started)?;
+                if mapping.filename.uses_event() {
+                    batch.first_event = first_event(row_records[row]);
+                }
+                state.open = Some(batch);
+            }
+            let batch = state.open.as_mut().expect("opened above");
+            let room = (mapping.batch_size - batch.rows) as usize;
+            let want = room.min(row_ends.len() - row);
+            let mut take = want;
+            if let Some(max) = mapping.batch_max_bytes {
+                // Stop before the byte limit, but put at least one row in every file.
+                take = 0;
+                while take < want {
+                    let end = row_ends[row + take] as usize;
+                    let size = batch.bytes + (end - offset) as u64;
+                    if size > max && (batch.rows > 0 || take > 0) {
+                        break;
+                    }
+                    take += 1;
+                }
+            }
+            if take > 0 {
+                let end = row_ends[row + take - 1] as usize;
+                batch.append(&bytes[offset..end], take as u64)?;
+                offset = end;
+                row += take;
+            }
+            if batch.rows >= mapping.batch_size || take < want {
+                self.close(i, mapping, sink, &staging)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, i: usize, mapping: &Mapping, sink: &mut dyn Sink, staging: &Path) -> Result<(), WriteError> {
+        let state = &mut self.states[i];
+        if let Some(batch) = state.open.take() {
+            let file: FinishedFile = batch.finish(mapping, &state.key.folder, &state.key.event_type, staging)?;
+            sink.deliver(file)?;
+        }
+        Ok(())
+    }
+
+    /// Closes every open batch (end of input), in the order partitions first appeared.
+    pub fn close_all(&mut self, mappings: &[Mapping], sink: &mut dyn Sink) -> Result<(), WriteError> {
+        let staging = sink.staging_dir().to_path_buf();
+        for i in 0..self.states.len() {
+            let m = &mappings[self.states[i].key.mapping];
+            self.close(i, m, sink, &staging)?;
+        }
+        Ok(())
+    }
+}

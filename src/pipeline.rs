@@ -1,0 +1,522 @@
+//! Runs the stages: one reader thread cuts inputs into chunks, worker threads turn chunks
+//! into encoded rows grouped by partition, and the calling thread writes them, in input
+//! order, into batches that go to the sink.
+//!
+//! Every event read ends up counted exactly once as matched by at least one mapping, not
+//! matched by any trigger, or rejected (with a reason, in the rejects file).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use crate::encode::{Encoder, batch_size_suffix};
+use crate::expr::Value;
+use crate::json::{Kind, Tape};
+use crate::mapping::Config;
+use crate::partition::{Partitions, RowGroups, WriteError};
+use crate::sink::{Sink, SinkError, SinkReport};
+use crate::source::{Chunk, Input, Splitter};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub inputs: Vec<Input>,
+    /// Only this mapping (by name).
+    pub only_mapping: Option<String>,
+    /// Worker threads (parse, trigger, map, encode); 0 means one per core.
+    pub threads: usize,
+    /// Bytes of input per chunk handed to a worker.
+    pub chunk_size: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            inputs: Vec::new(),
+            only_mapping: None,
+            threads: 0,
+            chunk_size: 1024 * 1024,
+            progress: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MappingStats {
+    pub name: String,
+    /// Events whose trigger matched.
+    pub matched: u64,
+    /// Rows written (matched events that mapped to a row).
+    pub rows: u64,
+    /// Matched events rejected because a column could not be computed.
+    pub failed: u64,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub events_read: u64,
+    /// Events that matched no trigger.
+    pub not_matched: u64,
+    /// Input records that are not JSON objects (never reached a trigger).
+    pub rejected: u64,
+    pub mappings: Vec<MappingStats>,
+    pub sink: SinkReport,
+    pub rejects_path: Option<PathBuf>,
+    pub rejects_written: u64,
+    pub bytes_read: u64,
+    pub elapsed: Duration,
+}
+
+impl RunReport {
+    /// Events matched by at least one mapping.
+    pub fn matched_events(&self) -> u64 {
+        self.events_read - self.not_matched - self.rejected
+    }
+
+    pub fn failed_rows(&self) -> u64 {
+        self.mappings.iter().map(|m| m.failed).sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no mapping named {0:?} in the mapping file (mappings: {1})")]
+    UnknownMapping(String, String),
+    #[error("no enabled mapping to run")]
+    NothingEnabled,
+    #[error("cannot read {input}: {source}")]
+    Input {
+        input: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the rejects file {}: {source}", path.display())]
+    Rejects {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Where rejected records are appended (created on the first reject).
+pub struct RejectLog {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    written: u64,
+}
+
+impl RejectLog {
+    pub fn new(path: PathBuf) -> RejectLog {
+        RejectLog {
+            path,
+            file: None,
+            written: 0,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&mut self, entry: &serde_json::Value) -> io::Result<()> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = Some(BufWriter::new(f));
+        }
+        let f = self.file.as_mut().expect("opened above");
+        serde_json::to_writer(&mut *f, entry)?;
+        f.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+struct RawReject {
+    record: (u32, u32),
+    line: u64,
+    mapping: Option<usize>,
+    reason: String,
+}
+
+#[derive(Default)]
+struct Counts {
+    read: u64,
+    not_matched: u64,
+    rejected: u64,
+    matched: Vec<u64>,
+    rows: Vec<u64>,
+    failed: Vec<u64>,
+}
+
+struct ChunkResult {
+    chunk: Chunk,
+    groups: RowGroups,
+    counts: Counts,
+    rejects: Vec<RawReject>,
+}
+
+/// Per-worker reusable state.
+struct Worker<'c> {
+    config: &'c Config,
+    active: &'c [usize],
+    suffixes: &'c [Vec<u8>],
+    constant_folders: &'c [Option<String>],
+    tape: Tape,
+    encoder: Encoder,
+    folder: String,
+    scratch: String,
+}
+
+impl Worker<'_> {
+    fn process(&mut self, chunk: Chunk) -> ChunkResult {
+        let n = self.config.mappings.len();
+        let mut counts = Counts {
+            matched: vec![0; n],
+            rows: vec![0; n],
+            failed: vec![0; n],
+            ..Counts::default()
+        };
+        let mut groups = RowGroups::default();
+        let mut rejects = Vec::new();
+        let Worker {
+            config,
+            active,
+            suffixes,
+            constant_folders,
+            tape,
+            encoder,
+            folder,
+            scratch,
+        } = self;
+        for (ri, rec) in chunk.records.iter().enumerate() {
+            counts.read += 1;
+            let bytes = &chunk.data[rec.start as usize..rec.end as usize];
+            let mut reject = |reason: String, mapping: Option<usize>| {
+                rejects.push(RawReject {
+                    record: (rec.start, rec.end),
+                    line: rec.line,
+                    mapping,
+                    reason,
+                });
+            };
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    counts.rejected += 1;
+                    reject(format!("not valid UTF-8 (byte {} of the record)", e.valid_up_to() + 1), None);
+                    continue;
+                }
+            };
+            let root = match tape.parse(text) {
+                Ok(r) => r,
+                Err(e) => {
+                    counts.rejected += 1;
+                    let (l, c) = e.line_col(bytes);
+                    reject(format!("invalid JSON at line {}, column {c}: {}", rec.line + l as u64 - 1, e.message), None);
+                    continue;
+                }
+            };
+            if root.kind() != Kind::Object {
+                counts.rejected += 1;
+                let kind = format!("{:?}", root.kind()).to_lowercase();
+                reject(format!("not a JSON object (it is {} {kind}); each event must be an object", if kind == "array" || kind == "object" { "an" } else { "a" }), None);
+                continue;
+            }
+            let event = Value::Node(root);
+            let mut any = false;
+            for &mi in active.iter() {
+                let m = &config.mappings[mi];
+                if !m.trigger.matches(root) {
+                    continue;
+                }
+                any = true;
+                counts.matched[mi] += 1;
+                let type_cow = root.get("type").and_then(|t| t.as_str());
+                let event_type = type_cow.as_deref().unwrap_or("");
+                let folder_str: &str = match &constant_folders[mi] {
+                    Some(f) => f,
+                    None => {
+                        m.folder.render_into(root, folder, scratch);
+                        folder
+                    }
+                };
+                let g = groups.group(mi, event_type, folder_str);
+                match encoder.encode_row(m, &event, &mut g.bytes) {
+                    Ok(()) => {
+                        g.bytes.extend_from_slice(&suffixes[mi]);
+                        g.row_ends.push(g.bytes.len() as u32);
+                        g.row_records.push(ri as u32);
+                        counts.rows[mi] += 1;
+                    }
+                    Err(e) => {
+                        counts.failed[mi] += 1;
+                        reject(e.to_string(), Some(mi));
+                    }
+                }
+            }
+            if !any {
+                counts.not_matched += 1;
+            }
+        }
+        for (rec, why) in &chunk.broken {
+            counts.read += 1;
+            counts.rejected += 1;
+            rejects.push(RawReject {
+                record: (rec.start, rec.end),
+                line: rec.line,
+                mapping: None,
+                reason: why.clone(),
+            });
+        }
+        ChunkResult {
+            chunk,
+            groups,
+            counts,
+            rejects,
+        }
+    }
+}
+
+fn resolve_active(config: &Config, only: Option<&str>) -> Result<Vec<usize>, RunError> {
+    let active: Vec<usize> = match only {
+        Some(name) => match config.mapping(name) {
+            Some(m) => vec![m.index],
+            None => {
+                let names: Vec<&str> = config.mappings.iter().map(|m| m.name.as_str()).collect();
+                return Err(RunError::UnknownMapping(name.to_string(), names.join(", ")));
+            }
+        },
+        None => config.mappings.iter().filter(|m| m.enabled).map(|m| m.index).collect(),
+    };
+    if active.is_empty() {
+        return Err(RunError::NothingEnabled);
+    }
+    Ok(active)
+}
+
+/// Replays the inputs through the mappings into the sink.
+pub fn run(config: &Config, opts: &RunOptions, sink: &mut dyn Sink, rejects: &mut RejectLog) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let active = resolve_active(config, opts.only_mapping.as_deref())?;
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let suffixes: Vec<Vec<u8>> = config.mappings.iter().map(|m| batch_size_suffix(m, m.batch_size)).collect();
+    let constant_folders: Vec<Option<String>> = config.mappings.iter().map(|m| m.folder.constant()).collect();
+    let input_names: Vec<String> = opts.inputs.iter().map(Input::name).collect();
+
+    let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
+    let (done_tx, done_rx) = sync_channel::<ChunkResult>(threads * 2);
+    let work_rx = Mutex::new(work_rx);
+
+    let mut report = RunReport {
+        mappings: config
+            .mappings
+            .iter()
+            .map(|m| MappingStats {
+                name: m.name.clone(),
+                ..MappingStats::default()
+            })
+            .collect(),
+        rejects_path: Some(rejects.path().to_path_buf()),
+        ..RunReport::default()
+    };
+
+    let progress = opts.progress.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+
+    let outcome = std::thread::scope(|scope| -> Result<(), RunError> {
+        let reader = scope.spawn(|| read_inputs(&opts.inputs, opts.chunk_size, work_tx));
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let work_rx = &work_rx;
+            let (config, active, suffixes, constant_folders) = (config, &active, &suffixes, &constant_folders);
+            scope.spawn(move || {
+                let mut worker = Worker {
+                    config,
+                    active,
+                    suffixes,
+                    constant_folders,
+                    tape: Tape::new(),
+                    encoder: Encoder::new(),
+                    folder: String::new(),
+                    scratch: String::new(),
+                };
+                loop {
+                    let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(chunk) = next else { break };
+                    if done_tx.send(worker.process(chunk)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let written = write_results(config, done_rx, sink, rejects, &input_names, &mut report, progress.as_ref());
+        let read = reader.join().unwrap_or_else(|_| Err(RunError::Input {
+            input: "input".into(),
+            source: io::Error::other("the reader thread panicked"),
+        }));
+        written?;
+        read.map(|bytes| report.bytes_read = bytes)
+    });
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    rejects.flush().map_err(|source| RunError::Rejects {
+        path: rejects.path().to_path_buf(),
+        source,
+    })?;
+    report.rejects_written = rejects.written;
+    // Deliver what was written even when an input failed part-way: those events were read.
+    let finished = sink.finish();
+    outcome?;
+    report.sink = finished?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The reader thread: inputs in order, chunk by chunk. Returns the bytes read.
+fn read_inputs(inputs: &[Input], chunk_size: usize, tx: SyncSender<Chunk>) -> Result<u64, RunError> {
+    let mut seq = 0u64;
+    let mut bytes = 0u64;
+    for (i, input) in inputs.iter().enumerate() {
+        let err = |source| RunError::Input {
+            input: input.name(),
+            source,
+        };
+        let reader = input.open().map_err(err)?;
+        let mut splitter = Splitter::new(reader, i, chunk_size);
+        while let Some(chunk) = splitter.next_chunk(seq).map_err(err)? {
+            seq += 1;
+            bytes += chunk.data.len() as u64;
+            if tx.send(chunk).is_err() {
+                return Ok(bytes);
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// The writer: takes worker results in input order and appends them to partitions.
+fn write_results(
+    config: &Config,
+    rx: Receiver<ChunkResult>,
+    sink: &mut dyn Sink,
+    rejects: &mut RejectLog,
+    input_names: &[String],
+    report: &mut RunReport,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<(), RunError> {
+    let mut partitions = Partitions::new();
+    let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut failure: Option<RunError> = None;
+    for result in rx {
+        pending.insert(result.chunk.seq, result);
+        while let Some(r) = pending.remove(&next) {
+            next += 1;
+            if failure.is_some() {
+                continue; // keep draining so the workers can finish
+            }
+            if let Err(e) = apply(config, r, &mut partitions, sink, rejects, input_names, report) {
+                failure = Some(e);
+            }
+            if let Some(bar) = progress {
+                bar.set_message(format!(
+                    "{} events read, {} files written",
+                    report.events_read,
+                    report.mappings.iter().map(|m| m.rows).sum::<u64>()
+                ));
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    partitions.close_all(&config.mappings, sink)?;
+    Ok(())
+}
+
+fn apply(
+    config: &Config,
+    r: ChunkResult,
+    partitions: &mut Partitions,
+    sink: &mut dyn Sink,
+    rejects: &mut RejectLog,
+    input_names: &[String],
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    let ChunkResult {
+        chunk,
+        groups,
+        counts,
+        rejects: raw_rejects,
+    } = r;
+    report.events_read += counts.read;
+    report.not_matched += counts.not_matched;
+    report.rejected += counts.rejected;
+    for (i, s) in report.mappings.iter_mut().enumerate() {
+        s.matched += counts.matched[i];
+        s.rows += counts.rows[i];
+        s.failed += counts.failed[i];
+    }
+    let input = &input_names[chunk.input];
+    for rj in raw_rejects {
+        let raw = String::from_utf8_lossy(&chunk.data[rj.record.0 as usize..rj.record.1 as usize]);
+        let mut entry = serde_json::json!({
+            "input": input,
+            "line": rj.line,
+            "reason": rj.reason,
+        });
+        if let Some(mi) = rj.mapping {
+            entry["mapping"] = serde_json::json!(config.mappings[mi].name);
+        }
+        // Valid JSON stays JSON; anything else is kept as text.
+        entry["event"] = serde_json::from_str::<serde_json::Value>(&raw).unwrap_or(serde_json::Value::String(raw.into_owned()));
+        rejects.write(&entry).map_err(|source| RunError::Rejects {
+            path: rejects.path().to_path_buf(),
+            source,
+        })?;
+    }
+    let records = &chunk.records;
+    let data = &chunk.data;
+    let first_event = |ri: u32| -> Option<serde_json::Value> {
+        let rec = records.get(ri as usize)?;
+        serde_json::from_slice(&data[rec.start as usize..rec.end as usize]).ok()
+    };
+    for g in groups.groups {
+        let m = &config.mappings[g.key.mapping];
+        partitions.write_group(g, m, sink, &first_event)?;
+    }
+    Ok(())
+}

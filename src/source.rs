@@ -1,0 +1,509 @@
+//! Event input: files, gzip files and stdin, read in large chunks of whole records.
+//!
+//! Three layouts are accepted and told apart from the first bytes: NDJSON (one event per
+//! line), a JSON array of events, and a stream of JSON values (a single, possibly
+//! pretty-printed, object is the common case). Input is never held whole: a chunk of about
+//! one MiB of complete records is cut at a time, and every record keeps the line it starts
+//! on so that a bad one can be reported precisely.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Where events come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    /// `-` is stdin.
+    pub fn parse(arg: &str) -> Input {
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::File(PathBuf::from(arg))
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "<stdin>".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Opens the input, decompressing `.gz` files (and gzip on stdin, recognised by its
+    /// magic bytes).
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        match self {
+            Input::Stdin => sniff_gzip(Box::new(io::stdin())),
+            Input::File(p) => {
+                let f = File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                let r = BufReader::with_capacity(256 * 1024, f);
+                if is_gz(p) {
+                    Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
+                } else {
+                    Ok(Box::new(r))
+                }
+            }
+        }
+    }
+}
+
+fn is_gz(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+fn sniff_gzip(mut r: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    let mut head = [0u8; 2];
+    let mut n = 0;
+    while n < 2 {
+        let k = r.read(&mut head[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let prefix = io::Cursor::new(head[..n].to_vec());
+    let joined: Box<dyn Read + Send> = Box::new(prefix.chain(r));
+    if n == 2 && head == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(joined))))
+    } else {
+        Ok(joined)
+    }
+}
+
+/// One record (event text) inside a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub start: u32,
+    pub end: u32,
+    /// 1-based line where the record starts.
+    pub line: u64,
+}
+
+/// A run of whole records, in input order.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Position among all chunks of the run (across inputs).
+    pub seq: u64,
+    /// Index of the input in the run's input list.
+    pub input: usize,
+    pub data: Vec<u8>,
+    pub records: Vec<Record>,
+    /// Records that could not be cut out (e.g. an unterminated array), with the reason.
+    pub broken: Vec<(Record, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    Unknown,
+    Lines,
+    Stream,
+    Array,
+    ArrayDone,
+}
+
+/// Cuts an input into chunks of whole records.
+pub struct Splitter {
+    reader: Box<dyn Read + Send>,
+    input: usize,
+    chunk_size: usize,
+    carry: Vec<u8>,
+    /// Line number of `carry[0]`.
+    line: u64,
+    layout: Layout,
+    eof: bool,
+    at_start: bool,
+    /// For arrays: the opening '[' has been consumed.
+    array_open: bool,
+}
+
+/// Result of scanning for the end of one JSON value.
+enum Scan {
+    /// The value ends at this offset (exclusive); `lines` newlines were crossed.
+    End(usize, u64),
+    /// More input is needed.
+    Incomplete,
+}
+
+/// Finds the end of the JSON value starting at `b[0]` (not whitespace), tracking strings and
+/// nesting only (validation is the parser's job).
+fn scan_value(b: &[u8]) -> Scan {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    let mut lines = 0u64;
+    let scalar = !matches!(b.first(), Some(b'{') | Some(b'['));
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            lines += 1;
+        }
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+                if scalar && depth == 0 {
+                    return Scan::End(i + 1, lines);
+                }
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Scan::End(i + 1, lines);
+                    }
+                }
+                b' ' | b'\t' | b'\r' | b'\n' | b',' if scalar && depth == 0 => {
+                    return Scan::End(i, lines - u64::from(c == b'\n'));
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    Scan::Incomplete
+}
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+impl Splitter {
+    pub fn new(reader: Box<dyn Read + Send>, input: usize, chunk_size: usize) -> Splitter {
+        Splitter {
+            reader,
+            input,
+            chunk_size: chunk_size.max(4096),
+            carry: Vec::new(),
+            line: 1,
+            layout: Layout::Unknown,
+            eof: false,
+            at_start: true,
+            array_open: false,
+        }
+    }
+
+    /// Reads until the buffer holds at least `want` bytes or the input ends.
+    fn fill(&mut self, want: usize) -> io::Result<()> {
+        while self.carry.len() < want && !self.eof {
+            let len = self.carry.len();
+            let target = want.max(len + 64 * 1024);
+            self.carry.resize(target, 0);
+            match self.reader.read(&mut self.carry[len..]) {
+                Ok(0) => {
+                    self.carry.truncate(len);
+                    self.eof = true;
+                }
+                Ok(n) => self.carry.truncate(len + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.carry.truncate(len),
+                Err(e) => {
+                    self.carry.truncate(len);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn detect(&mut self) -> io::Result<()> {
+        if self.at_start {
+            self.fill(3)?;
+            if self.carry.starts_with(b"\xEF\xBB\xBF") {
+                self.carry.drain(..3);
+            }
+            self.at_start = false;
+        }
+        // Skip leading whitespace to find the first significant byte.
+        loop {
+            let ws = self.carry.iter().take_while(|&&c| is_ws(c)).count();
+            if ws < self.carry.len() || self.eof {
+                break;
+            }
+            let len = self.carry.len();
+            self.fill(len + 64 * 1024)?;
+            if self.carry.len() == len {
+                break;
+            }
+        }
+        let ws = self.carry.iter().take_while(|&&c| is_ws(c)).count();
+        let Some(&first) = self.carry.get(ws) else {
+            self.layout = Layout::Lines;
+            return Ok(());
+        };
+        if first == b'[' {
+            self.layout = Layout::Array;
+            return Ok(());
+        }
+        // NDJSON when the first value ends on its first line; otherwise a stream of
+        // (pretty-printed) values.
+        loop {
+            match scan_value(&self.carry[ws..]) {
+                Scan::End(end, lines) => {
+                    self.layout = if lines == 0 { Layout::Lines } else { Layout::Stream };
+                    let _ = end;
+                    return Ok(());
+                }
+                Scan::Incomplete if self.eof => {
+                    let rest = &self.carry[ws..];
+                    self.layout = if rest.contains(&b'\n') { Layout::Stream } else { Layout::Lines };
+                    return Ok(());
+                }
+                Scan::Incomplete => {
+                    let len = self.carry.len();
+                    self.fill(len * 2)?;
+                }
+            }
+        }
+    }
+
+    /// The next chunk of records, or `None` at the end of the input.
+    pub fn next_chunk(&mut self, seq: u64) -> io::Result<Option<Chunk>> {
+        if self.layout == Layout::Unknown {
+            self.detect()?;
+        }
+        self.fill(self.chunk_size)?;
+        if self.carry.is_empty() && self.eof {
+            return Ok(None);
+        }
+        let mut chunk = Chunk {
+            seq,
+            input: self.input,
+            ..Chunk::default()
+        };
+        match self.layout {
+            Layout::Lines => self.cut_lines(&mut chunk)?,
+            Layout::Stream | Layout::Array | Layout::ArrayDone => self.cut_values(&mut chunk)?,
+            Layout::Unknown => unreachable!("detected above"),
+        }
+        if chunk.records.is_empty() && chunk.broken.is_empty() && self.carry.is_empty() && self.eof {
+            return Ok(None);
+        }
+        Ok(Some(chunk))
+    }
+
+    fn cut_lines(&mut self, chunk: &mut Chunk) -> io::Result<()> {
+        // Make sure at least one whole line is present (lines may exceed the chunk size).
+        let mut boundary = memchr::memrchr(b'\n', &self.carry).map(|p| p + 1);
+        while boundary.is_none() && !self.eof {
+            let len = self.carry.len();
+            self.fill(len * 2 + 4096)?;
+            boundary = memchr::memrchr(b'\n', &self.carry).map(|p| p + 1);
+        }
+        let cut = if self.eof { self.carry.len() } else { boundary.unwrap_or(self.carry.len()) };
+        let tail = self.carry.split_off(cut);
+        let data = std::mem::replace(&mut self.carry, tail);
+        let mut line = self.line;
+        let mut start = 0usize;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+            let mut e = end;
+            if e > start && data[e - 1] == b'\r' {
+                e -= 1;
+            }
+            if data[start..e].iter().any(|&c| !is_ws(c)) {
+                chunk.records.push(Record {
+                    start: start as u32,
+                    end: e as u32,
+                    line,
+                });
+            }
+            line += 1;
+            start = end + 1;
+        }
+        self.line = line;
+        chunk.data = data;
+        Ok(())
+    }
+
+    fn cut_values(&mut self, chunk: &mut Chunk) -> io::Result<()> {
+        let mut pos = 0usize;
+        let mut line = self.line;
+        let mut records = Vec::new();
+        let mut broken = Vec::new();
+        loop {
+            // Skip whitespace (and, inside an array, separating commas).
+            while pos < self.carry.len() {
+                let c = self.carry[pos];
+                if c == b'\n' {
+                    line += 1;
+                }
+                if is_ws(c) {
+                    pos += 1;
+                    continue;
+                }
+                if self.layout == Layout::Array && self.array_open && c == b',' {
+                    pos += 1;
+                    continue;
+                }
+                break;
+            }
+            if pos >= self.carry.len() {
+                if self.eof {
+                    if self.layout == Layout::Array {
+                        broken.push((
+                            Record { start: pos as u32, end: pos as u32, line },
+                            "unterminated JSON array: the input ends before the closing ']'".to_string(),
+                        ));
+                        self.layout = Layout::ArrayDone;
+                    }
+                    break;
+                }
+                if pos >= self.chunk_size && !records.is_empty() {
+                    break;
+                }
+                self.fill(self.carry.len() + 64 * 1024)?;
+                continue;
+            }
+            let c = self.carry[pos];
+            match self.layout {
+                Layout::Array if !self.array_open => {
+                    // detect() saw '[' as the first significant byte.
+                    self.array_open = true;
+                    pos += 1;
+                    continue;
+                }
+                Layout::Array if c == b']' => {
+                    pos += 1;
+                    self.layout = Layout::ArrayDone;
+                    continue;
+                }
+                Layout::ArrayDone => {
+                    // Anything but whitespace after the array is an error, reported once.
+                    let end = self.carry.len();
+                    broken.push((
+                        Record { start: pos as u32, end: end as u32, line },
+                        "unexpected data after the JSON array".to_string(),
+                    ));
+                    pos = end;
+                    // Drain the rest of the input.
+                    let mut sink = Vec::new();
+                    self.reader.read_to_end(&mut sink)?;
+                    self.eof = true;
+                    break;
+                }
+                _ => {}
+            }
+            match scan_value(&self.carry[pos..]) {
+                Scan::End(0, _) => {
+                    // A stray character where a value should start: let the parser say why.
+                    records.push(Record {
+                        start: pos as u32,
+                        end: (pos + 1) as u32,
+                        line,
+                    });
+                    pos += 1;
+                }
+                Scan::End(len, lines) => {
+                    records.push(Record {
+                        start: pos as u32,
+                        end: (pos + len) as u32,
+                        line,
+                    });
+                    line += lines;
+                    pos += len;
+                    if pos >= self.chunk_size {
+                        break;
+                    }
+                }
+                Scan::Incomplete if self.eof => {
+                    records.push(Record {
+                        start: pos as u32,
+                        end: self.carry.len() as u32,
+                        line,
+                    });
+                    pos = self.carry.len();
+                    if self.layout == Layout::Array {
+                        self.layout = Layout::ArrayDone;
+                    }
+                    break;
+                }
+                Scan::Incomplete => {
+                    if !records.is_empty() || !broken.is_empty() {
+                        break;
+                    }
+                    let len = self.carry.len();
+                    self.fill(len * 2 + 4096)?;
+                }
+            }
+        }
+        let tail = self.carry.split_off(pos.min(self.carry.len()));
+        chunk.data = std::mem::replace(&mut self.carry, tail);
+        chunk.records = records;
+        chunk.broken = broken;
+        self.line = line;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(input: &str, chunk: usize) -> Vec<(String, u64)> {
+        let mut s = Splitter::new(Box::new(io::Cursor::new(input.as_bytes().to_vec())), 0, chunk);
+        s.chunk_size = chunk;
+        let mut out = Vec::new();
+        let mut seq = 0;
+        while let Some(c) = s.next_chunk(seq).unwrap() {
+            seq += 1;
+            for r in &c.records {
+                out.push((String::from_utf8_lossy(&c.data[r.start as usize..r.end as usize]).to_string(), r.line));
+            }
+            for (r, why) in &c.broken {
+                out.push((format!("BROKEN: {why}"), r.line));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ndjson_lines() {
+        let got = split("{\"a\":1}\n\n{\"b\":2}\r\nnot json\n{\"c\":\n", 4096);
+        assert_eq!(
+            got,
+            vec![
+                ("{\"a\":1}".into(), 1),
+                ("{\"b\":2}".into(), 3),
+                ("not json".into(), 4),
+                ("{\"c\":".into(), 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn small_chunks_keep_records_whole() {
+        let input: String = (0..500).map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 37))).collect();
+        let got = split(&input, 1);
+        assert_eq!(got.len(), 500);
+        assert_eq!(got[499].1, 500);
+        assert!(got[123].0.starts_with("{\"i\":123,"));
+    }
+
+    #[test]
+    fn arrays_and_pretty_objects() {
+        let got = split("[\n  {\"a\": 1},\n  {\"b\": [1, 2]}\n]\n", 4096);
+        assert_eq!(got, vec![("{\"a\": 1}".into(), 2), ("{\"b\": [1, 2]}".into(), 3)]);
+        let got = split("{\n  \"a\": \"x}\",\n  \"b\": 2\n}\n{\"c\": 3}\n", 4096);
+        assert_eq!(got, vec![("{\n  \"a\": \"x}\",\n  \"b\": 2\n}".into(), 1), ("{\"c\": 3}".into(), 5)]);
+        let got = split("[{\"a\":1}", 4096);
+        assert_eq!(got[0], ("{\"a\":1}".into(), 1));
+        assert!(got[1].0.starts_with("BROKEN: unterminated"));
+        let got = split("[{\"a\":1}] x", 4096);
+        assert!(got[1].0.starts_with("BROKEN: unexpected data after"));
+        let many: String = format!("[{}]", (0..300).map(|i| format!("{{\"i\":{i}}}")).collect::<Vec<_>>().join(","));
+        assert_eq!(split(&many, 64).len(), 300);
+        assert_eq!(split("", 4096), vec![]);
+        assert_eq!(split("[]", 4096), vec![]);
+    }
+}
