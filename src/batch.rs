@@ -70,7 +70,13 @@ impl OpenBatch {
     }
 
     /// Completes the file: fixes the batch-size field if the batch is not full, names it.
-    pub fn finish(self, m: &Mapping, folder: &str, event_type: &str, staging: &Path) -> Result<FinishedFile, BatchError> {
+    pub fn finish(
+        self,
+        m: &Mapping,
+        folder: &str,
+        event_type: &str,
+        staging: &Path,
+    ) -> Result<FinishedFile, BatchError> {
         let io_err = |source| BatchError::Io {
             dir: staging.display().to_string(),
             source,
@@ -89,8 +95,13 @@ impl OpenBatch {
                 .map_err(io_err)?;
             let mut out = BufWriter::with_capacity(256 * 1024, fixed);
             let src = file.reopen().map_err(io_err)?;
-            bytes = rewrite_suffixes(BufReader::with_capacity(256 * 1024, src), &mut out, &old, &new)
-                .map_err(io_err)?;
+            bytes = rewrite_suffixes(
+                BufReader::with_capacity(256 * 1024, src),
+                &mut out,
+                &old,
+                &new,
+            )
+            .map_err(io_err)?;
             let fixed = out.into_inner().map_err(|e| io_err(e.into_error()))?;
             drop(file);
             fixed.into_temp_path()
@@ -129,7 +140,12 @@ impl OpenBatch {
 /// Copies a batch file, replacing the trailing `old` field of every row with `new`. Rows are
 /// found by their line breaks outside quotes (every value is quoted, so this is exact).
 /// Returns the number of bytes written.
-pub fn rewrite_suffixes(mut src: impl BufRead, dst: &mut impl Write, old: &[u8], new: &[u8]) -> io::Result<u64> {
+pub fn rewrite_suffixes(
+    mut src: impl BufRead,
+    dst: &mut impl Write,
+    old: &[u8],
+    new: &[u8],
+) -> io::Result<u64> {
     let mut written = 0u64;
     // The header line has no quotes and no batch-size field: copy it as it is.
     let mut header = Vec::new();
@@ -140,7 +156,10 @@ pub fn rewrite_suffixes(mut src: impl BufRead, dst: &mut impl Write, old: &[u8],
     let mut in_quotes = false;
     let finish_row = |row: &mut Vec<u8>, dst: &mut dyn Write, newline: bool| -> io::Result<u64> {
         if !row.ends_with(old) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "a row does not end with the batch-size field"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a row does not end with the batch-size field",
+            ));
         }
         row.truncate(row.len() - old.len());
         row.extend_from_slice(new);
@@ -201,7 +220,13 @@ mod tests {
     fn small_reads_across_quotes() {
         let src = b"h\n\"a\"\"b\",\"9\"\n\"c\n\",\"9\"";
         let mut out = Vec::new();
-        rewrite_suffixes(BufReader::with_capacity(2, &src[..]), &mut out, b",\"9\"", b",\"1\"").unwrap();
+        rewrite_suffixes(
+            BufReader::with_capacity(2, &src[..]),
+            &mut out,
+            b",\"9\"",
+            b",\"1\"",
+        )
+        .unwrap();
         assert_eq!(out, b"h\n\"a\"\"b\",\"1\"\n\"c\n\",\"1\"");
     }
 }

@@ -22,7 +22,11 @@ use s3actions::trigger::Trigger;
 const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "s3actions", version, about = "Segment-compatible \"Sync to S3\" mappings, run yourself: replay events into CSV/TXT files and upload them through an assumed IAM role.")]
+#[command(
+    name = "s3actions",
+    version,
+    about = "Segment-compatible \"Sync to S3\" mappings, run yourself: replay events into CSV/TXT files and upload them through an assumed IAM role."
+)]
 struct Cli {
     /// More logging (-v: info, -vv: debug). S3ACTIONS_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -62,13 +66,15 @@ enum Command {
     },
     /// Check a mapping file without events: structure, keys, values, triggers, expressions,
     /// templates.
-    Validate {
-        mapping: PathBuf,
-    },
+    Validate { mapping: PathBuf },
     /// Resolve one mapping expression against one event and print the result as JSON.
     Eval {
         /// The expression (JSON or YAML file; - for stdin).
-        #[arg(long, conflicts_with = "expr_inline", required_unless_present = "expr_inline")]
+        #[arg(
+            long,
+            conflicts_with = "expr_inline",
+            required_unless_present = "expr_inline"
+        )]
         expr: Option<String>,
         /// The expression as JSON text.
         #[arg(long)]
@@ -97,9 +103,7 @@ enum Command {
     },
     /// Verify the S3 connection: assume the role and upload dummy-object.txt to each
     /// mapping's folder.
-    Check {
-        mapping: PathBuf,
-    },
+    Check { mapping: PathBuf },
     /// Upload the files waiting in the outbox.
     Flush {
         mapping: PathBuf,
@@ -115,8 +119,10 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("S3ACTIONS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("s3actions={default},warn")));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("S3ACTIONS_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("s3actions={default},warn"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -176,8 +182,11 @@ fn dispatch(command: Command) -> Result<u8> {
             };
             match out {
                 Some(dir) => {
-                    let mut sink = LocalSink::new(&dir).with_context(|| format!("cannot use output directory {}", dir.display()))?;
-                    let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
+                    let mut sink = LocalSink::new(&dir).with_context(|| {
+                        format!("cannot use output directory {}", dir.display())
+                    })?;
+                    let mut log =
+                        RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
                     let report = s3actions::pipeline::run(&config, &opts, &mut sink, &mut log)?;
                     report::print_run(&report, json);
                     Ok(report::exit_code(&report))
@@ -192,14 +201,19 @@ fn dispatch(command: Command) -> Result<u8> {
             event,
         } => eval_command(expr.as_deref(), expr_inline.as_deref(), &event),
         Command::Match { trigger, event } => {
-            let t = Trigger::parse(&trigger).map_err(|e| Exit(1, format!("invalid trigger: {e}")))?;
+            let t =
+                Trigger::parse(&trigger).map_err(|e| Exit(1, format!("invalid trigger: {e}")))?;
             let text = read_event(&event)?;
             let mut tape = Tape::new();
             let root = parse_event(&mut tape, &text, &event)?;
             println!("{}", t.matches(root));
             Ok(0)
         }
-        Command::Preview { mapping, event, json } => {
+        Command::Preview {
+            mapping,
+            event,
+            json,
+        } => {
             let config = load(&mapping, false)?;
             let text = read_event(&event)?;
             let mut tape = Tape::new();
@@ -223,8 +237,15 @@ mod upload {
     //! Commands that talk to S3.
     use super::*;
 
-    pub fn replay(_config: &Config, _opts: &RunOptions, _rejects: Option<PathBuf>, _json: bool) -> Result<u8> {
-        bail!("uploading to S3 is not available in this build; use --out DIR to write files locally")
+    pub fn replay(
+        _config: &Config,
+        _opts: &RunOptions,
+        _rejects: Option<PathBuf>,
+        _json: bool,
+    ) -> Result<u8> {
+        bail!(
+            "uploading to S3 is not available in this build; use --out DIR to write files locally"
+        )
     }
 
     pub fn check(_config: &Config) -> Result<u8> {
@@ -242,7 +263,11 @@ fn load(path: &Path, uploading: bool) -> Result<Config> {
     match Config::load(path) {
         Ok(c) => {
             for w in &c.warnings {
-                let upload_only = c.settings.unresolved.iter().any(|u| u.location == w.location);
+                let upload_only = c
+                    .settings
+                    .unresolved
+                    .iter()
+                    .any(|u| u.location == w.location);
                 if uploading || !upload_only {
                     eprintln!("{}:{w}", path.display());
                 }
@@ -271,7 +296,11 @@ fn validate(path: &Path) -> Result<u8> {
         if config.warnings.is_empty() {
             String::new()
         } else {
-            format!(", {} warning{}", config.warnings.len(), if config.warnings.len() == 1 { "" } else { "s" })
+            format!(
+                ", {} warning{}",
+                config.warnings.len(),
+                if config.warnings.len() == 1 { "" } else { "s" }
+            )
         }
     );
     Ok(0)
@@ -281,7 +310,9 @@ fn validate(path: &Path) -> Result<u8> {
 fn read_arg(arg: &str) -> Result<String> {
     if arg == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read stdin")?;
         Ok(s)
     } else {
         std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))
@@ -297,18 +328,34 @@ fn read_event(arg: &str) -> Result<String> {
     }
     // YAML is accepted for hand-written events; anything else is reported as JSON.
     match parse_json_or_yaml(&text) {
-        Ok(node) if matches!(node.value, s3actions::spanned::SValue::Object(_)) => Ok(node.to_json().to_string()),
+        Ok(node) if matches!(node.value, s3actions::spanned::SValue::Object(_)) => {
+            Ok(node.to_json().to_string())
+        }
         _ => Ok(text),
     }
 }
 
-fn parse_event<'a>(tape: &'a mut Tape, text: &'a str, name: &str) -> Result<s3actions::json::NodeRef<'a>> {
+fn parse_event<'a>(
+    tape: &'a mut Tape,
+    text: &'a str,
+    name: &str,
+) -> Result<s3actions::json::NodeRef<'a>> {
     let root = tape.parse(text).map_err(|e| {
         let (l, c) = e.line_col(text.as_bytes());
-        Exit(1, format!("error: {name}:{l}:{c}: invalid JSON: {}", e.message))
+        Exit(
+            1,
+            format!("error: {name}:{l}:{c}: invalid JSON: {}", e.message),
+        )
     })?;
     if root.kind() != Kind::Object {
-        return Err(Exit(1, format!("error: {name}: the event must be a JSON object, not {:?}", root.kind())).into());
+        return Err(Exit(
+            1,
+            format!(
+                "error: {name}: the event must be a JSON object, not {:?}",
+                root.kind()
+            ),
+        )
+        .into());
     }
     Ok(root)
 }
@@ -326,7 +373,13 @@ fn eval_command(expr: Option<&str>, inline: Option<&str>, event: &str) -> Result
     let compiled = compile_top_level(&node).map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()
-            .map(|e| if e.mark.is_known() { format!("error: {name}:{}: {e}", e.mark) } else { format!("error: {name}: {e}") })
+            .map(|e| {
+                if e.mark.is_known() {
+                    format!("error: {name}:{}: {e}", e.mark)
+                } else {
+                    format!("error: {name}: {e}")
+                }
+            })
             .collect();
         Exit(1, lines.join("\n"))
     })?;

@@ -75,7 +75,10 @@ fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, String> {
             TemplateElement::Comment(_) => {}
             other => match simple_path(other) {
                 Some(p) => parts.push(Part::Var(
-                    p.split('.').filter(|s| !s.is_empty()).map(Seg::new).collect(),
+                    p.split('.')
+                        .filter(|s| !s.is_empty())
+                        .map(Seg::new)
+                        .collect(),
                 )),
                 None => return Ok(None),
             },
@@ -295,7 +298,13 @@ impl FilenameTemplate {
     }
 
     pub fn uses_event(&self) -> bool {
-        matches!(self, FilenameTemplate::Template { uses_event: true, .. })
+        matches!(
+            self,
+            FilenameTemplate::Template {
+                uses_event: true,
+                ..
+            }
+        )
     }
 
     /// The file name of a batch (not yet joined with the folder).
@@ -332,7 +341,10 @@ impl FilenameTemplate {
                         )),
                     ),
                     ("year", serde_json::json!(format!("{:04}", d.year()))),
-                    ("month", serde_json::json!(format!("{:02}", d.month() as u8))),
+                    (
+                        "month",
+                        serde_json::json!(format!("{:02}", d.month() as u8)),
+                    ),
                     ("day", serde_json::json!(format!("{:02}", d.day()))),
                     ("hour", serde_json::json!(format!("{:02}", d.hour()))),
                     ("minute", serde_json::json!(format!("{:02}", d.minute()))),
@@ -391,20 +403,34 @@ mod tests {
         let e = r#"{"type":"track","context":{"personas":{"computation_key":"vip"}},"n":1.50}"#;
         assert_eq!(folder("exports/{{type}}/", e), "exports/track/");
         assert_eq!(folder("exports/{{type}}", e), "exports/track/");
-        assert_eq!(folder("audiences/{{context.personas.computation_key}}/", e), "audiences/vip/");
+        assert_eq!(
+            folder("audiences/{{context.personas.computation_key}}/", e),
+            "audiences/vip/"
+        );
         assert_eq!(folder("audiences/{{missing}}/x", e), "audiences/x/");
         assert_eq!(folder("", e), "");
         assert_eq!(folder("/../a/./b//{{n}}", e), "a/b/1.5/");
         assert_eq!(folder("{{#if n}}big{{else}}small{{/if}}", e), "big/");
         assert_eq!(folder("a&b<{{type}}>", e), "a&b<track>/");
-        assert_eq!(FolderTemplate::compile("x/{{type}}").unwrap().constant(), None);
-        assert_eq!(FolderTemplate::compile("x/y").unwrap().constant().as_deref(), Some("x/y/"));
+        assert_eq!(
+            FolderTemplate::compile("x/{{type}}").unwrap().constant(),
+            None
+        );
+        assert_eq!(
+            FolderTemplate::compile("x/y")
+                .unwrap()
+                .constant()
+                .as_deref(),
+            Some("x/y/")
+        );
         assert!(FolderTemplate::compile("{{#if}}").is_err());
     }
 
     #[test]
     fn segment_filenames() {
-        let t = BatchTime { millis: 1_795_342_530_123 };
+        let t = BatchTime {
+            millis: 1_795_342_530_123,
+        };
         assert_eq!(t.segment_suffix(), "2026-11-22T10-15-30-123Z");
         let info = |prefix: &'static str, ext: &'static str| BatchInfo {
             prefix,
@@ -417,16 +443,31 @@ mod tests {
             first_event: None,
         };
         let f = FilenameTemplate::Segment;
-        assert_eq!(f.render(&info("segment", "csv")).unwrap(), "segment_2026-11-22T10-15-30-123Z.csv");
-        assert_eq!(f.render(&info("", "txt")).unwrap(), "2026-11-22T10-15-30-123Z.txt");
-        assert_eq!(f.render(&info("csv_export.csv", "csv")).unwrap(), "csv_export_2026-11-22T10-15-30-123Z.csv");
-        assert_eq!(f.render(&info("x.csv", "txt")).unwrap(), "x.csv_2026-11-22T10-15-30-123Z.txt");
+        assert_eq!(
+            f.render(&info("segment", "csv")).unwrap(),
+            "segment_2026-11-22T10-15-30-123Z.csv"
+        );
+        assert_eq!(
+            f.render(&info("", "txt")).unwrap(),
+            "2026-11-22T10-15-30-123Z.txt"
+        );
+        assert_eq!(
+            f.render(&info("csv_export.csv", "csv")).unwrap(),
+            "csv_export_2026-11-22T10-15-30-123Z.csv"
+        );
+        assert_eq!(
+            f.render(&info("x.csv", "txt")).unwrap(),
+            "x.csv_2026-11-22T10-15-30-123Z.txt"
+        );
     }
 
     #[test]
     fn filename_templates() {
-        let t = BatchTime { millis: 1_795_342_530_123 };
-        let ev = serde_json::json!({"type": "track", "timestamp": "ignored", "context": {"k": "v"}});
+        let t = BatchTime {
+            millis: 1_795_342_530_123,
+        };
+        let ev =
+            serde_json::json!({"type": "track", "timestamp": "ignored", "context": {"k": "v"}});
         let info = BatchInfo {
             prefix: "p",
             extension: "csv",
@@ -439,7 +480,10 @@ mod tests {
         };
         let f = FilenameTemplate::compile(Some("{{year}}/{{month}}/{{day}}/{{mapping}}-{{part}}-{{rows}}-{{context.k}}-{{timestamp}}.{{extension}}")).unwrap();
         assert!(f.uses_event());
-        assert_eq!(f.render(&info).unwrap(), "2026/11/22/events-3-10-v-2026-11-22T10-15-30-123Z.csv");
+        assert_eq!(
+            f.render(&info).unwrap(),
+            "2026/11/22/events-3-10-v-2026-11-22T10-15-30-123Z.csv"
+        );
         let f = FilenameTemplate::compile(Some("{{prefix}}_{{uuid}}.{{extension}}")).unwrap();
         assert!(!f.uses_event());
         assert_eq!(f.render(&info).unwrap().len(), "p_.csv".len() + 36);

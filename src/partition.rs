@@ -161,17 +161,28 @@ impl Partitions {
         Ok(())
     }
 
-    fn close(&mut self, i: usize, mapping: &Mapping, sink: &mut dyn Sink, staging: &Path) -> Result<(), WriteError> {
+    fn close(
+        &mut self,
+        i: usize,
+        mapping: &Mapping,
+        sink: &mut dyn Sink,
+        staging: &Path,
+    ) -> Result<(), WriteError> {
         let state = &mut self.states[i];
         if let Some(batch) = state.open.take() {
-            let file: FinishedFile = batch.finish(mapping, &state.key.folder, &state.key.event_type, staging)?;
+            let file: FinishedFile =
+                batch.finish(mapping, &state.key.folder, &state.key.event_type, staging)?;
             sink.deliver(file)?;
         }
         Ok(())
     }
 
     /// Closes every open batch (end of input), in the order partitions first appeared.
-    pub fn close_all(&mut self, mappings: &[Mapping], sink: &mut dyn Sink) -> Result<(), WriteError> {
+    pub fn close_all(
+        &mut self,
+        mappings: &[Mapping],
+        sink: &mut dyn Sink,
+    ) -> Result<(), WriteError> {
         let staging = sink.staging_dir().to_path_buf();
         for i in 0..self.states.len() {
             let m = &mappings[self.states[i].key.mapping];

@@ -134,7 +134,10 @@ impl RejectLog {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             self.file = Some(BufWriter::new(f));
         }
         let f = self.file.as_mut().expect("opened above");
@@ -224,7 +227,13 @@ impl Worker<'_> {
                 Ok(t) => t,
                 Err(e) => {
                     counts.rejected += 1;
-                    reject(format!("not valid UTF-8 (byte {} of the record)", e.valid_up_to() + 1), None);
+                    reject(
+                        format!(
+                            "not valid UTF-8 (byte {} of the record)",
+                            e.valid_up_to() + 1
+                        ),
+                        None,
+                    );
                     continue;
                 }
             };
@@ -233,14 +242,31 @@ impl Worker<'_> {
                 Err(e) => {
                     counts.rejected += 1;
                     let (l, c) = e.line_col(bytes);
-                    reject(format!("invalid JSON at line {}, column {c}: {}", rec.line + l as u64 - 1, e.message), None);
+                    reject(
+                        format!(
+                            "invalid JSON at line {}, column {c}: {}",
+                            rec.line + l as u64 - 1,
+                            e.message
+                        ),
+                        None,
+                    );
                     continue;
                 }
             };
             if root.kind() != Kind::Object {
                 counts.rejected += 1;
                 let kind = format!("{:?}", root.kind()).to_lowercase();
-                reject(format!("not a JSON object (it is {} {kind}); each event must be an object", if kind == "array" || kind == "object" { "an" } else { "a" }), None);
+                reject(
+                    format!(
+                        "not a JSON object (it is {} {kind}); each event must be an object",
+                        if kind == "array" || kind == "object" {
+                            "an"
+                        } else {
+                            "a"
+                        }
+                    ),
+                    None,
+                );
                 continue;
             }
             let event = Value::Node(root);
@@ -307,7 +333,12 @@ fn resolve_active(config: &Config, only: Option<&str>) -> Result<Vec<usize>, Run
                 return Err(RunError::UnknownMapping(name.to_string(), names.join(", ")));
             }
         },
-        None => config.mappings.iter().filter(|m| m.enabled).map(|m| m.index).collect(),
+        None => config
+            .mappings
+            .iter()
+            .filter(|m| m.enabled)
+            .map(|m| m.index)
+            .collect(),
     };
     if active.is_empty() {
         return Err(RunError::NothingEnabled);
@@ -316,15 +347,28 @@ fn resolve_active(config: &Config, only: Option<&str>) -> Result<Vec<usize>, Run
 }
 
 /// Replays the inputs through the mappings into the sink.
-pub fn run(config: &Config, opts: &RunOptions, sink: &mut dyn Sink, rejects: &mut RejectLog) -> Result<RunReport, RunError> {
+pub fn run(
+    config: &Config,
+    opts: &RunOptions,
+    sink: &mut dyn Sink,
+    rejects: &mut RejectLog,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let active = resolve_active(config, opts.only_mapping.as_deref())?;
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let suffixes: Vec<Vec<u8>> = config.mappings.iter().map(|m| batch_size_suffix(m, m.batch_size)).collect();
-    let constant_folders: Vec<Option<String>> = config.mappings.iter().map(|m| m.folder.constant()).collect();
+    let suffixes: Vec<Vec<u8>> = config
+        .mappings
+        .iter()
+        .map(|m| batch_size_suffix(m, m.batch_size))
+        .collect();
+    let constant_folders: Vec<Option<String>> = config
+        .mappings
+        .iter()
+        .map(|m| m.folder.constant())
+        .collect();
     let input_names: Vec<String> = opts.inputs.iter().map(Input::name).collect();
 
     let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
@@ -359,7 +403,8 @@ pub fn run(config: &Config, opts: &RunOptions, sink: &mut dyn Sink, rejects: &mu
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let work_rx = &work_rx;
-            let (config, active, suffixes, constant_folders) = (config, &active, &suffixes, &constant_folders);
+            let (config, active, suffixes, constant_folders) =
+                (config, &active, &suffixes, &constant_folders);
             scope.spawn(move || {
                 let mut worker = Worker {
                     config,
@@ -381,11 +426,21 @@ pub fn run(config: &Config, opts: &RunOptions, sink: &mut dyn Sink, rejects: &mu
             });
         }
         drop(done_tx);
-        let written = write_results(config, done_rx, sink, rejects, &input_names, &mut report, progress.as_ref());
-        let read = reader.join().unwrap_or_else(|_| Err(RunError::Input {
-            input: "input".into(),
-            source: io::Error::other("the reader thread panicked"),
-        }));
+        let written = write_results(
+            config,
+            done_rx,
+            sink,
+            rejects,
+            &input_names,
+            &mut report,
+            progress.as_ref(),
+        );
+        let read = reader.join().unwrap_or_else(|_| {
+            Err(RunError::Input {
+                input: "input".into(),
+                source: io::Error::other("the reader thread panicked"),
+            })
+        });
         written?;
         read.map(|bytes| report.bytes_read = bytes)
     });
@@ -406,7 +461,11 @@ pub fn run(config: &Config, opts: &RunOptions, sink: &mut dyn Sink, rejects: &mu
 }
 
 /// The reader thread: inputs in order, chunk by chunk. Returns the bytes read.
-fn read_inputs(inputs: &[Input], chunk_size: usize, tx: SyncSender<Chunk>) -> Result<u64, RunError> {
+fn read_inputs(
+    inputs: &[Input],
+    chunk_size: usize,
+    tx: SyncSender<Chunk>,
+) -> Result<u64, RunError> {
     let mut seq = 0u64;
     let mut bytes = 0u64;
     for (i, input) in inputs.iter().enumerate() {
@@ -448,7 +507,15 @@ fn write_results(
             if failure.is_some() {
                 continue; // keep draining so the workers can finish
             }
-            if let Err(e) = apply(config, r, &mut partitions, sink, rejects, input_names, report) {
+            if let Err(e) = apply(
+                config,
+                r,
+                &mut partitions,
+                sink,
+                rejects,
+                input_names,
+                report,
+            ) {
                 failure = Some(e);
             }
             if let Some(bar) = progress {
@@ -502,7 +569,8 @@ fn apply(
             entry["mapping"] = serde_json::json!(config.mappings[mi].name);
         }
         // Valid JSON stays JSON; anything else is kept as text.
-        entry["event"] = serde_json::from_str::<serde_json::Value>(&raw).unwrap_or(serde_json::Value::String(raw.into_owned()));
+        entry["event"] = serde_json::from_str::<serde_json::Value>(&raw)
+            .unwrap_or(serde_json::Value::String(raw.into_owned()));
         rejects.write(&entry).map_err(|source| RunError::Rejects {
             path: rejects.path().to_path_buf(),
             source,

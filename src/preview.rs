@@ -76,7 +76,10 @@ fn preview_mapping(m: &Mapping, event: NodeRef<'_>, encoder: &mut Encoder) -> Ma
     p.file = Some(text);
     let (mut folder, mut scratch) = (String::new(), String::new());
     m.folder.render_into(event, &mut folder, &mut scratch);
-    let event_type = event.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+    let event_type = event
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
     let first = m.filename.uses_event().then(|| root.to_serde());
     let info = BatchInfo {
         prefix: &m.filename_prefix,
@@ -88,7 +91,11 @@ fn preview_mapping(m: &Mapping, event: NodeRef<'_>, encoder: &mut Encoder) -> Ma
         rows: 1,
         first_event: first.as_ref(),
     };
-    match m.filename.render(&info).and_then(|f| object_key(&folder, &f)) {
+    match m
+        .filename
+        .render(&info)
+        .and_then(|f| object_key(&folder, &f))
+    {
         Ok(k) => p.key = Some(k),
         Err(e) => p.error = Some(e),
     }

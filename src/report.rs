@@ -57,7 +57,10 @@ pub fn print_run(r: &RunReport, json: bool) {
         secs,
         thousands((r.events_read as f64 / secs) as u64)
     );
-    println!("  matched by a mapping:       {}", thousands(r.matched_events()));
+    println!(
+        "  matched by a mapping:       {}",
+        thousands(r.matched_events())
+    );
     println!("  not matched by any trigger: {}", thousands(r.not_matched));
     println!("  rejected (invalid input):   {}", thousands(r.rejected));
     for m in &r.mappings {
@@ -76,11 +79,20 @@ pub fn print_run(r: &RunReport, json: bool) {
     if r.rejects_written > 0
         && let Some(p) = &r.rejects_path
     {
-        println!("{} rejected record(s) with reasons in {}", thousands(r.rejects_written), p.display());
+        println!(
+            "{} rejected record(s) with reasons in {}",
+            thousands(r.rejects_written),
+            p.display()
+        );
     }
     println!("Files written: {}", r.sink.delivered.len());
     for f in &r.sink.delivered {
-        println!("  {}  ({} rows, {} bytes)", f.location, thousands(f.rows), thousands(f.bytes));
+        println!(
+            "  {}  ({} rows, {} bytes)",
+            f.location,
+            thousands(f.rows),
+            thousands(f.bytes)
+        );
     }
     if !r.sink.pending.is_empty() {
         println!("Files waiting in the outbox: {}", r.sink.pending.len());
@@ -92,16 +104,25 @@ pub fn print_run(r: &RunReport, json: bool) {
 
 pub fn print_preview(previews: &[MappingPreview], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(previews).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(previews).unwrap_or_default()
+        );
         return;
     }
     for p in previews {
         let state = if p.enabled { "" } else { " (disabled)" };
         if !p.matched {
-            println!("mapping {:?}{state}: trigger did not match  [{}]", p.mapping, p.trigger);
+            println!(
+                "mapping {:?}{state}: trigger did not match  [{}]",
+                p.mapping, p.trigger
+            );
             continue;
         }
-        println!("mapping {:?}{state}: trigger matched  [{}]", p.mapping, p.trigger);
+        println!(
+            "mapping {:?}{state}: trigger matched  [{}]",
+            p.mapping, p.trigger
+        );
         if let Some(key) = &p.key {
             println!("  key: {key}");
         }
@@ -109,7 +130,11 @@ pub fn print_preview(previews: &[MappingPreview], json: bool) {
             println!("  error: {e}");
         }
         if let Some(row) = &p.row {
-            let width = row.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+            let width = row
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0);
             for (k, v) in row {
                 println!("  {k:width$} = {v}");
             }

@@ -40,7 +40,8 @@ impl Input {
         match self {
             Input::Stdin => sniff_gzip(Box::new(io::stdin())),
             Input::File(p) => {
-                let f = File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                let f = File::open(p)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
                 let r = BufReader::with_capacity(256 * 1024, f);
                 if is_gz(p) {
                     Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
@@ -69,7 +70,9 @@ fn sniff_gzip(mut r: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     let prefix = io::Cursor::new(head[..n].to_vec());
     let joined: Box<dyn Read + Send> = Box::new(prefix.chain(r));
     if n == 2 && head == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(joined))))
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(
+            joined,
+        ))))
     } else {
         Ok(joined)
     }
@@ -250,13 +253,21 @@ impl Splitter {
         loop {
             match scan_value(&self.carry[ws..]) {
                 Scan::End(end, lines) => {
-                    self.layout = if lines == 0 { Layout::Lines } else { Layout::Stream };
+                    self.layout = if lines == 0 {
+                        Layout::Lines
+                    } else {
+                        Layout::Stream
+                    };
                     let _ = end;
                     return Ok(());
                 }
                 Scan::Incomplete if self.eof => {
                     let rest = &self.carry[ws..];
-                    self.layout = if rest.contains(&b'\n') { Layout::Stream } else { Layout::Lines };
+                    self.layout = if rest.contains(&b'\n') {
+                        Layout::Stream
+                    } else {
+                        Layout::Lines
+                    };
                     return Ok(());
                 }
                 Scan::Incomplete => {
@@ -286,7 +297,8 @@ impl Splitter {
             Layout::Stream | Layout::Array | Layout::ArrayDone => self.cut_values(&mut chunk)?,
             Layout::Unknown => unreachable!("detected above"),
         }
-        if chunk.records.is_empty() && chunk.broken.is_empty() && self.carry.is_empty() && self.eof {
+        if chunk.records.is_empty() && chunk.broken.is_empty() && self.carry.is_empty() && self.eof
+        {
             return Ok(None);
         }
         Ok(Some(chunk))
@@ -300,7 +312,11 @@ impl Splitter {
             self.fill(len * 2 + 4096)?;
             boundary = memchr::memrchr(b'\n', &self.carry).map(|p| p + 1);
         }
-        let cut = if self.eof { self.carry.len() } else { boundary.unwrap_or(self.carry.len()) };
+        let cut = if self.eof {
+            self.carry.len()
+        } else {
+            boundary.unwrap_or(self.carry.len())
+        };
         let tail = self.carry.split_off(cut);
         let data = std::mem::replace(&mut self.carry, tail);
         let mut line = self.line;
@@ -352,8 +368,13 @@ impl Splitter {
                 if self.eof {
                     if self.layout == Layout::Array {
                         broken.push((
-                            Record { start: pos as u32, end: pos as u32, line },
-                            "unterminated JSON array: the input ends before the closing ']'".to_string(),
+                            Record {
+                                start: pos as u32,
+                                end: pos as u32,
+                                line,
+                            },
+                            "unterminated JSON array: the input ends before the closing ']'"
+                                .to_string(),
                         ));
                         self.layout = Layout::ArrayDone;
                     }
@@ -382,7 +403,11 @@ impl Splitter {
                     // Anything but whitespace after the array is an error, reported once.
                     let end = self.carry.len();
                     broken.push((
-                        Record { start: pos as u32, end: end as u32, line },
+                        Record {
+                            start: pos as u32,
+                            end: end as u32,
+                            line,
+                        },
                         "unexpected data after the JSON array".to_string(),
                     ));
                     pos = end;
@@ -451,14 +476,21 @@ mod tests {
     use super::*;
 
     fn split(input: &str, chunk: usize) -> Vec<(String, u64)> {
-        let mut s = Splitter::new(Box::new(io::Cursor::new(input.as_bytes().to_vec())), 0, chunk);
+        let mut s = Splitter::new(
+            Box::new(io::Cursor::new(input.as_bytes().to_vec())),
+            0,
+            chunk,
+        );
         s.chunk_size = chunk;
         let mut out = Vec::new();
         let mut seq = 0;
         while let Some(c) = s.next_chunk(seq).unwrap() {
             seq += 1;
             for r in &c.records {
-                out.push((String::from_utf8_lossy(&c.data[r.start as usize..r.end as usize]).to_string(), r.line));
+                out.push((
+                    String::from_utf8_lossy(&c.data[r.start as usize..r.end as usize]).to_string(),
+                    r.line,
+                ));
             }
             for (r, why) in &c.broken {
                 out.push((format!("BROKEN: {why}"), r.line));
@@ -483,7 +515,9 @@ mod tests {
 
     #[test]
     fn small_chunks_keep_records_whole() {
-        let input: String = (0..500).map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 37))).collect();
+        let input: String = (0..500)
+            .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 37)))
+            .collect();
         let got = split(&input, 1);
         assert_eq!(got.len(), 500);
         assert_eq!(got[499].1, 500);
@@ -493,15 +527,30 @@ mod tests {
     #[test]
     fn arrays_and_pretty_objects() {
         let got = split("[\n  {\"a\": 1},\n  {\"b\": [1, 2]}\n]\n", 4096);
-        assert_eq!(got, vec![("{\"a\": 1}".into(), 2), ("{\"b\": [1, 2]}".into(), 3)]);
+        assert_eq!(
+            got,
+            vec![("{\"a\": 1}".into(), 2), ("{\"b\": [1, 2]}".into(), 3)]
+        );
         let got = split("{\n  \"a\": \"x}\",\n  \"b\": 2\n}\n{\"c\": 3}\n", 4096);
-        assert_eq!(got, vec![("{\n  \"a\": \"x}\",\n  \"b\": 2\n}".into(), 1), ("{\"c\": 3}".into(), 5)]);
+        assert_eq!(
+            got,
+            vec![
+                ("{\n  \"a\": \"x}\",\n  \"b\": 2\n}".into(), 1),
+                ("{\"c\": 3}".into(), 5)
+            ]
+        );
         let got = split("[{\"a\":1}", 4096);
         assert_eq!(got[0], ("{\"a\":1}".into(), 1));
         assert!(got[1].0.starts_with("BROKEN: unterminated"));
         let got = split("[{\"a\":1}] x", 4096);
         assert!(got[1].0.starts_with("BROKEN: unexpected data after"));
-        let many: String = format!("[{}]", (0..300).map(|i| format!("{{\"i\":{i}}}")).collect::<Vec<_>>().join(","));
+        let many: String = format!(
+            "[{}]",
+            (0..300)
+                .map(|i| format!("{{\"i\":{i}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         assert_eq!(split(&many, 64).len(), 300);
         assert_eq!(split("", 4096), vec![]);
         assert_eq!(split("[]", 4096), vec![]);

@@ -100,11 +100,9 @@ impl SNode {
             SValue::Number(n) => number_to_json(*n),
             SValue::String(s) => J::String(s.clone()),
             SValue::Array(a) => J::Array(a.iter().map(SNode::to_json).collect()),
-            SValue::Object(m) => J::Object(
-                m.iter()
-                    .map(|(k, _, v)| (k.clone(), v.to_json()))
-                    .collect(),
-            ),
+            SValue::Object(m) => {
+                J::Object(m.iter().map(|(k, _, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -164,12 +162,19 @@ pub fn parse_yaml(src: &str) -> Result<SNode, SyntaxError> {
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder.root.unwrap_or(SNode::new(SValue::Null, Mark { line: 1, col: 1 })))
+    Ok(builder
+        .root
+        .unwrap_or(SNode::new(SValue::Null, Mark { line: 1, col: 1 })))
 }
 
 enum Frame {
     Seq(Vec<SNode>, Mark, usize),
-    Map(Vec<(String, Mark, SNode)>, Mark, usize, Option<(String, Mark)>),
+    Map(
+        Vec<(String, Mark, SNode)>,
+        Mark,
+        usize,
+        Option<(String, Mark)>,
+    ),
 }
 
 #[derive(Default)]
@@ -263,7 +268,9 @@ impl yaml_rust2::parser::MarkedEventReceiver for Builder {
                 let value = scalar(text, style, tag.is_some());
                 self.finish(SNode::new(value, mark), anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), mark, anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq(Vec::new(), mark, anchor))
+            }
             Event::MappingStart(anchor, _) => {
                 self.stack.push(Frame::Map(Vec::new(), mark, anchor, None))
             }
@@ -321,12 +328,18 @@ mod tests {
     fn json_documents() {
         let n = parse_json_or_yaml("{\"@path\": \"$.a\",\t\"x\": [1, 2.5]}").unwrap();
         assert_eq!(n.get("@path").unwrap().as_str(), Some("$.a"));
-        assert_eq!(n.to_json(), serde_json::json!({"@path": "$.a", "x": [1, 2.5]}));
+        assert_eq!(
+            n.to_json(),
+            serde_json::json!({"@path": "$.a", "x": [1, 2.5]})
+        );
     }
 
     #[test]
     fn anchors_and_aliases() {
         let n = parse_yaml("a: &x {k: 1}\nb: *x\n").unwrap();
-        assert_eq!(n.get("b").unwrap().get("k").unwrap().value, SValue::Number(1.0));
+        assert_eq!(
+            n.get("b").unwrap().get("k").unwrap().value,
+            SValue::Number(1.0)
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! "Did you mean ...?" for misspelt keys, fields and directives.
 
 /// The closest candidate to `word`, when it is close enough to be a plausible typo.
-pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let word_l = word.to_ascii_lowercase();
     candidates
         .into_iter()

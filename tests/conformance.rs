@@ -39,15 +39,27 @@ fn mapping_kit_cases() {
                 if case["expect_absent"].as_bool().unwrap_or(false) {
                     out.is_none()
                 } else {
-                    out.as_deref().map(|s| serde_json::from_str::<J>(s).unwrap()) == Some(case["expect"].clone())
+                    out.as_deref()
+                        .map(|s| serde_json::from_str::<J>(s).unwrap())
+                        == Some(case["expect"].clone())
                 }
             }
         };
         if !ok {
-            failures.push(format!("case {i} ({}): {} -> {result:?}, expected {}", case["directive"], case["mapping"], case.get("expect").unwrap_or(&J::Null)));
+            failures.push(format!(
+                "case {i} ({}): {} -> {result:?}, expected {}",
+                case["directive"],
+                case["mapping"],
+                case.get("expect").unwrap_or(&J::Null)
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -57,7 +69,8 @@ fn fql_cases() {
         let fql = case["fql"].as_str().unwrap();
         let event = serde_json::to_string(&case["event"]).unwrap();
         let superset = case["superset"].as_bool().unwrap_or(false);
-        let expect_error = case["expect_error"].as_bool().unwrap_or(false) || case["deviation"].as_bool().unwrap_or(false);
+        let expect_error = case["expect_error"].as_bool().unwrap_or(false)
+            || case["deviation"].as_bool().unwrap_or(false);
         let got = Trigger::parse(fql).map(|t| {
             let mut tape = Tape::new();
             t.matches(tape.parse(&event).unwrap())
@@ -69,8 +82,16 @@ fn fql_cases() {
             (Ok(b), false) => Some(*b) == case["expect"].as_bool(),
         };
         if !ok {
-            failures.push(format!("case {i}: {fql} -> {got:?}, expected {}", case.get("expect").unwrap_or(&J::Null)));
+            failures.push(format!(
+                "case {i}: {fql} -> {got:?}, expected {}",
+                case.get("expect").unwrap_or(&J::Null)
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -105,9 +105,16 @@ mod tests {
         use Normalize as N;
         // sha256("test@example.com")
         let digest = "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b";
-        assert_eq!(t(H::Sha256, N::LowercaseTrim, "  Test@Example.COM "), digest);
+        assert_eq!(
+            t(H::Sha256, N::LowercaseTrim, "  Test@Example.COM "),
+            digest
+        );
         assert_eq!(t(H::Sha256, N::None, "test@example.com"), digest);
-        assert_eq!(t(H::Sha256, N::LowercaseTrim, &digest.to_uppercase()), digest.to_uppercase(), "digests are never hashed again");
+        assert_eq!(
+            t(H::Sha256, N::LowercaseTrim, &digest.to_uppercase()),
+            digest.to_uppercase(),
+            "digests are never hashed again"
+        );
         assert_eq!(t(H::Sha256, N::LowercaseTrim, ""), "");
         assert_eq!(t(H::Sha256, N::LowercaseTrim, "   "), "");
         assert_eq!(t(H::None, N::Lowercase, " A "), " a ");

@@ -7,7 +7,9 @@
 
 mod hashing;
 
-pub use hashing::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex};
+pub use hashing::{
+    ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex,
+};
 
 use crate::expr::{EvalError, Type, Value, eval};
 use crate::json::{Kind, NodeRef, write_number_text};
@@ -42,7 +44,11 @@ pub fn write_text(out: &mut Vec<u8>, v: &Value<'_>) {
 fn write_node_text(out: &mut Vec<u8>, n: NodeRef<'_>) {
     match n.kind() {
         Kind::Null => {}
-        Kind::Bool => out.extend_from_slice(if n.as_bool() == Some(true) { b"true" } else { b"false" }),
+        Kind::Bool => out.extend_from_slice(if n.as_bool() == Some(true) {
+            b"true"
+        } else {
+            b"false"
+        }),
         Kind::Number => write_number_text(out, n.raw(), false),
         Kind::String => match n.str_raw() {
             Some((raw, false)) => out.extend_from_slice(raw.as_bytes()),
@@ -75,7 +81,13 @@ fn write_field(out: &mut Vec<u8>, v: &Value<'_>, scratch: &mut Vec<u8>) {
     write_quoted(out, scratch);
 }
 
-fn write_transformed(out: &mut Vec<u8>, v: &Value<'_>, t: &ColumnTransform, scratch: &mut Vec<u8>, text: &mut String) {
+fn write_transformed(
+    out: &mut Vec<u8>,
+    v: &Value<'_>,
+    t: &ColumnTransform,
+    scratch: &mut Vec<u8>,
+    text: &mut String,
+) {
     scratch.clear();
     write_text(scratch, v);
     let s = String::from_utf8_lossy(scratch);
@@ -159,7 +171,12 @@ impl Encoder {
         result
     }
 
-    fn encode_fields<'a>(&mut self, m: &'a Mapping, event: &Value<'a>, out: &mut Vec<u8>) -> Result<(), RowError> {
+    fn encode_fields<'a>(
+        &mut self,
+        m: &'a Mapping,
+        event: &Value<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
         let mut first = true;
         for c in &m.columns {
             if !first {
@@ -192,7 +209,12 @@ impl Encoder {
         Ok(())
     }
 
-    fn write_audience<'a>(&mut self, m: &'a Mapping, event: &Value<'a>, out: &mut Vec<u8>) -> Result<(), RowError> {
+    fn write_audience<'a>(
+        &mut self,
+        m: &'a Mapping,
+        event: &Value<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
         let Some(col) = &m.audience_action else {
             return Ok(());
         };
@@ -200,7 +222,11 @@ impl Encoder {
             column: col.name.clone(),
             message: e.0,
         })?;
-        let v = if v.type_of() == Type::Undefined { Value::Null } else { v };
+        let v = if v.type_of() == Type::Undefined {
+            Value::Null
+        } else {
+            v
+        };
         match &col.transform {
             Some(t) => write_transformed(out, &v, t, &mut self.scratch, &mut self.text),
             None => write_field(out, &v, &mut self.scratch),

@@ -102,7 +102,11 @@ pub fn compile(node: &SNode, at: &str) -> Result<Expr, Errors> {
                     Err(e) => errors.extend(e),
                 }
             }
-            if errors.is_empty() { Ok(Expr::Array(out)) } else { Err(errors) }
+            if errors.is_empty() {
+                Ok(Expr::Array(out))
+            } else {
+                Err(errors)
+            }
         }
         SValue::Object(members) => {
             if is_directive(node) {
@@ -116,7 +120,11 @@ pub fn compile(node: &SNode, at: &str) -> Result<Expr, Errors> {
                     Err(e) => errors.extend(e),
                 }
             }
-            if errors.is_empty() { Ok(Expr::Object(out)) } else { Err(errors) }
+            if errors.is_empty() {
+                Ok(Expr::Object(out))
+            } else {
+                Err(errors)
+            }
         }
     }
 }
@@ -138,7 +146,11 @@ pub fn compile_top_level(node: &SNode) -> Result<Expr, Errors> {
             for c in s.chars() {
                 // Characters outside the BMP are two UTF-16 units, hence two keys in JS.
                 let units = c.len_utf16();
-                let text = if units == 1 { c.to_string() } else { "\u{fffd}".to_string() };
+                let text = if units == 1 {
+                    c.to_string()
+                } else {
+                    "\u{fffd}".to_string()
+                };
                 for _ in 0..units {
                     let v = SNode::new(SValue::String(text.clone()), node.mark);
                     out.push((i.to_string(), node.mark, v));
@@ -196,7 +208,10 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
             _ => Err(err(
                 at,
                 arg,
-                format!("should be a string or a directive, but it is {}", described(arg)),
+                format!(
+                    "should be a string or a directive, but it is {}",
+                    described(arg)
+                ),
             )),
         },
         "@template" => match &arg.value {
@@ -207,7 +222,10 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
             _ => Err(err(
                 at,
                 arg,
-                format!("should be a string or a directive, but it is {}", described(arg)),
+                format!(
+                    "should be a string or a directive, but it is {}",
+                    described(arg)
+                ),
             )),
         },
         "@literal" | "@excludeWhenNull" => {
@@ -233,7 +251,10 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
             _ => Err(err(
                 at,
                 arg,
-                format!("should be a Liquid template string, but it is {}", described(arg)),
+                format!(
+                    "should be a Liquid template string, but it is {}",
+                    described(arg)
+                ),
             )),
         },
         _ => {
@@ -254,10 +275,7 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
 
 /// The options object of a directive: a plain object (not a directive), whose every value
 /// is itself a valid mapping value.
-fn options<'n>(
-    arg: &'n SNode,
-    at: &str,
-) -> Result<&'n [(String, Mark, SNode)], Errors> {
+fn options<'n>(arg: &'n SNode, at: &str) -> Result<&'n [(String, Mark, SNode)], Errors> {
     match &arg.value {
         SValue::Object(m) if !is_directive(arg) => {
             let mut errors = Vec::new();
@@ -266,12 +284,19 @@ fn options<'n>(
                     errors.extend(e);
                 }
             }
-            if errors.is_empty() { Ok(m) } else { Err(errors) }
+            if errors.is_empty() {
+                Ok(m)
+            } else {
+                Err(errors)
+            }
         }
         _ => Err(err(
             at,
             arg,
-            format!("should be an object of options, but it is {}", described(arg)),
+            format!(
+                "should be an object of options, but it is {}",
+                described(arg)
+            ),
         )),
     }
 }
@@ -295,7 +320,11 @@ fn compile_if(arg: &SNode, at: &str) -> Result<Expr, Errors> {
         Some(e) => (IfMode::Exists, e),
         None => (IfMode::Blank, blank.expect("checked above")),
     };
-    let key = if mode == IfMode::Exists { "exists" } else { "blank" };
+    let key = if mode == IfMode::Exists {
+        "exists"
+    } else {
+        "blank"
+    };
     let cond = compile(cond, &child(at, key))?;
     let then = field(opts, "then")
         .map(|t| compile(t, &child(at, "then")))
@@ -320,7 +349,10 @@ fn directive_or_string(node: &SNode, at: &str) -> Result<(), Errors> {
         Err(err(
             at,
             node,
-            format!("should be a string or a directive, but it is {}", described(node)),
+            format!(
+                "should be a string or a directive, but it is {}",
+                described(node)
+            ),
         ))
     }
 }
@@ -328,17 +360,43 @@ fn directive_or_string(node: &SNode, at: &str) -> Result<(), Errors> {
 fn compile_case(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     let opts = options(arg, at)?;
     let upper = match field(opts, "operator") {
-        Some(SNode { value: SValue::String(op), .. }) if op == "lower" => false,
-        Some(SNode { value: SValue::String(op), .. }) if op == "upper" => true,
-        Some(op @ SNode { value: SValue::String(s), .. }) if !s.is_empty() => {
+        Some(SNode {
+            value: SValue::String(op),
+            ..
+        }) if op == "lower" => false,
+        Some(SNode {
+            value: SValue::String(op),
+            ..
+        }) if op == "upper" => true,
+        Some(
+            op @ SNode {
+                value: SValue::String(s),
+                ..
+            },
+        ) if !s.is_empty() => {
             return Err(err(
                 &child(at, "operator"),
                 op,
                 format!("should be \"lower\" or \"upper\", not {s:?}"),
             ));
         }
-        Some(op @ SNode { value: SValue::String(_), .. }) | Some(op @ SNode { value: SValue::Null, .. }) => {
-            return Err(err(&child(at, "operator"), op, "is required: \"lower\" or \"upper\""));
+        Some(
+            op @ SNode {
+                value: SValue::String(_),
+                ..
+            },
+        )
+        | Some(
+            op @ SNode {
+                value: SValue::Null,
+                ..
+            },
+        ) => {
+            return Err(err(
+                &child(at, "operator"),
+                op,
+                "is required: \"lower\" or \"upper\"",
+            ));
         }
         Some(op) => {
             return Err(err(
@@ -347,7 +405,13 @@ fn compile_case(arg: &SNode, at: &str) -> Result<Expr, Errors> {
                 format!("should be a string, but it is {}", described(op)),
             ));
         }
-        None => return Err(err(at, arg, "needs an \"operator\": \"lower\" or \"upper\"")),
+        None => {
+            return Err(err(
+                at,
+                arg,
+                "needs an \"operator\": \"lower\" or \"upper\"",
+            ));
+        }
     };
     let value = match field(opts, "value") {
         Some(v) => {
@@ -373,10 +437,19 @@ fn string_field(
 ) -> Result<Option<String>, Errors> {
     match field(opts, key) {
         None => Ok(None),
-        Some(n @ SNode { value: SValue::String(s), .. }) => {
+        Some(
+            n @ SNode {
+                value: SValue::String(s),
+                ..
+            },
+        ) => {
             let len = js_length(s);
             if len < min {
-                Err(err(&child(at, key), n, format!("should be a string of length {min} or more")))
+                Err(err(
+                    &child(at, key),
+                    n,
+                    format!("should be a string of length {min} or more"),
+                ))
             } else if len > max {
                 Err(err(
                     &child(at, key),
@@ -403,7 +476,10 @@ fn bool_field(
 ) -> Result<bool, Errors> {
     match field(opts, key) {
         None => Ok(default),
-        Some(SNode { value: SValue::Bool(b), .. }) => Ok(*b),
+        Some(SNode {
+            value: SValue::Bool(b),
+            ..
+        }) => Ok(*b),
         Some(n) => Err(err(
             &child(at, key),
             n,
@@ -463,12 +539,24 @@ fn compile_replace(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     // Segment applies pattern2 only when it is a non-empty string and replacement2 (default
     // "") is a string; their lengths are checked then.
     let mut second = None;
-    if let Some(p2 @ SNode { value: SValue::String(p2s), .. }) = field(opts, "pattern2")
+    if let Some(
+        p2 @ SNode {
+            value: SValue::String(p2s),
+            ..
+        },
+    ) = field(opts, "pattern2")
         && !p2s.is_empty()
     {
         let r2 = match field(opts, "replacement2") {
-            None | Some(SNode { value: SValue::Null, .. }) => Some(String::new()),
-            Some(SNode { value: SValue::String(s), .. }) => Some(s.clone()),
+            None
+            | Some(SNode {
+                value: SValue::Null,
+                ..
+            }) => Some(String::new()),
+            Some(SNode {
+                value: SValue::String(s),
+                ..
+            }) => Some(s.clone()),
             Some(_) => None,
         };
         if js_length(p2s) > MAX_PATTERN_LENGTH {
@@ -518,13 +606,18 @@ fn compile_array_path(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     };
     let root = match &first.value {
         // A plain string is looked up directly (not through @path).
-        SValue::String(s) => Expr::Path(Path::parse(s).map_err(|m| err(&format!("{at}[0]"), first, m))?),
+        SValue::String(s) => {
+            Expr::Path(Path::parse(s).map_err(|m| err(&format!("{at}[0]"), first, m))?)
+        }
         _ if is_directive(first) => compile(first, &format!("{at}[0]"))?,
         _ => {
             return Err(err(
                 &format!("{at}[0]"),
                 first,
-                format!("should be a string or a directive, but it is {}", described(first)),
+                format!(
+                    "should be a string or a directive, but it is {}",
+                    described(first)
+                ),
             ));
         }
     };
@@ -547,7 +640,10 @@ fn directive_or_object(node: &SNode, at: &str) -> Result<Expr, Errors> {
         _ => Err(err(
             at,
             node,
-            format!("should be an object or a directive, but it is {}", described(node)),
+            format!(
+                "should be an object or a directive, but it is {}",
+                described(node)
+            ),
         )),
     }
 }
@@ -555,33 +651,60 @@ fn directive_or_object(node: &SNode, at: &str) -> Result<Expr, Errors> {
 fn compile_merge(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     let opts = options(arg, at)?;
     let left = match field(opts, "direction") {
-        Some(SNode { value: SValue::String(d), .. })
-            if d.eq_ignore_ascii_case("left") || d.eq_ignore_ascii_case("right") =>
-        {
+        Some(SNode {
+            value: SValue::String(d),
+            ..
+        }) if d.eq_ignore_ascii_case("left") || d.eq_ignore_ascii_case("right") => {
             // Validation ignores case; resolution only recognises exactly "left".
             d == "left"
         }
-        Some(d @ SNode { value: SValue::String(s), .. }) if !s.is_empty() => {
+        Some(
+            d @ SNode {
+                value: SValue::String(s),
+                ..
+            },
+        ) if !s.is_empty() => {
             return Err(err(
                 &child(at, "direction"),
                 d,
                 format!("should be \"left\" or \"right\", not {s:?}"),
             ));
         }
-        Some(d @ SNode { value: SValue::String(_) | SValue::Null, .. }) | Some(d @ SNode { value: SValue::Bool(false), .. }) => {
-            return Err(err(&child(at, "direction"), d, "is required: \"left\" or \"right\""));
+        Some(
+            d @ SNode {
+                value: SValue::String(_) | SValue::Null,
+                ..
+            },
+        )
+        | Some(
+            d @ SNode {
+                value: SValue::Bool(false),
+                ..
+            },
+        ) => {
+            return Err(err(
+                &child(at, "direction"),
+                d,
+                "is required: \"left\" or \"right\"",
+            ));
         }
         Some(d) => {
             return Err(err(
                 &child(at, "direction"),
                 d,
-                format!("should be \"left\" or \"right\", but it is {}", described(d)),
+                format!(
+                    "should be \"left\" or \"right\", but it is {}",
+                    described(d)
+                ),
             ));
         }
         None => return Err(err(at, arg, "needs a \"direction\": \"left\" or \"right\"")),
     };
     let objects = match field(opts, "objects") {
-        Some(SNode { value: SValue::Array(items), .. }) => {
+        Some(SNode {
+            value: SValue::Array(items),
+            ..
+        }) => {
             let mut out = Vec::new();
             let mut errors = Vec::new();
             for (i, item) in items.iter().enumerate() {
@@ -602,7 +725,13 @@ fn compile_merge(arg: &SNode, at: &str) -> Result<Expr, Errors> {
                 format!("should be an array, but it is {}", described(o)),
             ));
         }
-        None => return Err(err(at, arg, "needs \"objects\": an array of objects or directives")),
+        None => {
+            return Err(err(
+                at,
+                arg,
+                "needs \"objects\": an array of objects or directives",
+            ));
+        }
     };
     Ok(Expr::Merge { objects, left })
 }
@@ -626,9 +755,21 @@ fn compile_transform(arg: &SNode, at: &str) -> Result<Expr, Errors> {
 fn compile_flatten(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     let opts = options(arg, at)?;
     let separator = match field(opts, "separator") {
-        Some(SNode { value: SValue::String(s), .. }) if !s.is_empty() => s.clone(),
-        Some(s @ SNode { value: SValue::String(_), .. }) => {
-            return Err(err(&child(at, "separator"), s, "should be a non-empty string"));
+        Some(SNode {
+            value: SValue::String(s),
+            ..
+        }) if !s.is_empty() => s.clone(),
+        Some(
+            s @ SNode {
+                value: SValue::String(_),
+                ..
+            },
+        ) => {
+            return Err(err(
+                &child(at, "separator"),
+                s,
+                "should be a non-empty string",
+            ));
         }
         Some(s) => {
             return Err(err(
@@ -654,11 +795,18 @@ fn compile_flatten(arg: &SNode, at: &str) -> Result<Expr, Errors> {
 fn compile_json(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     let opts = options(arg, at)?;
     let mode = match field(opts, "mode") {
-        Some(SNode { value: SValue::String(m), .. }) if m == "encode" => JsonMode::Encode,
-        Some(SNode { value: SValue::String(m), .. }) if m == "decode" => JsonMode::Decode,
-        Some(SNode { value: SValue::String(m), .. })
-            if m.eq_ignore_ascii_case("encode") || m.eq_ignore_ascii_case("decode") =>
-        {
+        Some(SNode {
+            value: SValue::String(m),
+            ..
+        }) if m == "encode" => JsonMode::Encode,
+        Some(SNode {
+            value: SValue::String(m),
+            ..
+        }) if m == "decode" => JsonMode::Decode,
+        Some(SNode {
+            value: SValue::String(m),
+            ..
+        }) if m.eq_ignore_ascii_case("encode") || m.eq_ignore_ascii_case("decode") => {
             JsonMode::Inert
         }
         Some(m) => {
@@ -726,29 +874,74 @@ mod tests {
     #[test]
     fn invalid_mappings_are_located() {
         let cases = [
-            (r#"{"neat": {"@path": {}}}"#, "neat.@path: should be a string or a directive, but it is an object"),
+            (
+                r#"{"neat": {"@path": {}}}"#,
+                "neat.@path: should be a string or a directive, but it is an object",
+            ),
             (r#"{"@path": "$.a", "x": 1}"#, "cannot be mixed"),
             (r#"{"@path": "$.a", "@template": "x"}"#, "exactly one @-key"),
             (r#"{"@pth": "$.a"}"#, "did you mean @path?"),
             (r#"{"@if": {"then": 1}}"#, "@if: needs an \"exists\""),
-            (r#"{"@if": {"exists": false, "then": 1}}"#, "@if: needs an \"exists\""),
-            (r#"{"@case": {"operator": "title", "value": "x"}}"#, "@case.operator: should be \"lower\" or \"upper\""),
-            (r#"{"@case": {"operator": "lower", "value": 3}}"#, "@case.value: should be a string or a directive"),
-            (r#"{"@replace": {"value": "abc", "pattern": ""}}"#, "@replace.pattern: should be a string of length 1"),
-            (r#"{"@replace": {"value": "abc", "pattern": "01234567890"}}"#, "at most 10"),
-            (r#"{"@replace": {"value": "abc", "pattern": "a", "global": "yes"}}"#, "@replace.global: should be a boolean"),
+            (
+                r#"{"@if": {"exists": false, "then": 1}}"#,
+                "@if: needs an \"exists\"",
+            ),
+            (
+                r#"{"@case": {"operator": "title", "value": "x"}}"#,
+                "@case.operator: should be \"lower\" or \"upper\"",
+            ),
+            (
+                r#"{"@case": {"operator": "lower", "value": 3}}"#,
+                "@case.value: should be a string or a directive",
+            ),
+            (
+                r#"{"@replace": {"value": "abc", "pattern": ""}}"#,
+                "@replace.pattern: should be a string of length 1",
+            ),
+            (
+                r#"{"@replace": {"value": "abc", "pattern": "01234567890"}}"#,
+                "at most 10",
+            ),
+            (
+                r#"{"@replace": {"value": "abc", "pattern": "a", "global": "yes"}}"#,
+                "@replace.global: should be a boolean",
+            ),
             (r#"{"@replace": {"pattern": "a"}}"#, "needs a \"value\""),
             (r#"{"@arrayPath": "$.a"}"#, "should be an array"),
-            (r#"{"@merge": {"objects": [1], "direction": "left"}}"#, "@merge.objects[0]: should be an object or a directive"),
+            (
+                r#"{"@merge": {"objects": [1], "direction": "left"}}"#,
+                "@merge.objects[0]: should be an object or a directive",
+            ),
             (r#"{"@merge": {"objects": []}}"#, "needs a \"direction\""),
-            (r#"{"@merge": {"objects": [], "direction": "up"}}"#, "should be \"left\" or \"right\""),
-            (r#"{"@transform": {"apply": 1, "mapping": {}}}"#, "@transform.apply"),
-            (r#"{"@flatten": {"value": {"@path": "$.a"}}}"#, "needs a \"separator\""),
+            (
+                r#"{"@merge": {"objects": [], "direction": "up"}}"#,
+                "should be \"left\" or \"right\"",
+            ),
+            (
+                r#"{"@transform": {"apply": 1, "mapping": {}}}"#,
+                "@transform.apply",
+            ),
+            (
+                r#"{"@flatten": {"value": {"@path": "$.a"}}}"#,
+                "needs a \"separator\"",
+            ),
             (r#"{"@json": {"mode": "zip", "value": "x"}}"#, "@json.mode"),
-            (r#"{"@json": {"mode": "encode", "value": 0}}"#, "@json.value"),
-            (r#"{"@liquid": {}}"#, "@liquid: should be a Liquid template string"),
-            (r#"{"@liquid": "{{ a | sort }}"}"#, "filter \"sort\" is disabled"),
-            (r#"{"@if": {"exists": {"@path": "$.a"}, "then": {"@nope": 1}}}"#, "@if.then.@nope: unknown directive"),
+            (
+                r#"{"@json": {"mode": "encode", "value": 0}}"#,
+                "@json.value",
+            ),
+            (
+                r#"{"@liquid": {}}"#,
+                "@liquid: should be a Liquid template string",
+            ),
+            (
+                r#"{"@liquid": "{{ a | sort }}"}"#,
+                "filter \"sort\" is disabled",
+            ),
+            (
+                r#"{"@if": {"exists": {"@path": "$.a"}, "then": {"@nope": 1}}}"#,
+                "@if.then.@nope: unknown directive",
+            ),
             (r#"{"a": [{"@bad": 1}]}"#, "a[0].@bad: unknown directive"),
         ];
         for (src, want) in cases {

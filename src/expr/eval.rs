@@ -53,7 +53,10 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
         Expr::PathDyn(inner) => {
             let v = eval(inner, payload)?;
             let Some(s) = v.as_str() else {
-                return fail(format!("@path: expected string, got {}", v.type_of().name()));
+                return fail(format!(
+                    "@path: expected string, got {}",
+                    v.type_of().name()
+                ));
             };
             Path::parse(&s).map_err(EvalError)?.lookup(payload)
         }
@@ -61,7 +64,10 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
         Expr::TemplateDyn(inner) => {
             let v = eval(inner, payload)?;
             let Some(s) = v.as_str() else {
-                return fail(format!("@template: expected string, got {}", v.type_of().name()));
+                return fail(format!(
+                    "@template: expected string, got {}",
+                    v.type_of().name()
+                ));
             };
             let t = super::Template::compile(&s).map_err(EvalError)?;
             Value::owned_str(t.render(payload))
@@ -102,7 +108,8 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
                     Type::String | Type::Number | Type::Boolean => v.to_js_string(),
                     _ => return Ok(Value::str("")),
                 };
-                let mut out = js_replace(&text, &r.pattern, &r.replacement, r.global, r.ignore_case);
+                let mut out =
+                    js_replace(&text, &r.pattern, &r.replacement, r.global, r.ignore_case);
                 if let Some((p2, r2)) = &r.second {
                     out = js_replace(&out, p2, r2, r.global, r.ignore_case);
                 }
@@ -170,7 +177,9 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
         Expr::Json { mode, value } => {
             let v = eval(value, payload)?;
             match mode {
-                JsonMode::Encode => v.to_json_string().map_or(Value::Undefined, Value::owned_str),
+                JsonMode::Encode => v
+                    .to_json_string()
+                    .map_or(Value::Undefined, Value::owned_str),
                 JsonMode::Decode => match v.as_str() {
                     Some(s) => match serde_json::from_str::<serde_json::Value>(&s) {
                         Ok(parsed) => Value::from_serde(&parsed),
@@ -242,7 +251,10 @@ mod tests {
         let expr = compile_top_level(&node).unwrap();
         let mut tape = Tape::new();
         let root = Value::Node(tape.parse(event).unwrap());
-        eval(&expr, &root).unwrap().remove_undefined().to_json_string()
+        eval(&expr, &root)
+            .unwrap()
+            .remove_undefined()
+            .to_json_string()
     }
 
     fn one(mapping: &str, event: &str) -> Option<String> {
@@ -250,7 +262,10 @@ mod tests {
         let expr = compile(&node, "").unwrap();
         let mut tape = Tape::new();
         let root = Value::Node(tape.parse(event).unwrap());
-        eval(&expr, &root).unwrap().remove_undefined().to_json_string()
+        eval(&expr, &root)
+            .unwrap()
+            .remove_undefined()
+            .to_json_string()
     }
 
     const EV: &str = r#"{"type":"track","event":"Order Completed","userId":"u1","properties":{"total":12,"total_s":"12","zero":0,"empty":"","f":false,"t":true,"nul":null,"nested":{"a":{"b":5}},"arr":[1,2,3],"str":"Hello World","email":"A@B.com"},"traits":{"plan":"pro","vip":true},"context":{"locale":"en-US","personas":{"computation_key":"aud_x"}}}"#;
@@ -258,8 +273,14 @@ mod tests {
     #[test]
     fn top_level_spread() {
         assert_eq!(run("123", "{}").as_deref(), Some("{}"));
-        assert_eq!(run(r#""ab""#, "{}").as_deref(), Some(r#"{"0":"a","1":"b"}"#));
-        assert_eq!(run(r#"{"a": 1, "b": {"@path": "$.foo.bar"}}"#, "{}").as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(
+            run(r#""ab""#, "{}").as_deref(),
+            Some(r#"{"0":"a","1":"b"}"#)
+        );
+        assert_eq!(
+            run(r#"{"a": 1, "b": {"@path": "$.foo.bar"}}"#, "{}").as_deref(),
+            Some(r#"{"a":1}"#)
+        );
         assert_eq!(run(r#"{"@path": "$.nope"}"#, "{}"), None);
     }
 
@@ -267,51 +288,180 @@ mod tests {
     fn if_exists_and_blank() {
         assert_eq!(one(r#"{"@if": {"exists": {"@path": "$.properties.nul"}, "then": "yes", "else": "no"}}"#, EV).as_deref(), Some(r#""no""#));
         assert_eq!(one(r#"{"@if": {"blank": {"@path": "$.properties.zero"}, "then": "yes", "else": "no"}}"#, EV).as_deref(), Some(r#""no""#));
-        assert_eq!(one(r#"{"@if": {"blank": {"@path": "$.properties.str"}, "then": "yes", "else": "no"}}"#, EV).as_deref(), Some(r#""yes""#));
-        assert_eq!(one(r#"{"@if": {"blank": {"@path": "$.properties.f"}, "then": "yes", "else": "no"}}"#, EV).as_deref(), Some(r#""no""#));
-        assert_eq!(one(r#"{"@if": {"exists": {"@path": "$.nope"}, "then": 1, "else": null}}"#, EV), None);
-        assert_eq!(one(r#"{"@if": {"exists": {"@path": "$.nope"}, "then": 1, "else": 0}}"#, EV), None);
-        assert_eq!(one(r#"{"@if": {"exists": {"@path": "$.userId"}}}"#, EV), None);
+        assert_eq!(
+            one(
+                r#"{"@if": {"blank": {"@path": "$.properties.str"}, "then": "yes", "else": "no"}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#""yes""#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@if": {"blank": {"@path": "$.properties.f"}, "then": "yes", "else": "no"}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#""no""#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@if": {"exists": {"@path": "$.nope"}, "then": 1, "else": null}}"#,
+                EV
+            ),
+            None
+        );
+        assert_eq!(
+            one(
+                r#"{"@if": {"exists": {"@path": "$.nope"}, "then": 1, "else": 0}}"#,
+                EV
+            ),
+            None
+        );
+        assert_eq!(
+            one(r#"{"@if": {"exists": {"@path": "$.userId"}}}"#, EV),
+            None
+        );
     }
 
     #[test]
     fn case_replace_literal() {
-        assert_eq!(one(r#"{"@case": {"operator": "lower", "value": {"@path": "$.properties.email"}}}"#, EV).as_deref(), Some(r#""a@b.com""#));
-        assert_eq!(one(r#"{"@case": {"operator": "lower", "value": {"@path": "$.properties.nested"}}}"#, EV).as_deref(), Some(r#"{"a":{"b":5}}"#));
-        assert_eq!(one(r#"{"@case": {"operator": "upper", "value": ""}}"#, EV), None);
+        assert_eq!(
+            one(
+                r#"{"@case": {"operator": "lower", "value": {"@path": "$.properties.email"}}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#""a@b.com""#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@case": {"operator": "lower", "value": {"@path": "$.properties.nested"}}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#"{"a":{"b":5}}"#)
+        );
+        assert_eq!(
+            one(r#"{"@case": {"operator": "upper", "value": ""}}"#, EV),
+            None
+        );
         assert_eq!(one(r#"{"@replace": {"value": {"@path": "$.properties.total"}, "pattern": "1", "replacement": "x"}}"#, EV).as_deref(), Some(r#""x2""#));
-        assert_eq!(one(r#"{"@replace": {"value": {"@path": "$.properties.nested"}, "pattern": "1"}}"#, EV).as_deref(), Some(r#""""#));
+        assert_eq!(
+            one(
+                r#"{"@replace": {"value": {"@path": "$.properties.nested"}, "pattern": "1"}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#""""#)
+        );
         assert_eq!(one(r#"{"@replace": {"value": {"@path": "$.properties.str"}, "pattern": "o", "replacement": "0", "pattern2": "l", "replacement2": "1"}}"#, EV).as_deref(), Some(r#""He110 W0r1d""#));
-        assert_eq!(one(r#"{"@literal": {"@path": "$.properties.total"}}"#, EV).as_deref(), Some("12"));
-        assert_eq!(one(r#"{"@literal": {"x": {"@path": "$.userId"}}}"#, EV).as_deref(), Some(r#"{"x":"u1"}"#));
+        assert_eq!(
+            one(r#"{"@literal": {"@path": "$.properties.total"}}"#, EV).as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            one(r#"{"@literal": {"x": {"@path": "$.userId"}}}"#, EV).as_deref(),
+            Some(r#"{"x":"u1"}"#)
+        );
     }
 
     #[test]
     fn array_path_merge_transform_flatten_json() {
-        assert_eq!(one(r#"{"@arrayPath": [{"@path": "$.properties.nested"}, {"k": {"@path": "$.a.b"}}]}"#, EV).as_deref(), Some(r#"[{"k":5}]"#));
-        assert_eq!(one(r#"{"@arrayPath": ["$.properties.arr", {"v": {"@path": "$."}}]}"#, EV).as_deref(), Some(r#"[{"v":1},{"v":2},{"v":3}]"#));
-        assert_eq!(one(r#"{"@arrayPath": ["$.properties.arr"]}"#, EV).as_deref(), Some("[1,2,3]"));
+        assert_eq!(
+            one(
+                r#"{"@arrayPath": [{"@path": "$.properties.nested"}, {"k": {"@path": "$.a.b"}}]}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#"[{"k":5}]"#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@arrayPath": ["$.properties.arr", {"v": {"@path": "$."}}]}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#"[{"v":1},{"v":2},{"v":3}]"#)
+        );
+        assert_eq!(
+            one(r#"{"@arrayPath": ["$.properties.arr"]}"#, EV).as_deref(),
+            Some("[1,2,3]")
+        );
         assert_eq!(one(r#"{"@merge": {"objects": [{"@path": "$.traits"}, {"plan": "free", "x": 1}], "direction": "right"}}"#, EV).as_deref(), Some(r#"{"plan":"free","vip":true,"x":1}"#));
         assert_eq!(one(r#"{"@merge": {"objects": [{"@path": "$.traits"}, {"plan": "free", "x": 1}], "direction": "left"}}"#, EV).as_deref(), Some(r#"{"plan":"pro","x":1,"vip":true}"#));
         assert_eq!(one(r#"{"@merge": {"objects": [{"@path": "$.userId"}, {"@path": "$.nope"}], "direction": "right"}}"#, EV).as_deref(), Some(r#"{"0":"u","1":"1"}"#));
         assert_eq!(one(r#"{"@transform": {"apply": {"p": {"@path": "$.properties.nested"}}, "mapping": {"b": {"@path": "$.p.a.b"}}}}"#, EV).as_deref(), Some(r#"{"b":5}"#));
         assert_eq!(one(r#"{"@flatten": {"value": {"@path": "$.context"}, "separator": "_", "omitArrays": true}}"#, EV).as_deref(), Some(r#"{"locale":"en-US","personas_computation_key":"aud_x"}"#));
-        assert_eq!(one(r#"{"@flatten": {"value": {"@path": "$.properties.arr"}, "separator": "."}}"#, EV).as_deref(), Some(r#"{"0":1,"1":2,"2":3}"#));
-        assert_eq!(one(r#"{"@flatten": {"value": {"@path": "$.userId"}, "separator": "."}}"#, EV).as_deref(), Some(r#"{"":"u1"}"#));
-        assert_eq!(one(r#"{"@json": {"mode": "encode", "value": {"@path": "$.properties.nested"}}}"#, EV).as_deref(), Some(r#""{\"a\":{\"b\":5}}""#));
-        assert_eq!(one(r#"{"@json": {"mode": "encode", "value": "{\"a\":1}"}}"#, EV).as_deref(), Some(r#""\"{\\\"a\\\":1}\"""#));
-        assert_eq!(one(r#"{"@json": {"mode": "decode", "value": "{\"a\":1.50}"}}"#, EV).as_deref(), Some(r#"{"a":1.5}"#));
-        assert_eq!(one(r#"{"@json": {"mode": "decode", "value": "not json"}}"#, EV).as_deref(), Some(r#""not json""#));
-        assert_eq!(one(r#"{"@json": {"mode": "Encode", "value": "x"}}"#, EV), None);
-        assert_eq!(one(r#"{"neat": {"@json": {"mode": "encode", "value": {"@path": "$.bad"}}}}"#, EV).as_deref(), Some("{}"));
+        assert_eq!(
+            one(
+                r#"{"@flatten": {"value": {"@path": "$.properties.arr"}, "separator": "."}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#"{"0":1,"1":2,"2":3}"#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@flatten": {"value": {"@path": "$.userId"}, "separator": "."}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#"{"":"u1"}"#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@json": {"mode": "encode", "value": {"@path": "$.properties.nested"}}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#""{\"a\":{\"b\":5}}""#)
+        );
+        assert_eq!(
+            one(r#"{"@json": {"mode": "encode", "value": "{\"a\":1}"}}"#, EV).as_deref(),
+            Some(r#""\"{\\\"a\\\":1}\"""#)
+        );
+        assert_eq!(
+            one(
+                r#"{"@json": {"mode": "decode", "value": "{\"a\":1.50}"}}"#,
+                EV
+            )
+            .as_deref(),
+            Some(r#"{"a":1.5}"#)
+        );
+        assert_eq!(
+            one(r#"{"@json": {"mode": "decode", "value": "not json"}}"#, EV).as_deref(),
+            Some(r#""not json""#)
+        );
+        assert_eq!(
+            one(r#"{"@json": {"mode": "Encode", "value": "x"}}"#, EV),
+            None
+        );
+        assert_eq!(
+            one(
+                r#"{"neat": {"@json": {"mode": "encode", "value": {"@path": "$.bad"}}}}"#,
+                EV
+            )
+            .as_deref(),
+            Some("{}")
+        );
     }
 
     #[test]
     fn exclude_when_null() {
         let ev = r#"{"foo":{"bar":null,"aces":{"a":1,"b":null,"c":{"d":null}},"arr":[null]}}"#;
-        assert_eq!(one(r#"{"x": {"@excludeWhenNull": {"@path": "$.foo.bar"}}}"#, ev).as_deref(), Some("{}"));
-        assert_eq!(one(r#"{"@excludeWhenNull": {"@path": "$.foo.aces"}}"#, ev).as_deref(), Some(r#"{"a":1,"c":{}}"#));
-        assert_eq!(one(r#"{"@excludeWhenNull": {"@path": "$.foo.arr"}}"#, ev).as_deref(), Some("[null]"));
+        assert_eq!(
+            one(r#"{"x": {"@excludeWhenNull": {"@path": "$.foo.bar"}}}"#, ev).as_deref(),
+            Some("{}")
+        );
+        assert_eq!(
+            one(r#"{"@excludeWhenNull": {"@path": "$.foo.aces"}}"#, ev).as_deref(),
+            Some(r#"{"a":1,"c":{}}"#)
+        );
+        assert_eq!(
+            one(r#"{"@excludeWhenNull": {"@path": "$.foo.arr"}}"#, ev).as_deref(),
+            Some("[null]")
+        );
     }
 
     #[test]

@@ -169,7 +169,10 @@ fn disabled_tag(text: &str) -> Option<&'static str> {
     let mut rest = text;
     while let Some(at) = rest.find("{%") {
         let body = rest[at + 2..].trim_start_matches('-').trim_start();
-        let word: String = body.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let word: String = body
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if let Some(t) = DISABLED_TAGS.iter().find(|t| **t == word) {
             return Some(t);
         }
@@ -183,7 +186,10 @@ fn disabled_filter(text: &str) -> Option<&'static str> {
     let mut rest = text;
     while let Some(at) = rest.find('|') {
         let body = rest[at + 1..].trim_start();
-        let word: String = body.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let word: String = body
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if let Some(f) = DISABLED_FILTERS.iter().find(|f| **f == word) {
             return Some(f);
         }
@@ -224,11 +230,9 @@ impl Lenient {
         match self {
             Lenient::Scalar(v) => v.clone(),
             Lenient::Array(a) => LValue::Array(a.iter().map(Lenient::to_liquid).collect()),
-            Lenient::Object(m) => LValue::Object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.to_liquid()))
-                    .collect(),
-            ),
+            Lenient::Object(m) => {
+                LValue::Object(m.iter().map(|(k, v)| (k.clone(), v.to_liquid())).collect())
+            }
         }
     }
 }
@@ -335,7 +339,11 @@ impl ArrayView for Lenient {
     }
     fn get(&self, index: i64) -> Option<&dyn ValueView> {
         let Lenient::Array(a) = self else { return None };
-        let i = if index < 0 { a.len() as i64 + index } else { index };
+        let i = if index < 0 {
+            a.len() as i64 + index
+        } else {
+            index
+        };
         Some(
             usize::try_from(i)
                 .ok()
@@ -381,7 +389,11 @@ impl ObjectView for Lenient {
     }
     fn get<'s>(&'s self, index: &str) -> Option<&'s dyn ValueView> {
         let found = match self {
-            Lenient::Object(m) => m.iter().rev().find(|(k, _)| k.as_str() == index).map(|(_, v)| v),
+            Lenient::Object(m) => m
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_str() == index)
+                .map(|(_, v)| v),
             _ => None,
         };
         Some(found.map_or(&NIL as &dyn ValueView, |v| v as &dyn ValueView))
@@ -455,12 +467,18 @@ mod tests {
         let e = r#"{"properties":{"test":"abc","n":3,"list":[1,2]}}"#;
         assert_eq!(render("test", e).unwrap(), "test");
         assert_eq!(render("{{ properties.test | upcase }}", e).unwrap(), "ABC");
-        assert_eq!(render("[{{ properties.missing }}][{{ nope.a.b }}]", e).unwrap(), "[][]");
+        assert_eq!(
+            render("[{{ properties.missing }}][{{ nope.a.b }}]", e).unwrap(),
+            "[][]"
+        );
         assert_eq!(
             render("{% if properties.n > 2 %}big{% else %}small{% endif %}", e).unwrap(),
             "big"
         );
-        assert_eq!(render("{{ properties.list | join: '-' }}", e).unwrap(), "1-2");
+        assert_eq!(
+            render("{{ properties.list | join: '-' }}", e).unwrap(),
+            "1-2"
+        );
     }
 
     #[test]

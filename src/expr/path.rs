@@ -69,8 +69,7 @@ fn is_extended_jsonpath(path: &str) -> bool {
     if !path.starts_with('$') {
         return false;
     }
-    if path.starts_with("$[") || path.contains("..") || path.contains('*') || path.contains("[?")
-    {
+    if path.starts_with("$[") || path.contains("..") || path.contains('*') || path.contains("[?") {
         return true;
     }
     // Slices and unions: a bracket holding ':' or ','.
@@ -135,7 +134,10 @@ impl Path {
                 let json = root.to_serde();
                 match jsonpath_rust::query::js_path_process(q, &json) {
                     Ok(found) if !found.is_empty() => Value::Array(
-                        found.into_iter().map(|r| Value::from_serde(r.val())).collect(),
+                        found
+                            .into_iter()
+                            .map(|r| Value::from_serde(r.val()))
+                            .collect(),
                     ),
                     _ => Value::Undefined,
                 }
@@ -250,7 +252,10 @@ mod tests {
     #[test]
     fn falsy_values_stop_the_walk() {
         let mut t = Tape::new();
-        let root = Value::Node(t.parse(r#"{"a":0,"n":null,"s":"","o":{"k":[10,20]}}"#).unwrap());
+        let root = Value::Node(
+            t.parse(r#"{"a":0,"n":null,"s":"","o":{"k":[10,20]}}"#)
+                .unwrap(),
+        );
         let get = |p: &str| Path::parse(p).unwrap().lookup(&root).to_json_string();
         assert_eq!(get("$.a.b").as_deref(), Some("0"));
         assert_eq!(get("$.n.b").as_deref(), Some("null"));
@@ -264,8 +269,10 @@ mod tests {
     #[test]
     fn jsonpath_matches() {
         let mut t = Tape::new();
-        let root =
-            Value::Node(t.parse(r#"{"p":[{"sku":"a","n":1},{"sku":"b","n":3}]}"#).unwrap());
+        let root = Value::Node(
+            t.parse(r#"{"p":[{"sku":"a","n":1},{"sku":"b","n":3}]}"#)
+                .unwrap(),
+        );
         let get = |p: &str| Path::parse(p).unwrap().lookup(&root).to_json_string();
         assert_eq!(get("$.p[*].sku").as_deref(), Some(r#"["a","b"]"#));
         assert_eq!(get("$..n").as_deref(), Some("[1,3]"));

@@ -88,7 +88,13 @@ pub fn js_replace(
         match found {
             Some(end) => {
                 out.push_str(&value[last..i]);
-                substitute(&mut out, replacement, &value[i..end], &value[..i], &value[end..]);
+                substitute(
+                    &mut out,
+                    replacement,
+                    &value[i..end],
+                    &value[..i],
+                    &value[end..],
+                );
                 last = end;
                 i = end;
                 if !global {
@@ -110,13 +116,19 @@ mod tests {
 
     #[test]
     fn literal_patterns() {
-        assert_eq!(js_replace("Hello World", ".", "-", true, false), "Hello World");
+        assert_eq!(
+            js_replace("Hello World", ".", "-", true, false),
+            "Hello World"
+        );
         assert_eq!(js_replace("a.b.c", ".", "-", true, false), "a-b-c");
         assert_eq!(js_replace("a.b.c", ".", "-", false, false), "a-b.c");
         assert_eq!(js_replace("aAa", "a", "x", true, true), "xxx");
         assert_eq!(js_replace("aAa", "a", "x", true, false), "xAx");
         assert_eq!(js_replace("Straße", "SS", "x", true, true), "Straße");
-        assert_eq!(js_replace("ÉCOLE école", "é", "e", true, true), "eCOLE ecole");
+        assert_eq!(
+            js_replace("ÉCOLE école", "é", "e", true, true),
+            "eCOLE ecole"
+        );
     }
 
     #[test]

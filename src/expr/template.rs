@@ -124,8 +124,17 @@ mod tests {
         assert_eq!(render("{{ properties.str }}!", e), "Hello World!");
         assert_eq!(render("{{properties.str}}}", e), "Hello World}");
         assert_eq!(render("{{{properties.str}}}", e), "Hello World");
-        assert_eq!(render("{{properties.n}}|{{properties.arr}}|{{properties.o}}", e), "1.5|1,2|[object Object]");
-        assert_eq!(render("[{{properties.nul}}][{{properties.missing}}][{{properties.t}}]", e), "[][][true]");
+        assert_eq!(
+            render("{{properties.n}}|{{properties.arr}}|{{properties.o}}", e),
+            "1.5|1,2|[object Object]"
+        );
+        assert_eq!(
+            render(
+                "[{{properties.nul}}][{{properties.missing}}][{{properties.t}}]",
+                e
+            ),
+            "[][][true]"
+        );
         // `{{ }}` is the empty path, which Segment resolves to the whole event.
         assert_eq!(render("{{}} {{ }}", e), "{{}} [object Object]");
         assert_eq!(render("<{{properties.str}}>&", e), "<Hello World>&");

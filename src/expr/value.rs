@@ -171,7 +171,11 @@ impl<'a> Value<'a> {
             }
             Value::Node(n) => match n.kind() {
                 Kind::Null => Cow::Borrowed("null"),
-                Kind::Bool => Cow::Borrowed(if n.as_bool() == Some(true) { "true" } else { "false" }),
+                Kind::Bool => Cow::Borrowed(if n.as_bool() == Some(true) {
+                    "true"
+                } else {
+                    "false"
+                }),
                 Kind::Number => {
                     let mut out = Vec::new();
                     write_number_text(&mut out, n.raw(), false);
@@ -412,16 +416,20 @@ fn string_member<'a>(s: &str, key: &str, index: Option<usize>) -> Value<'a> {
         return Value::Undefined;
     };
     if s.is_ascii() {
-        return s
-            .get(i..i + 1)
-            .map_or(Value::Undefined, |c| Value::String(Cow::Owned(c.to_string())));
+        return s.get(i..i + 1).map_or(Value::Undefined, |c| {
+            Value::String(Cow::Owned(c.to_string()))
+        });
     }
     let mut pos = 0;
     for c in s.chars() {
         let width = c.len_utf16();
         if i < pos + width {
             // Half of a surrogate pair cannot be held by a Rust string.
-            let text = if width == 1 { c.to_string() } else { "\u{fffd}".to_string() };
+            let text = if width == 1 {
+                c.to_string()
+            } else {
+                "\u{fffd}".to_string()
+            };
             return Value::String(Cow::Owned(text));
         }
         pos += width;
@@ -464,12 +472,17 @@ mod tests {
     #[test]
     fn js_string_conversion() {
         let mut t = Tape::new();
-        let n = t.parse(r#"{"a":[1,null,[2,3],{"x":1}],"n":631.0,"s":"x"}"#).unwrap();
+        let n = t
+            .parse(r#"{"a":[1,null,[2,3],{"x":1}],"n":631.0,"s":"x"}"#)
+            .unwrap();
         let v = Value::Node(n);
         assert_eq!(v.member("a", None).to_js_string(), "1,,2,3,[object Object]");
         assert_eq!(v.member("n", None).to_js_string(), "631");
         assert_eq!(v.to_js_string(), "[object Object]");
-        assert_eq!(v.member("s", None).member("length", None).to_js_string(), "1");
+        assert_eq!(
+            v.member("s", None).member("length", None).to_js_string(),
+            "1"
+        );
     }
 
     #[test]
@@ -488,7 +501,10 @@ mod tests {
     fn json_of_constructed_values() {
         let v = Value::Object(vec![
             (Cow::Borrowed("a"), Value::Undefined),
-            (Cow::Borrowed("b"), Value::Array(vec![Value::Undefined, Value::Number(1.5)])),
+            (
+                Cow::Borrowed("b"),
+                Value::Array(vec![Value::Undefined, Value::Number(1.5)]),
+            ),
             (Cow::Borrowed("c"), Value::str("q\"")),
         ]);
         assert_eq!(v.to_json_string().unwrap(), r#"{"b":[null,1.5],"c":"q\""}"#);

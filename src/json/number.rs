@@ -103,9 +103,9 @@ pub fn js_string_to_number(s: &str) -> f64 {
         if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
             return f64::NAN;
         }
-        return body
-            .chars()
-            .fold(0.0, |acc, c| acc * radix as f64 + c.to_digit(radix).unwrap_or(0) as f64);
+        return body.chars().fold(0.0, |acc, c| {
+            acc * radix as f64 + c.to_digit(radix).unwrap_or(0) as f64
+        });
     }
     // A StrDecimalLiteral: sign, digits with an optional point, optional exponent.
     let b = t.as_bytes();
@@ -192,7 +192,10 @@ mod tests {
         assert_eq!(text("-3.25"), "-3.25");
         assert_eq!(text("1e400"), "null");
         assert_eq!(js_number_to_string(1e21), "1e+21");
-        assert_eq!(js_number_to_string(123456789012345680000.0), "123456789012345680000");
+        assert_eq!(
+            js_number_to_string(123456789012345680000.0),
+            "123456789012345680000"
+        );
         assert_eq!(js_number_to_string(f64::NAN), "NaN");
         assert_eq!(js_number_to_string(-5.0), "-5");
     }

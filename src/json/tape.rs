@@ -97,11 +97,22 @@ impl Tape {
             nodes: &mut self.nodes,
             keys: &mut self.keys,
         };
+        let len = b.len();
+        let incomplete = |e: ParseError| {
+            if e.offset >= len {
+                ParseError {
+                    offset: len,
+                    message: "unexpected end of input: the JSON value is incomplete",
+                }
+            } else {
+                e
+            }
+        };
         p.skip_ws();
-        p.value(0)?;
+        p.value(0).map_err(incomplete)?;
         p.skip_ws();
         if p.pos != b.len() {
-            return Err(p.err("trailing characters after the JSON value"));
+            return Err(p.err("unexpected characters after the JSON value"));
         }
         Ok(NodeRef {
             src,
@@ -199,7 +210,9 @@ impl Parser<'_, '_> {
             b'f' => self.literal(b"false", Kind::Bool, CANONICAL),
             b'n' => self.literal(b"null", Kind::Null, CANONICAL),
             b'-' | b'0'..=b'9' => self.number(),
-            _ => Err(self.err("expected a value")),
+            _ => Err(self.err(
+                "expected a JSON value (an object, array, string, number, true, false or null)",
+            )),
         }
     }
 
@@ -210,7 +223,9 @@ impl Parser<'_, '_> {
             self.push(kind, flags, start, self.pos);
             Ok(())
         } else {
-            Err(self.err("invalid literal"))
+            Err(self.err(
+                "expected a JSON value (an object, array, string, number, true, false or null)",
+            ))
         }
     }
 
@@ -286,7 +301,12 @@ impl Parser<'_, '_> {
             canonical = false; // -0 prints as 0
         }
         self.pos = i;
-        self.push(Kind::Number, if canonical { CANONICAL } else { 0 }, start, i);
+        self.push(
+            Kind::Number,
+            if canonical { CANONICAL } else { 0 },
+            start,
+            i,
+        );
         Ok(())
     }
 
@@ -530,7 +550,10 @@ fn unescape(s: &str) -> String {
                 let hex = |at: usize| u32::from_str_radix(&s[at..at + 4], 16).unwrap_or(0xfffd);
                 let hi = hex(i);
                 i += 4;
-                if (0xd800..0xdc00).contains(&hi) && b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') {
+                if (0xd800..0xdc00).contains(&hi)
+                    && b.get(i) == Some(&b'\\')
+                    && b.get(i + 1) == Some(&b'u')
+                {
                     let lo = hex(i + 2);
                     if (0xdc00..0xe000).contains(&lo) {
                         i += 6;
@@ -676,7 +699,11 @@ impl<'a> NodeRef<'a> {
         } else {
             (0, 0)
         };
-        Elements { base: *self, at, end }
+        Elements {
+            base: *self,
+            at,
+            end,
+        }
     }
 
     /// Members of an object in input order, repeated keys included (see
@@ -688,7 +715,11 @@ impl<'a> NodeRef<'a> {
         } else {
             (0, 0)
         };
-        Members { base: *self, at, end }
+        Members {
+            base: *self,
+            at,
+            end,
+        }
     }
 
     /// True for an object in which some key occurs more than once.
@@ -780,10 +811,15 @@ mod tests {
     #[test]
     fn lookup_and_duplicates() {
         let mut t = Tape::new();
-        let r = t.parse(r#"{"a":1,"b":{"c":"x\ty"},"a":3,"e\u0301":4}"#).unwrap();
+        let r = t
+            .parse(r#"{"a":1,"b":{"c":"x\ty"},"a":3,"e\u0301":4}"#)
+            .unwrap();
         assert!(r.has_duplicate_keys());
         assert_eq!(r.get("a").unwrap().raw(), "3");
-        assert_eq!(r.get("b").unwrap().get("c").unwrap().as_str().unwrap(), "x\ty");
+        assert_eq!(
+            r.get("b").unwrap().get("c").unwrap().as_str().unwrap(),
+            "x\ty"
+        );
         assert_eq!(r.get("e\u{301}").unwrap().raw(), "4");
         assert!(r.get("zz").is_none());
         assert_eq!(r.len(), 4);
@@ -812,7 +848,16 @@ mod tests {
     fn errors_have_positions() {
         let mut t = Tape::new();
         for bad in [
-            "{", "[1,]", r#"{"a" 1}"#, "tru", "01", "1.", "-", r#""\x""#, "[1] x", "",
+            "{",
+            "[1,]",
+            r#"{"a" 1}"#,
+            "tru",
+            "01",
+            "1.",
+            "-",
+            r#""\x""#,
+            "[1] x",
+            "",
             "{\"a\":\"\u{1}\"}",
         ] {
             assert!(t.parse(bad).is_err(), "{bad:?} should fail");

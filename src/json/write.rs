@@ -130,10 +130,19 @@ mod tests {
 
     #[test]
     fn reserialises_like_json_stringify() {
-        assert_eq!(roundtrip(r#"{ "a" : 631.0, "b": [1.50, 1e2, -0] }"#), r#"{"a":631,"b":[1.5,100,0]}"#);
+        assert_eq!(
+            roundtrip(r#"{ "a" : 631.0, "b": [1.50, 1e2, -0] }"#),
+            r#"{"a":631,"b":[1.5,100,0]}"#
+        );
         assert_eq!(roundtrip(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
-        assert_eq!(roundtrip(r#""\u00e9\/\u001F\u0007""#), "\"\u{e9}/\\u001f\\u0007\"");
-        assert_eq!(roundtrip(r#"{"nested":{"x":[ {"y": 2.50} ]}}"#), r#"{"nested":{"x":[{"y":2.5}]}}"#);
+        assert_eq!(
+            roundtrip(r#""\u00e9\/\u001F\u0007""#),
+            "\"\u{e9}/\\u001f\\u0007\""
+        );
+        assert_eq!(
+            roundtrip(r#"{"nested":{"x":[ {"y": 2.50} ]}}"#),
+            r#"{"nested":{"x":[{"y":2.5}]}}"#
+        );
         let canonical = r#"{"k":"v \"q\" \n","n":[0.5,-3,true,null],"u":"é🚀"}"#;
         assert_eq!(roundtrip(canonical), canonical);
     }

@@ -18,7 +18,10 @@ pub(crate) fn check_keys(
             diags.push(Diagnostic::error(
                 location,
                 *mark,
-                format!("unknown key {k:?}; {hint}known keys are {}", known.join(", ")),
+                format!(
+                    "unknown key {k:?}; {hint}known keys are {}",
+                    known.join(", ")
+                ),
             ));
         }
     }
@@ -31,7 +34,11 @@ pub(crate) struct Reader<'n, 'd> {
 }
 
 impl<'n, 'd> Reader<'n, 'd> {
-    pub fn new(location: impl Into<String>, node: &'n SNode, diags: &'d mut Vec<Diagnostic>) -> Self {
+    pub fn new(
+        location: impl Into<String>,
+        node: &'n SNode,
+        diags: &'d mut Vec<Diagnostic>,
+    ) -> Self {
         Reader {
             location: location.into(),
             node,
@@ -86,7 +93,9 @@ impl<'n, 'd> Reader<'n, 'd> {
     pub fn integer(&mut self, key: &str, min: u64, max: u64) -> Option<u64> {
         let n = self.get(key)?;
         match &n.value {
-            SValue::Number(f) if f.fract() == 0.0 && *f >= min as f64 && *f <= max as f64 => Some(*f as u64),
+            SValue::Number(f) if f.fract() == 0.0 && *f >= min as f64 && *f <= max as f64 => {
+                Some(*f as u64)
+            }
             SValue::Number(f) => {
                 let message = format!("should be a whole number from {min} to {max}, not {f}");
                 self.error(key, n.mark, message);

@@ -200,9 +200,16 @@ fn compile(root: &SNode, diags: &mut Vec<Diagnostic>) -> (Settings, Vec<Mapping>
             root.mark,
             "is missing: add at least one mapping under `mappings:`",
         )),
-        Some(SNode { value: SValue::Array(items), mark }) => {
+        Some(SNode {
+            value: SValue::Array(items),
+            mark,
+        }) => {
             if items.is_empty() {
-                diags.push(Diagnostic::error("mappings", *mark, "is empty: add at least one mapping"));
+                diags.push(Diagnostic::error(
+                    "mappings",
+                    *mark,
+                    "is empty: add at least one mapping",
+                ));
             }
             for (i, item) in items.iter().enumerate() {
                 if let Some(m) = compile_mapping(i, item, diags) {
@@ -213,7 +220,10 @@ fn compile(root: &SNode, diags: &mut Vec<Diagnostic>) -> (Settings, Vec<Mapping>
         Some(other) => diags.push(Diagnostic::error(
             "mappings",
             other.mark,
-            format!("should be a list of mappings (each starting with `- name:`), but it is {}", other.type_name()),
+            format!(
+                "should be a list of mappings (each starting with `- name:`), but it is {}",
+                other.type_name()
+            ),
         )),
     }
     for (i, m) in mappings.iter().enumerate() {
@@ -248,26 +258,45 @@ fn compile_expr(node: &SNode, at: &str, diags: &mut Vec<Diagnostic>) -> Option<E
 fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> Option<Mapping> {
     let loc = format!("mappings[{index}]");
     let SValue::Object(members) = &node.value else {
-        diags.push(Diagnostic::error(&loc, node.mark, format!("should be a mapping (name:, trigger:, columns: ...), but it is {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            &loc,
+            node.mark,
+            format!(
+                "should be a mapping (name:, trigger:, columns: ...), but it is {}",
+                node.type_name()
+            ),
+        ));
         return None;
     };
     let before = diags.iter().filter(|d| d.is_error()).count();
     check_keys(members, MAPPING_KEYS, &loc, diags);
     let mut r = Reader::new(loc.clone(), node, diags);
 
-    let name = r.string("name").map(|(n, _)| n).unwrap_or_else(|| format!("mapping-{}", index + 1));
+    let name = r
+        .string("name")
+        .map(|(n, _)| n)
+        .unwrap_or_else(|| format!("mapping-{}", index + 1));
     if let Some((action, mark)) = r.string("action")
         && action != "syncToS3"
     {
-        r.error("action", mark, format!("should be \"syncToS3\" (the only action of this destination), not {action:?}"));
+        r.error(
+            "action",
+            mark,
+            format!("should be \"syncToS3\" (the only action of this destination), not {action:?}"),
+        );
     }
     let enabled = r.bool("enabled").unwrap_or(true);
     if r.bool("enable_batching") == Some(false) {
         let mark = r.get("enable_batching").map(|n| n.mark).unwrap_or_default();
-        r.warn("enable_batching", mark, "is always on here; files are batched by batch_size");
+        r.warn(
+            "enable_batching",
+            mark,
+            "is always on here; files are batched by batch_size",
+        );
     }
     let trigger_text = r.string("trigger");
-    let (trigger_src, trigger_mark) = trigger_text.unwrap_or_else(|| (DEFAULT_TRIGGER.to_string(), node.mark));
+    let (trigger_src, trigger_mark) =
+        trigger_text.unwrap_or_else(|| (DEFAULT_TRIGGER.to_string(), node.mark));
     let trigger = match Trigger::parse(&trigger_src) {
         Ok(t) => {
             for w in t.warnings() {
@@ -290,7 +319,14 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
             ";" => b';',
             ":" => b':',
             _ => {
-                r.error("delimiter", mark, format!("should be one of {} (\"tab\" for a tab), not {d:?}", DELIMITERS.map_quoted()));
+                r.error(
+                    "delimiter",
+                    mark,
+                    format!(
+                        "should be one of {} (\"tab\" for a tab), not {d:?}",
+                        DELIMITERS.map_quoted()
+                    ),
+                );
                 b','
             }
         },
@@ -301,24 +337,33 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
             "csv" => Extension::Csv,
             "txt" => Extension::Txt,
             _ => {
-                r.error("file_extension", mark, format!("should be \"csv\" or \"txt\", not {e:?}"));
+                r.error(
+                    "file_extension",
+                    mark,
+                    format!("should be \"csv\" or \"txt\", not {e:?}"),
+                );
                 Extension::Csv
             }
         },
     };
-    let batch_size = r.integer("batch_size", 1, 10_000_000).unwrap_or(DEFAULT_BATCH_SIZE);
+    let batch_size = r
+        .integer("batch_size", 1, 10_000_000)
+        .unwrap_or(DEFAULT_BATCH_SIZE);
     let batch_max_bytes = r.integer("batch_max_bytes", 1024, 5 * 1024 * 1024 * 1024 * 1024);
     let optional_name = |r: &mut Reader, key: &str| -> Option<String> {
         match r.get(key) {
             None => Some(key_default(key)),
-            Some(SNode { value: SValue::Null, .. }) => None,
+            Some(SNode {
+                value: SValue::Null,
+                ..
+            }) => None,
             Some(_) => r.string(key).map(|(s, _)| s).filter(|s| !s.is_empty()),
         }
     };
     let audience_name = optional_name(&mut r, "audience_action_column_name");
     let batch_name = optional_name(&mut r, "batch_size_column_name");
 
-    let folder_src = r.string("s3_aws_folder_name").map(|(s, m)| (s, m));
+    let folder_src = r.string("s3_aws_folder_name");
     let folder = match &folder_src {
         None => FolderTemplate::compile("").ok(),
         Some((s, mark)) => match FolderTemplate::compile(s) {
@@ -329,10 +374,17 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
             }
         },
     };
-    let filename_prefix = r.string("filename_prefix").map(|(s, _)| s).unwrap_or_default();
+    let filename_prefix = r
+        .string("filename_prefix")
+        .map(|(s, _)| s)
+        .unwrap_or_default();
     if filename_prefix.contains('/') {
         let mark = r.get("filename_prefix").map(|n| n.mark).unwrap_or_default();
-        r.warn("filename_prefix", mark, "contains '/': it creates subfolders; s3_aws_folder_name is the place for folders");
+        r.warn(
+            "filename_prefix",
+            mark,
+            "contains '/': it creates subfolders; s3_aws_folder_name is the place for folders",
+        );
     }
     let filename = match r.string("filename_template") {
         None => FilenameTemplate::compile(None).ok(),
@@ -386,12 +438,24 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         _ => diags.push(Diagnostic::error(
             &at_columns,
             columns_node.mark,
-            format!("should be a mapping of column name to expression, but it is {}", columns_node.type_name()),
+            format!(
+                "should be a mapping of column name to expression, but it is {}",
+                columns_node.type_name()
+            ),
         )),
     }
-    let mut audience_action = audience_name.map(|name| ComputedColumn { name, transform: None });
-    let mut batch_size_column = batch_name.map(|name| ComputedColumn { name, transform: None });
-    for (c, key) in [(&audience_action, "audience_action_column_name"), (&batch_size_column, "batch_size_column_name")] {
+    let mut audience_action = audience_name.map(|name| ComputedColumn {
+        name,
+        transform: None,
+    });
+    let mut batch_size_column = batch_name.map(|name| ComputedColumn {
+        name,
+        transform: None,
+    });
+    for (c, key) in [
+        (&audience_action, "audience_action_column_name"),
+        (&batch_size_column, "batch_size_column_name"),
+    ] {
         if let Some(c) = c {
             let mark = node.get(key).map(|n| n.mark).unwrap_or(node.mark);
             check_column_name(&c.name, delimiter, &format!("{loc}.{key}"), mark, diags);
@@ -400,7 +464,10 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
                     diags.push(Diagnostic::error(
                         format!("{loc}.{key}"),
                         mark,
-                        format!("{:?} is also a column of `columns`; rename one of them", c.name),
+                        format!(
+                            "{:?} is also a column of `columns`; rename one of them",
+                            c.name
+                        ),
                     ));
                 } else {
                     diags.push(Diagnostic::warning(
@@ -425,7 +492,15 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
     );
 
     if let Some(t) = transforms_node {
-        apply_transforms(t, &format!("{loc}.columns_to_transform"), &declared, &mut columns, &mut audience_action, &mut batch_size_column, diags);
+        apply_transforms(
+            t,
+            &format!("{loc}.columns_to_transform"),
+            &declared,
+            &mut columns,
+            &mut audience_action,
+            &mut batch_size_column,
+            diags,
+        );
     }
 
     let errors_now = diags.iter().filter(|d| d.is_error()).count();
@@ -460,7 +535,10 @@ trait MapQuoted {
 
 impl MapQuoted for [&str] {
     fn map_quoted(&self) -> String {
-        self.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+        self.iter()
+            .map(|d| format!("{d:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -473,7 +551,17 @@ fn key_default(key: &str) -> String {
 
 fn check_column_name(name: &str, delimiter: u8, at: &str, mark: Mark, diags: &mut Vec<Diagnostic>) {
     if name.contains(['"', '\n', '\r']) {
-        diags.push(Diagnostic::error(at, mark, "column names cannot contain quotes or line breaks (the header line is not quoted)"));
+        diags.push(Diagnostic::error(
+            at,
+            mark,
+            "column names cannot contain quotes or line breaks (the header line is not quoted)",
+        ));
+    } else if delimiter == b'\t' && name.contains('\t') {
+        diags.push(Diagnostic::warning(
+            at,
+            mark,
+            "the column name contains a tab, the delimiter; like Segment, names are not cleaned with tab, so the header gets an extra field",
+        ));
     } else if delimiter != b'\t' && name.as_bytes().contains(&delimiter) {
         diags.push(Diagnostic::warning(
             at,
@@ -526,35 +614,60 @@ fn apply_transforms(
     diags: &mut Vec<Diagnostic>,
 ) {
     let SValue::Array(items) = &node.value else {
-        diags.push(Diagnostic::error(loc, node.mark, "should be a list of {column_name, hash_algorithm, normalize} entries"));
+        diags.push(Diagnostic::error(
+            loc,
+            node.mark,
+            "should be a list of {column_name, hash_algorithm, normalize} entries",
+        ));
         return;
     };
     let mut seen: Vec<String> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("{loc}[{i}]");
         let SValue::Object(members) = &item.value else {
-            diags.push(Diagnostic::error(&at, item.mark, "should be {column_name, hash_algorithm, normalize}"));
+            diags.push(Diagnostic::error(
+                &at,
+                item.mark,
+                "should be {column_name, hash_algorithm, normalize}",
+            ));
             continue;
         };
-        check_keys(members, &["column_name", "hash_algorithm", "normalize"], &at, diags);
+        check_keys(
+            members,
+            &["column_name", "hash_algorithm", "normalize"],
+            &at,
+            diags,
+        );
         let mut r = Reader::new(at.clone(), item, diags);
         let Some((column, cmark)) = r.string("column_name") else {
             if r.get("column_name").is_none() {
-                r.error("column_name", item.mark, "is required: the column to transform");
+                r.error(
+                    "column_name",
+                    item.mark,
+                    "is required: the column to transform",
+                );
             }
             continue;
         };
         let hash = match r.string("hash_algorithm") {
             None => HashAlgorithm::None,
             Some((h, mark)) => HashAlgorithm::parse(&h).unwrap_or_else(|| {
-                r.error("hash_algorithm", mark, format!("should be one of {}, not {h:?}", HASH_ALGORITHMS.join(", ")));
+                r.error(
+                    "hash_algorithm",
+                    mark,
+                    format!("should be one of {}, not {h:?}", HASH_ALGORITHMS.join(", ")),
+                );
                 HashAlgorithm::None
             }),
         };
         let normalize = match r.string("normalize") {
             None => Normalize::None,
             Some((n, mark)) => Normalize::parse(&n).unwrap_or_else(|| {
-                r.error("normalize", mark, format!("should be one of {}, not {n:?}", NORMALIZATIONS.join(", ")));
+                r.error(
+                    "normalize",
+                    mark,
+                    format!("should be one of {}, not {n:?}", NORMALIZATIONS.join(", ")),
+                );
                 Normalize::None
             }),
         };
@@ -584,7 +697,14 @@ fn apply_transforms(
             let hint = crate::suggest::did_you_mean(&column, names.iter().copied())
                 .map(|s| format!("did you mean {s:?}? "))
                 .unwrap_or_default();
-            r.error("column_name", cmark, format!("{column:?} is not a column of this mapping; {hint}columns are {}", names.join(", ")));
+            r.error(
+                "column_name",
+                cmark,
+                format!(
+                    "{column:?} is not a column of this mapping; {hint}columns are {}",
+                    names.join(", ")
+                ),
+            );
         }
     }
 }

@@ -152,7 +152,9 @@ pub fn interpolate_env(s: &str) -> Result<String, String> {
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err(format!("${{{name}}} is not a valid environment variable reference"));
+            return Err(format!(
+                "${{{name}}} is not a valid environment variable reference"
+            ));
         }
         match std::env::var(name) {
             Ok(v) => out.push_str(&v),
@@ -172,7 +174,10 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
         ));
     }
     if !(3..=63).contains(&name.len()) {
-        return Err(format!("bucket names are 3 to 63 characters long ({name:?} has {})", name.len()));
+        return Err(format!(
+            "bucket names are 3 to 63 characters long ({name:?} has {})",
+            name.len()
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -185,15 +190,23 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     let first = name.as_bytes()[0];
     let last = name.as_bytes()[name.len() - 1];
     if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return Err(format!("bucket names begin and end with a letter or digit ({name:?})"));
+        return Err(format!(
+            "bucket names begin and end with a letter or digit ({name:?})"
+        ));
     }
     if name.contains("..") {
-        return Err(format!("bucket names cannot contain two adjacent dots ({name:?})"));
+        return Err(format!(
+            "bucket names cannot contain two adjacent dots ({name:?})"
+        ));
     }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
         return Err(format!("bucket names cannot be IP addresses ({name:?})"));
     }
-    if name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
+    if name.starts_with("xn--")
+        || name.starts_with("sthree-")
+        || name.ends_with("-s3alias")
+        || name.ends_with("--ol-s3")
+    {
         return Err(format!("{name:?} uses a prefix or suffix S3 reserves"));
     }
     Ok(())
@@ -202,10 +215,17 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
 /// `arn:aws:iam::<12 digits>:role/<name>` (other AWS partitions accepted).
 pub fn check_role_arn(arn: &str) -> Result<(), String> {
     let bad = || {
-        format!("{arn:?} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>")
+        format!(
+            "{arn:?} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>"
+        )
     };
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "iam" || !parts[3].is_empty() {
+    if parts.len() != 6
+        || parts[0] != "arn"
+        || !parts[1].starts_with("aws")
+        || parts[2] != "iam"
+        || !parts[3].is_empty()
+    {
         return Err(bad());
     }
     if parts[4].len() != 12 || !parts[4].chars().all(|c| c.is_ascii_digit()) {
@@ -232,7 +252,13 @@ fn check_region(region: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && region.contains('-');
-    if ok { Ok(()) } else { Err(format!("{region:?} is not an AWS region name (e.g. us-east-1)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not an AWS region name (e.g. us-east-1)"
+        ))
+    }
 }
 
 pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Settings {
@@ -242,7 +268,14 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
     };
     s.mark = node.mark;
     let SValue::Object(members) = &node.value else {
-        diags.push(Diagnostic::error("settings", node.mark, format!("should be a mapping of settings, but it is {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            "settings",
+            node.mark,
+            format!(
+                "should be a mapping of settings, but it is {}",
+                node.type_name()
+            ),
+        ));
         return s;
     };
     check_keys(members, SETTINGS_KEYS, "settings", diags);
@@ -253,7 +286,8 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         match interpolate_env(&v) {
             Ok(v) => Some((v, mark)),
             Err(e) if e.ends_with("is not set") => {
-                let message = format!("{e} (needed to upload to S3; local runs with --out do not use it)");
+                let message =
+                    format!("{e} (needed to upload to S3; local runs with --out do not use it)");
                 unresolved.push(Diagnostic::error(r.at(key), mark, message.clone()));
                 r.warn(key, mark, message);
                 None
@@ -276,7 +310,10 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
             Err(e) => r.error("s3_aws_region", mark, e),
         }
     }
-    for (key, slot) in [("iam_role_arn", &mut s.role_arn), ("intermediate_role_arn", &mut s.intermediate_role_arn)] {
+    for (key, slot) in [
+        ("iam_role_arn", &mut s.role_arn),
+        ("intermediate_role_arn", &mut s.intermediate_role_arn),
+    ] {
         if let Some((v, mark)) = env(&mut r, key) {
             match check_role_arn(&v) {
                 Ok(()) => *slot = Some(v),
@@ -290,14 +327,22 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         if v.starts_with("http://") || v.starts_with("https://") {
             s.endpoint_url = Some(v);
         } else {
-            r.error("endpoint_url", mark, format!("{v:?} should be an http:// or https:// URL"));
+            r.error(
+                "endpoint_url",
+                mark,
+                format!("{v:?} should be an http:// or https:// URL"),
+            );
         }
     }
     if let Some((v, mark)) = env(&mut r, "server_side_encryption") {
         if v == "AES256" || v == "aws:kms" {
             s.server_side_encryption = Some(v);
         } else {
-            r.error("server_side_encryption", mark, format!("should be \"AES256\" or \"aws:kms\", not {v:?}"));
+            r.error(
+                "server_side_encryption",
+                mark,
+                format!("should be \"AES256\" or \"aws:kms\", not {v:?}"),
+            );
         }
     }
     s.ssekms_key_id = env(&mut r, "ssekms_key_id").map(|(v, _)| v);
@@ -305,14 +350,22 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         if ACLS.contains(&v.as_str()) {
             s.acl = Some(v);
         } else {
-            r.error("acl", mark, format!("should be one of {}, not {v:?}", ACLS.join(", ")));
+            r.error(
+                "acl",
+                mark,
+                format!("should be one of {}, not {v:?}", ACLS.join(", ")),
+            );
         }
     }
     if let Some((v, mark)) = env(&mut r, "storage_class") {
         if STORAGE_CLASSES.contains(&v.as_str()) {
             s.storage_class = Some(v);
         } else {
-            r.error("storage_class", mark, format!("should be one of {}, not {v:?}", STORAGE_CLASSES.join(", ")));
+            r.error(
+                "storage_class",
+                mark,
+                format!("should be one of {}, not {v:?}", STORAGE_CLASSES.join(", ")),
+            );
         }
     }
     if let Some(tags) = node.get("tags") {
@@ -321,13 +374,23 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
                 for (k, _, v) in m {
                     match &v.value {
                         SValue::String(t) => s.tags.push((k.clone(), t.clone())),
-                        SValue::Number(n) => s.tags.push((k.clone(), crate::json::js_number_to_string(*n))),
+                        SValue::Number(n) => s
+                            .tags
+                            .push((k.clone(), crate::json::js_number_to_string(*n))),
                         SValue::Bool(b) => s.tags.push((k.clone(), b.to_string())),
-                        _ => r.error("tags", v.mark, format!("tag {k:?} should have a text value")),
+                        _ => r.error(
+                            "tags",
+                            v.mark,
+                            format!("tag {k:?} should have a text value"),
+                        ),
                     }
                 }
             }
-            _ => r.error("tags", tags.mark, "should be a mapping of tag names to values"),
+            _ => r.error(
+                "tags",
+                tags.mark,
+                "should be a mapping of tag names to values",
+            ),
         }
     }
     if let Some(n) = r.integer("upload_concurrency", 1, 256) {
@@ -349,25 +412,42 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         s.outbox_dir = Some(PathBuf::from(v));
     }
     if let Some((v, mark)) = env(&mut r, "role_session_name") {
-        if (2..=64).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
+        if (2..=64).contains(&v.len())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+        {
             s.role_session_name = v;
         } else {
-            r.error("role_session_name", mark, "should be 2 to 64 characters: letters, digits and +=,.@-_");
+            r.error(
+                "role_session_name",
+                mark,
+                "should be 2 to 64 characters: letters, digits and +=,.@-_",
+            );
         }
     }
     if let Some(n) = r.integer("role_session_duration_seconds", 900, 43_200) {
         s.role_session_duration_seconds = n as u32;
     }
-    drop(env);
     s.unresolved = unresolved;
     if s.role_arn.is_some() && s.external_id.is_none() && node.get("iam_external_id").is_none() {
         r.error("iam_external_id", node.mark, "is required with iam_role_arn: the role's trust policy should require it (use ${VAR} to read it from the environment)");
     }
-    if s.intermediate_role_arn.is_some() && s.intermediate_external_id.is_none() && node.get("intermediate_external_id").is_none() {
-        r.error("intermediate_external_id", node.mark, "is required with intermediate_role_arn");
+    if s.intermediate_role_arn.is_some()
+        && s.intermediate_external_id.is_none()
+        && node.get("intermediate_external_id").is_none()
+    {
+        r.error(
+            "intermediate_external_id",
+            node.mark,
+            "is required with intermediate_role_arn",
+        );
     }
     if s.ssekms_key_id.is_some() && s.server_side_encryption.as_deref() != Some("aws:kms") {
-        r.error("ssekms_key_id", node.mark, "only applies with server_side_encryption: aws:kms");
+        r.error(
+            "ssekms_key_id",
+            node.mark,
+            "only applies with server_side_encryption: aws:kms",
+        );
     }
     s
 }
@@ -376,13 +456,33 @@ impl Settings {
     /// Everything uploading needs: a bucket, a region, and every `${VAR}` resolved.
     pub fn check_for_upload(&self) -> Result<(), Vec<Diagnostic>> {
         let mut problems = self.unresolved.clone();
-        if self.bucket.is_none() && !problems.iter().any(|d| d.location.ends_with("s3_aws_bucket_name")) {
-            problems.push(Diagnostic::error("settings.s3_aws_bucket_name", self.mark, "is required to upload (the bucket name, e.g. acme-events)"));
+        if self.bucket.is_none()
+            && !problems
+                .iter()
+                .any(|d| d.location.ends_with("s3_aws_bucket_name"))
+        {
+            problems.push(Diagnostic::error(
+                "settings.s3_aws_bucket_name",
+                self.mark,
+                "is required to upload (the bucket name, e.g. acme-events)",
+            ));
         }
-        if self.region.is_none() && !problems.iter().any(|d| d.location.ends_with("s3_aws_region")) {
-            problems.push(Diagnostic::error("settings.s3_aws_region", self.mark, "is required to upload (e.g. us-east-1)"));
+        if self.region.is_none()
+            && !problems
+                .iter()
+                .any(|d| d.location.ends_with("s3_aws_region"))
+        {
+            problems.push(Diagnostic::error(
+                "settings.s3_aws_region",
+                self.mark,
+                "is required to upload (e.g. us-east-1)",
+            ));
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -394,7 +494,18 @@ mod tests {
     fn bucket_names() {
         assert!(check_bucket_name("acme-events").is_ok());
         assert!(check_bucket_name("a.b-c1").is_ok());
-        for bad in ["ab", "Acme", "s3://acme", "acme_events", "-acme", "acme-", "a..b", "192.168.1.1", &"a".repeat(64), "xn--abc"] {
+        for bad in [
+            "ab",
+            "Acme",
+            "s3://acme",
+            "acme_events",
+            "-acme",
+            "acme-",
+            "a..b",
+            "192.168.1.1",
+            &"a".repeat(64),
+            "xn--abc",
+        ] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }
@@ -418,9 +529,19 @@ mod tests {
     fn env_interpolation() {
         // SAFETY: tests in this module do not read this variable concurrently.
         unsafe { std::env::set_var("S3ACTIONS_TEST_VAR", "xyz") };
-        assert_eq!(interpolate_env("a-${S3ACTIONS_TEST_VAR}-b").unwrap(), "a-xyz-b");
-        assert!(interpolate_env("${S3ACTIONS_SURELY_UNSET_VAR}").unwrap_err().contains("S3ACTIONS_SURELY_UNSET_VAR"));
+        assert_eq!(
+            interpolate_env("a-${S3ACTIONS_TEST_VAR}-b").unwrap(),
+            "a-xyz-b"
+        );
+        assert!(
+            interpolate_env("${S3ACTIONS_SURELY_UNSET_VAR}")
+                .unwrap_err()
+                .contains("S3ACTIONS_SURELY_UNSET_VAR")
+        );
         assert!(interpolate_env("${1X}").is_err());
-        assert_eq!(format!("{:?} {}", Secret::new("shh"), Secret::new("shh")), "Secret(***) ***");
+        assert_eq!(
+            format!("{:?} {}", Secret::new("shh"), Secret::new("shh")),
+            "Secret(***) ***"
+        );
     }
 }

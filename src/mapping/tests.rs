@@ -97,22 +97,53 @@ mappings:
     .unwrap();
     assert_eq!(c.settings.external_id.as_ref().unwrap().expose(), "ext-123");
     assert!(!format!("{:?}", c.settings).contains("ext-123"));
-    assert_eq!(c.settings.tags, vec![("team".into(), "data".into()), ("n".into(), "3".into())]);
+    assert_eq!(
+        c.settings.tags,
+        vec![("team".into(), "data".into()), ("n".into(), "3".into())]
+    );
     // An unset variable only matters for uploading: a warning at load, an error for upload.
-    let c = load("settings:\n  iam_external_id: ${S3ACTIONS_NOT_SET_ANYWHERE}\nmappings:\n  - name: m\n").unwrap();
-    assert!(c.warnings[0].to_string().contains("environment variable S3ACTIONS_NOT_SET_ANYWHERE is not set"));
+    let c = load(
+        "settings:\n  iam_external_id: ${S3ACTIONS_NOT_SET_ANYWHERE}\nmappings:\n  - name: m\n",
+    )
+    .unwrap();
+    assert!(
+        c.warnings[0]
+            .to_string()
+            .contains("environment variable S3ACTIONS_NOT_SET_ANYWHERE is not set")
+    );
     let problems = c.settings.check_for_upload().unwrap_err();
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(text[0].contains("S3ACTIONS_NOT_SET_ANYWHERE"), "{text:?}");
-    assert!(text.iter().any(|t| t.contains("s3_aws_bucket_name: is required to upload")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("s3_aws_bucket_name: is required to upload")),
+        "{text:?}"
+    );
 }
 
 #[test]
 fn duplicate_names_and_bad_structure() {
-    assert!(load("mappings:\n  - name: a\n  - name: a\n").unwrap_err().contains("duplicate mapping name"));
-    assert!(load("mappings: {}\n").unwrap_err().contains("should be a list of mappings"));
-    assert!(load("settings: {}\n").unwrap_err().contains("mappings: is missing"));
-    assert!(load("mappings:\n  - name: a\n    columns: {batch_size: {'@path': '$.x'}}\n").unwrap_err().contains("rename one"));
-    let e = load("mappings:\n  - name: a\n    columns:\n      x: {'@path': '$.a'}\n     y: 1\n").unwrap_err();
+    assert!(
+        load("mappings:\n  - name: a\n  - name: a\n")
+            .unwrap_err()
+            .contains("duplicate mapping name")
+    );
+    assert!(
+        load("mappings: {}\n")
+            .unwrap_err()
+            .contains("should be a list of mappings")
+    );
+    assert!(
+        load("settings: {}\n")
+            .unwrap_err()
+            .contains("mappings: is missing")
+    );
+    assert!(
+        load("mappings:\n  - name: a\n    columns: {batch_size: {'@path': '$.x'}}\n")
+            .unwrap_err()
+            .contains("rename one")
+    );
+    let e = load("mappings:\n  - name: a\n    columns:\n      x: {'@path': '$.a'}\n     y: 1\n")
+        .unwrap_err();
     assert!(e.starts_with("m.yaml:"), "{e}");
 }

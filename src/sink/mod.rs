@@ -83,10 +83,18 @@ pub trait Sink: Send {
 
 /// Moves `temp` to `root/key` without ever replacing an existing file: when the key is
 /// taken, `-1`, `-2`, ... is added before the extension. Returns the key used.
-pub fn persist_unique(temp: TempPath, root: &Path, key: &str) -> Result<(String, PathBuf), SinkError> {
+pub fn persist_unique(
+    temp: TempPath,
+    root: &Path,
+    key: &str,
+) -> Result<(String, PathBuf), SinkError> {
     let mut temp = temp;
     for attempt in 0..10_000u32 {
-        let candidate = if attempt == 0 { key.to_string() } else { disambiguate(key, attempt) };
+        let candidate = if attempt == 0 {
+            key.to_string()
+        } else {
+            disambiguate(key, attempt)
+        };
         let target = root.join(&candidate);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
@@ -101,7 +109,10 @@ pub fn persist_unique(temp: TempPath, root: &Path, key: &str) -> Result<(String,
             }
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => temp = e.path,
             Err(e) => {
-                return Err(SinkError::io(format!("cannot move the file to {}", target.display()), e.error));
+                return Err(SinkError::io(
+                    format!("cannot move the file to {}", target.display()),
+                    e.error,
+                ));
             }
         }
     }
@@ -143,7 +154,10 @@ mod tests {
         let (k2, p2) = persist_unique(mk("two"), dir.path(), "x/y.csv").unwrap();
         assert_eq!(k1, "x/y.csv");
         assert_eq!(k2, "x/y-1.csv");
-        assert_eq!(std::fs::read_to_string(dir.path().join("x/y.csv")).unwrap(), "one");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("x/y.csv")).unwrap(),
+            "one"
+        );
         assert_eq!(std::fs::read_to_string(p2).unwrap(), "two");
     }
 }

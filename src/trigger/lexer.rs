@@ -100,15 +100,24 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                         "'==' is not an FQL operator; use '=' for equality",
                     ));
                 }
-                out.push(Token { tok: Tok::Eq, at: pos });
+                out.push(Token {
+                    tok: Tok::Eq,
+                    at: pos,
+                });
                 i += 1;
             }
             '!' => {
                 if chars.get(i + 1).map(|c| c.1) == Some('=') {
-                    out.push(Token { tok: Tok::Ne, at: pos });
+                    out.push(Token {
+                        tok: Tok::Ne,
+                        at: pos,
+                    });
                     i += 2;
                 } else {
-                    out.push(Token { tok: Tok::Bang, at: pos });
+                    out.push(Token {
+                        tok: Tok::Bang,
+                        at: pos,
+                    });
                     i += 1;
                 }
             }
@@ -140,7 +149,11 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                     }
                     if d == '\\' {
                         let Some(&(_, e)) = chars.get(j + 1) else {
-                            return Err(TriggerError::at(src, at(j), "unterminated escape at the end of the trigger"));
+                            return Err(TriggerError::at(
+                                src,
+                                at(j),
+                                "unterminated escape at the end of the trigger",
+                            ));
                         };
                         j += 2;
                         match e {
@@ -150,8 +163,11 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                             'b' => s.push('\u{8}'),
                             'f' => s.push('\u{c}'),
                             'u' => {
-                                let hex: String = chars.iter().skip(j).take(4).map(|c| c.1).collect();
-                                let code = u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() == 4);
+                                let hex: String =
+                                    chars.iter().skip(j).take(4).map(|c| c.1).collect();
+                                let code = u32::from_str_radix(&hex, 16)
+                                    .ok()
+                                    .filter(|_| hex.len() == 4);
                                 match code.and_then(char::from_u32) {
                                     Some(ch) => s.push(ch),
                                     None => {
@@ -171,15 +187,20 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                     s.push(d);
                     j += 1;
                 }
-                out.push(Token { tok: Tok::Str(s), at: pos });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    at: pos,
+                });
                 i = j + 1;
             }
             '-' | '+' | '0'..='9' => {
                 let mut j = i + 1;
-                if c == '-' || c == '+' {
-                    if !chars.get(j).is_some_and(|d| d.1.is_ascii_digit()) {
-                        return Err(TriggerError::at(src, pos, &format!("expected a number after '{c}'")));
-                    }
+                if (c == '-' || c == '+') && !chars.get(j).is_some_and(|d| d.1.is_ascii_digit()) {
+                    return Err(TriggerError::at(
+                        src,
+                        pos,
+                        &format!("expected a number after '{c}'"),
+                    ));
                 }
                 while chars.get(j).is_some_and(|d| d.1.is_ascii_digit()) {
                     j += 1;
@@ -187,17 +208,29 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                 if chars.get(j).map(|d| d.1) == Some('.') {
                     j += 1;
                     if !chars.get(j).is_some_and(|d| d.1.is_ascii_digit()) {
-                        return Err(TriggerError::at(src, at(j), "expected digits after the decimal point"));
+                        return Err(TriggerError::at(
+                            src,
+                            at(j),
+                            "expected digits after the decimal point",
+                        ));
                     }
                     while chars.get(j).is_some_and(|d| d.1.is_ascii_digit()) {
                         j += 1;
                     }
                     if chars.get(j).map(|d| d.1) == Some('.') {
-                        return Err(TriggerError::at(src, at(j), "a number has at most one decimal point"));
+                        return Err(TriggerError::at(
+                            src,
+                            at(j),
+                            "a number has at most one decimal point",
+                        ));
                     }
                 }
                 if chars.get(j).is_some_and(|d| ident_char(d.1)) {
-                    return Err(TriggerError::at(src, at(j), "unexpected character after a number"));
+                    return Err(TriggerError::at(
+                        src,
+                        at(j),
+                        "unexpected character after a number",
+                    ));
                 }
                 out.push(Token {
                     tok: Tok::Num(src[pos..at(j)].to_string()),
@@ -229,7 +262,11 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                                     j += k + 1;
                                 }
                                 None => {
-                                    return Err(TriggerError::at(src, at(j), "expected ']' to close the index"));
+                                    return Err(TriggerError::at(
+                                        src,
+                                        at(j),
+                                        "expected ']' to close the index",
+                                    ));
                                 }
                             }
                         }
@@ -303,7 +340,10 @@ mod tests {
                 Tok::Eos
             ]
         );
-        assert_eq!(toks("properties.items[0].sku"), vec![Tok::Ident("properties.items[0].sku".into()), Tok::Eos]);
+        assert_eq!(
+            toks("properties.items[0].sku"),
+            vec![Tok::Ident("properties.items[0].sku".into()), Tok::Eos]
+        );
     }
 
     #[test]

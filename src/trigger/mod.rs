@@ -91,7 +91,10 @@ pub enum Test {
 pub enum Node {
     Cond(Field, Test),
     /// `any` when the group's (last) conjunction is `or`, else `all`.
-    Group { any: bool, items: Vec<Node> },
+    Group {
+        any: bool,
+        items: Vec<Node>,
+    },
 }
 
 /// A compiled trigger.
@@ -172,22 +175,26 @@ fn number_of(v: &Value<'_>) -> Option<f64> {
 
 fn check(test: &Test, v: &Value<'_>) -> bool {
     match test {
-        Test::Exists(want) => !v.is_nullish() == *want,
+        Test::Exists(want) => v.is_nullish() != *want,
         Test::IsBool(b) => v.as_bool() == Some(*b),
         Test::NumEq(n, negate) => number_of(v).is_some_and(|x| (x == *n) != *negate),
         Test::StrEq(s) => string_of(v).is_some_and(|x| x == s.as_str()),
-        Test::StrNe(s) => !string_of(v).is_some_and(|x| x == s.as_str()),
+        Test::StrNe(s) => string_of(v).is_none_or(|x| x != s.as_str()),
         Test::Compare(op, n) => number_of(v).is_some_and(|x| match op {
             Ordering::Lt => x < *n,
             Ordering::Le => x <= *n,
             Ordering::Gt => x > *n,
             Ordering::Ge => x >= *n,
         }),
-        Test::Contains(s, negate) => string_of(v).is_some_and(|x| x.contains(s.as_str()) != *negate),
+        Test::Contains(s, negate) => {
+            string_of(v).is_some_and(|x| x.contains(s.as_str()) != *negate)
+        }
         Test::StartsWith(s, negate) => {
             string_of(v).is_some_and(|x| x.starts_with(s.as_str()) != *negate)
         }
-        Test::EndsWith(s, negate) => string_of(v).is_some_and(|x| x.ends_with(s.as_str()) != *negate),
+        Test::EndsWith(s, negate) => {
+            string_of(v).is_some_and(|x| x.ends_with(s.as_str()) != *negate)
+        }
     }
 }
 

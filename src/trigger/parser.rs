@@ -32,7 +32,9 @@ pub fn parse(src: &str) -> Result<(Node, Vec<String>), TriggerError> {
         warnings: Vec::new(),
     };
     if p.peek() == &Tok::Eos {
-        return Err(p.error_here("the trigger is empty; expected a condition such as type = \"track\""));
+        return Err(
+            p.error_here("the trigger is empty; expected a condition such as type = \"track\"")
+        );
     }
     let root = p.group(0)?;
     Ok((root, p.warnings))
@@ -151,7 +153,10 @@ impl Parser<'_> {
             Tok::Eos => Err(self.error_at(&tok, "expected a condition")),
             other => Err(self.error_at(
                 &tok,
-                &format!("expected a condition (a field such as type, event or properties.x), found {}", other.describe()),
+                &format!(
+                    "expected a condition (a field such as type, event or properties.x), found {}",
+                    other.describe()
+                ),
             )),
         }
     }
@@ -179,7 +184,15 @@ impl Parser<'_> {
             "traits" => Field::Traits(path("traits")),
             "context" => Field::Context(path("context")),
             _ => {
-                let candidates = ["type", "event", "name", "userId", "properties", "traits", "context"];
+                let candidates = [
+                    "type",
+                    "event",
+                    "name",
+                    "userId",
+                    "properties",
+                    "traits",
+                    "context",
+                ];
                 let hint = crate::suggest::did_you_mean(head, candidates)
                     .map(|s| format!(" (did you mean {s}?)"))
                     .unwrap_or_default();
@@ -198,7 +211,10 @@ impl Parser<'_> {
         let field = self.field(name, field_tok)?;
         let op_tok = self.next();
         let op = op_tok.tok.clone();
-        if !matches!(op, Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge) {
+        if !matches!(
+            op,
+            Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge
+        ) {
             return Err(self.error_at(
                 &op_tok,
                 &format!(
@@ -217,12 +233,19 @@ impl Parser<'_> {
             let op_text = op_text.trim_matches('\'');
             return Err(self.error_at(
                 &value_tok,
-                &format!("expected a value after '{op_text}', found {}", value.describe()),
+                &format!(
+                    "expected a value after '{op_text}', found {}",
+                    value.describe()
+                ),
             ));
         }
         let nullable = matches!(
             field,
-            Field::Name | Field::UserId | Field::Properties(_) | Field::Traits(_) | Field::Context(_)
+            Field::Name
+                | Field::UserId
+                | Field::Properties(_)
+                | Field::Traits(_)
+                | Field::Context(_)
         );
         let boolean = matches!(
             field,
@@ -255,7 +278,12 @@ impl Parser<'_> {
         Ok(Node::Cond(field, test))
     }
 
-    fn function(&mut self, name: &str, name_tok: &Token, negate: bool) -> Result<Node, TriggerError> {
+    fn function(
+        &mut self,
+        name: &str,
+        name_tok: &Token,
+        negate: bool,
+    ) -> Result<Node, TriggerError> {
         let open = self.next();
         if open.tok != Tok::LParen {
             return Err(self.error_at(&open, &format!("expected '(' after {name}")));
@@ -264,14 +292,19 @@ impl Parser<'_> {
         let Tok::Ident(field_name) = field_tok.tok.clone() else {
             return Err(self.error_at(
                 &field_tok,
-                &format!("{name}() needs a field as its first argument, found {}", field_tok.tok.describe()),
+                &format!(
+                    "{name}() needs a field as its first argument, found {}",
+                    field_tok.tok.describe()
+                ),
             ));
         };
         let field = self.field(&field_name, &field_tok)?;
         if field == Field::Type {
             return Err(self.error_at(
                 &field_tok,
-                &format!("{name}() does not work on 'type' (Segment rejects it); use type = \"...\""),
+                &format!(
+                    "{name}() does not work on 'type' (Segment rejects it); use type = \"...\""
+                ),
             ));
         }
         let comma = self.next();
@@ -279,10 +312,16 @@ impl Parser<'_> {
             return Err(self.error_at(&comma, &format!("expected ',' after the field in {name}()")));
         }
         let value_tok = self.next();
-        if !matches!(value_tok.tok, Tok::Str(_) | Tok::Num(_) | Tok::Ident(_) | Tok::True | Tok::False | Tok::Null) {
+        if !matches!(
+            value_tok.tok,
+            Tok::Str(_) | Tok::Num(_) | Tok::Ident(_) | Tok::True | Tok::False | Tok::Null
+        ) {
             return Err(self.error_at(
                 &value_tok,
-                &format!("{name}() needs a text to look for as its second argument, found {}", value_tok.tok.describe()),
+                &format!(
+                    "{name}() needs a text to look for as its second argument, found {}",
+                    value_tok.tok.describe()
+                ),
             ));
         }
         let close = self.next();

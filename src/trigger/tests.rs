@@ -8,7 +8,9 @@ fn m(fql: &str, event: &str) -> bool {
 }
 
 fn err(fql: &str) -> String {
-    Trigger::parse(fql).map(|_| "no error".to_string()).unwrap_or_else(|e| e.to_string())
+    Trigger::parse(fql)
+        .map(|_| "no error".to_string())
+        .unwrap_or_else(|e| e.to_string())
 }
 
 const TRACK: &str = r#"{"type":"track","event":"Order Completed","userId":"u1","properties":{"total":12,"total_s":"12","zero":0,"str":"Hello World","flag":true,"sflag":"true","nul":null,"nested":{"a":{"b":5}},"arr":[1,2]},"context":{"ip":"1.1.1.1","personas":{"computation_key":"aud"}}}"#;
@@ -53,10 +55,16 @@ fn typing_rules() {
     assert!(!m("properties.total_s = 12", TRACK));
     assert!(!m(r#"properties.total = "12""#, TRACK));
     assert!(m(r#"properties.total_s = "12""#, TRACK));
-    assert!(!m("properties.total_s != 12", TRACK), "a non-number never matches != <number>");
+    assert!(
+        !m("properties.total_s != 12", TRACK),
+        "a non-number never matches != <number>"
+    );
     assert!(m("properties.total != 13", TRACK));
     assert!(!m("properties.missing != 13", TRACK));
-    assert!(m(r#"properties.missing != "x""#, TRACK), "absent values match != <string>");
+    assert!(
+        m(r#"properties.missing != "x""#, TRACK),
+        "absent values match != <string>"
+    );
     assert!(m(r#"properties.total != "12""#, TRACK));
     assert!(m("properties.total > 10", TRACK));
     assert!(m(r#"properties.total > "10""#, TRACK));
@@ -67,7 +75,10 @@ fn typing_rules() {
     assert!(!m("properties.missing < 100", TRACK));
     assert!(m("type = track", TRACK), "a bare word is a string");
     assert!(m("type = 123", r#"{"type":"123"}"#));
-    assert!(m("type = 5.0", r#"{"type":"5"}"#), "numbers are written as JavaScript prints them");
+    assert!(
+        m("type = 5.0", r#"{"type":"5"}"#),
+        "numbers are written as JavaScript prints them"
+    );
     assert!(m("userId = 5", r#"{"userId":"5"}"#));
     assert!(!m("userId = 5", r#"{"userId":5}"#));
     assert!(m("userId = true", r#"{"userId":true}"#));
@@ -79,11 +90,20 @@ fn functions() {
     assert!(m(r#"contains(event, "Order")"#, TRACK));
     assert!(!m(r#"contains(properties.total, "1")"#, TRACK));
     assert!(m(r#"!contains(event, "Refund")"#, TRACK));
-    assert!(!m(r#"!contains(properties.missing, "x")"#, TRACK), "a non-string never matches, negated or not");
+    assert!(
+        !m(r#"!contains(properties.missing, "x")"#, TRACK),
+        "a non-string never matches, negated or not"
+    );
     assert!(m(r#"match(event, "Order*")"#, TRACK));
     assert!(m(r#"match(event, "*Completed")"#, TRACK));
-    assert!(m(r#"match(event, "xCompleted")"#, TRACK), "the first character is taken as '*'");
-    assert!(m(r#"match(event, "Completed")"#, TRACK), "tests the suffix \"ompleted\"");
+    assert!(
+        m(r#"match(event, "xCompleted")"#, TRACK),
+        "the first character is taken as '*'"
+    );
+    assert!(
+        m(r#"match(event, "Completed")"#, TRACK),
+        "tests the suffix \"ompleted\""
+    );
     assert!(!m(r#"match(event, "Order")"#, TRACK));
     assert!(m(r#"match(event, "*d")"#, TRACK));
     assert!(!m(r#"!match(event, "Order*")"#, TRACK));
@@ -95,16 +115,31 @@ fn functions() {
 #[test]
 fn grouping_and_segments_quirk() {
     assert!(m(r#"type = "identify" or type = "track""#, TRACK));
-    assert!(m(r#"type = "track" and (event = "x" or event = "Order Completed")"#, TRACK));
-    assert!(!m(r#"type = "track" and (event = "x" or event = "y")"#, TRACK));
+    assert!(m(
+        r#"type = "track" and (event = "x" or event = "Order Completed")"#,
+        TRACK
+    ));
+    assert!(!m(
+        r#"type = "track" and (event = "x" or event = "y")"#,
+        TRACK
+    ));
     // Segment applies the last conjunction of a group to all of it: a and b or c = a or b or c.
-    assert!(m(r#"type = "page" and event = "x" or userId = "u1""#, TRACK));
+    assert!(m(
+        r#"type = "page" and event = "x" or userId = "u1""#,
+        TRACK
+    ));
     // ... and the last 'and' makes everything 'and'.
-    assert!(!m(r#"type = "track" or event = "x" and userId = "u1""#, TRACK));
+    assert!(!m(
+        r#"type = "track" or event = "x" and userId = "u1""#,
+        TRACK
+    ));
     let t = Trigger::parse(r#"type = "page" and event = "x" or userId = "u1""#).unwrap();
     assert!(t.warnings()[0].contains("parentheses"));
     // Nested parentheses work (Segment's own parser cannot nest).
-    assert!(m(r#"(type = "track" and (userId = "u1" or userId = "u9")) or type = "page""#, TRACK));
+    assert!(m(
+        r#"(type = "track" and (userId = "u1" or userId = "u9")) or type = "page""#,
+        TRACK
+    ));
     // '!' before a condition is ignored, as Segment ignores it, with a warning.
     let t = Trigger::parse(r#"!type = "track""#).unwrap();
     assert!(!t.warnings().is_empty());
@@ -113,9 +148,18 @@ fn grouping_and_segments_quirk() {
 
 #[test]
 fn errors_with_positions() {
-    assert_eq!(err(""), "1:1: the trigger is empty; expected a condition such as type = \"track\"");
-    assert_eq!(err("type = "), "1:8: expected a value after '=', found the end of the trigger");
-    assert_eq!(err("type"), "1:5: expected an operator (=, !=, <, <=, >, >=) after 'type', found the end of the trigger");
+    assert_eq!(
+        err(""),
+        "1:1: the trigger is empty; expected a condition such as type = \"track\""
+    );
+    assert_eq!(
+        err("type = "),
+        "1:8: expected a value after '=', found the end of the trigger"
+    );
+    assert_eq!(
+        err("type"),
+        "1:5: expected an operator (=, !=, <, <=, >, >=) after 'type', found the end of the trigger"
+    );
     assert!(err(r#"type * "x""#).starts_with("1:6: unexpected character '*'"));
     assert!(err(r#"foo = "x" and type = "track""#).starts_with("1:1: unknown field 'foo'"));
     assert!(err(r#"evnt = "x""#).contains("did you mean event?"));

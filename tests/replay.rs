@@ -1,0 +1,459 @@
+//! End-to-end: `s3actions replay` over fixtures, files checked row by row.
+
+mod common;
+
+use common::*;
+use serde_json::Value as J;
+
+#[test]
+fn golden_files_are_byte_identical() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "replay",
+        "tests/golden/edge-cases.yaml",
+        "tests/golden/edge-cases.ndjson",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got = files(out.path());
+    let want = files(&root().join("tests/golden/expected"));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &want {
+        assert_eq!(
+            String::from_utf8_lossy(&got[k]),
+            String::from_utf8_lossy(v),
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn bundled_events_mapping_writes_every_row() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "replay",
+        "mappings/events.yaml",
+        "fixtures/events.ndjson",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
+
+    // Independently count what the trigger should take.
+    let text = std::fs::read_to_string(root().join("fixtures/events.ndjson")).unwrap();
+    let events: Vec<J> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let wanted: Vec<&J> = events
+        .iter()
+        .filter(|e| e["type"] == "track" || e["type"] == "identify")
+        .collect();
+    assert_eq!(summary["events_read"], events.len());
+    assert_eq!(summary["matched"], wanted.len());
+    assert_eq!(summary["not_matched"], events.len() - wanted.len());
+    assert_eq!(summary["rejected"], 0);
+
+    let written = files(out.path());
+    let mut rows_by_id = std::collections::HashMap::new();
+    for (key, content) in &written {
+        let event_type = key.split('/').nth(1).unwrap();
+        assert!(
+            key.starts_with(&format!("exports/{event_type}/segment_")) && key.ends_with(".csv"),
+            "{key}"
+        );
+        let (header, rows) = read_csv(content, b',');
+        assert_eq!(header.len(), 16);
+        assert_eq!(header[0], "event_name");
+        assert_eq!(header[15], "batch_size");
+        for row in rows {
+            assert_eq!(
+                row[1], event_type,
+                "all rows of a file share the event type"
+            );
+            assert_eq!(row[15], written_rows(content).to_string());
+            rows_by_id.insert(row[9].clone(), row);
+        }
+    }
+    assert_eq!(rows_by_id.len(), wanted.len());
+    for e in wanted {
+        let row = &rows_by_id[e["messageId"].as_str().unwrap()];
+        assert_eq!(row[0], e["event"].as_str().unwrap_or(""));
+        assert_eq!(row[2], e["userId"].as_str().unwrap_or(""));
+        let email = e["traits"]["email"]
+            .as_str()
+            .or(e["context"]["traits"]["email"].as_str())
+            .unwrap_or("");
+        assert_eq!(row[4], email);
+        if let Some(p) = e.get("properties") {
+            assert_eq!(
+                numbers_as_f64(serde_json::from_str::<J>(&row[5]).unwrap()),
+                numbers_as_f64(p.clone())
+            );
+        }
+        match e.get("context") {
+            Some(c) => assert_eq!(
+                numbers_as_f64(serde_json::from_str::<J>(&row[7]).unwrap()),
+                numbers_as_f64(c.clone())
+            ),
+            None => assert_eq!(row[7], ""),
+        }
+        assert_eq!(
+            row[11],
+            e["context"]["personas"]["computation_key"]
+                .as_str()
+                .unwrap_or("")
+        );
+    }
+}
+
+/// JSON numbers compared by value (the files print 5.0 as 5, as JavaScript does).
+fn numbers_as_f64(v: J) -> J {
+    match v {
+        J::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+        J::Array(a) => J::Array(a.into_iter().map(numbers_as_f64).collect()),
+        J::Object(m) => J::Object(m.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect()),
+        other => other,
+    }
+}
+
+fn written_rows(content: &[u8]) -> usize {
+    read_csv(content, b',').1.len()
+}
+
+#[test]
+fn batches_split_by_row_count_and_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    batch_size: 40\n    filename_template: \"{{event_type}}-{{part}}-{{rows}}.csv\"\n",
+    );
+    let out = dir.path().join("out");
+    let o = run(&[
+        "replay",
+        &mapping,
+        "fixtures/events.ndjson",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let written = files(&out);
+    let names: Vec<&str> = written.keys().map(String::as_str).collect();
+    // 193 track rows: 4 full files of 40 and one of 33; 57 identify rows: 40 + 17.
+    assert_eq!(
+        names,
+        vec![
+            "identify-1-40.csv",
+            "identify-2-17.csv",
+            "track-1-40.csv",
+            "track-2-40.csv",
+            "track-3-40.csv",
+            "track-4-40.csv",
+            "track-5-33.csv"
+        ]
+    );
+    for (k, content) in &written {
+        let rows: usize = k
+            .trim_end_matches(".csv")
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (_, parsed) = read_csv(content, b',');
+        assert_eq!(parsed.len(), rows);
+        assert!(parsed.iter().all(|r| r[15] == rows.to_string()), "{k}");
+        assert!(
+            !content.ends_with(b"\n"),
+            "the last row has no trailing newline"
+        );
+    }
+}
+
+#[test]
+fn rejects_are_reported_and_counted() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "replay",
+        "mappings/events.yaml",
+        "fixtures/bad-input.ndjson",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "rejected input makes the run fail: {}",
+        stderr(&o)
+    );
+    let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["events_read"], 8);
+    assert_eq!(summary["rejected"], 5);
+    assert_eq!(summary["matched"], 2);
+    assert_eq!(summary["not_matched"], 1);
+    let rejects = std::fs::read_to_string(out.path().join("_rejected.ndjson")).unwrap();
+    let lines: Vec<J> = rejects
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["line"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![2, 3, 4, 6, 7]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["input"] == "fixtures/bad-input.ndjson")
+    );
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON at line 2, column 1")
+    );
+    assert!(
+        lines[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON object")
+    );
+    assert!(lines[2]["reason"].as_str().unwrap().contains("incomplete"));
+    assert_eq!(lines[1]["event"], serde_json::json!([1, 2, 3]));
+}
+
+#[test]
+fn input_layouts_gzip_stdin_and_several_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = [
+        r#"{"type":"track","event":"A","messageId":"1"}"#,
+        r#"{"type":"track","event":"B","messageId":"2"}"#,
+        r#"{"type":"identify","userId":"c","messageId":"3"}"#,
+    ];
+    let array = write(
+        dir.path(),
+        "a.json",
+        &format!("[\n  {},\n  {}\n]\n", events[0], events[1]),
+    );
+    let single = write(
+        dir.path(),
+        "one.json",
+        "{\n  \"type\": \"identify\",\n  \"userId\": \"c\",\n  \"messageId\": \"3\"\n}\n",
+    );
+    let gz_path = dir.path().join("b.ndjson.gz");
+    {
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz_path).unwrap(),
+            flate2::Compression::default(),
+        );
+        std::io::Write::write_all(
+            &mut enc,
+            format!("{}\n{}\n", events[0], events[2]).as_bytes(),
+        )
+        .unwrap();
+        enc.finish().unwrap();
+    }
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    columns:\n      id: {'@path': '$.messageId'}\n    batch_size_column_name: ''\n    audience_action_column_name: ''\n    filename_template: '{{event_type}}.csv'\n",
+    );
+    let out = dir.path().join("out");
+    let o = run_stdin(
+        &[
+            "replay",
+            &mapping,
+            &array,
+            gz_path.to_str().unwrap(),
+            "-",
+            &single,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        format!("{}\n", events[1]).as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let written = files(&out);
+    assert_eq!(
+        String::from_utf8_lossy(&written["track.csv"]),
+        "id\n\"1\"\n\"2\"\n\"1\"\n\"2\""
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&written["identify.csv"]),
+        "id\n\"3\"\n\"3\""
+    );
+}
+
+#[test]
+fn mapping_filter_and_disabled_mappings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: tracks\n    trigger: 'type = \"track\"'\n    filename_template: 'tracks.csv'\n  - name: ids\n    trigger: 'type = \"identify\"'\n    filename_template: 'ids.csv'\n  - name: off\n    enabled: false\n    filename_template: 'off.csv'\n",
+    );
+    let out = dir.path().join("out");
+    let o = run(&[
+        "replay",
+        &mapping,
+        "fixtures/events.ndjson",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        files(&out).keys().cloned().collect::<Vec<_>>(),
+        vec!["ids.csv", "tracks.csv"]
+    );
+    let out2 = dir.path().join("out2");
+    let o = run(&[
+        "replay",
+        &mapping,
+        "fixtures/events.ndjson",
+        "--out",
+        out2.to_str().unwrap(),
+        "--mapping",
+        "ids",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        files(&out2).keys().cloned().collect::<Vec<_>>(),
+        vec!["ids.csv"]
+    );
+    let o = run(&[
+        "replay",
+        &mapping,
+        "fixtures/events.ndjson",
+        "--out",
+        out2.to_str().unwrap(),
+        "--mapping",
+        "nope",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("no mapping named \"nope\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn existing_files_are_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    filename_template: 'fixed.csv'\n",
+    );
+    let out = dir.path().join("out");
+    for _ in 0..2 {
+        let o = run(&[
+            "replay",
+            &mapping,
+            "tests/golden/edge-cases.ndjson",
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let names: Vec<String> = files(&out).keys().cloned().collect();
+    assert_eq!(
+        names,
+        vec!["fixed-1.csv", "fixed-2.csv", "fixed-3.csv", "fixed.csv"]
+    );
+}
+
+#[test]
+fn delimiters_tab_and_txt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    delimiter: tab\n    file_extension: txt\n    filename_prefix: feed\n    columns:\n      \"a|b\": {'@path': '$.event'}\n      note: {'@path': '$.properties.note'}\n",
+    );
+    let out = dir.path().join("out");
+    let o = run(&[
+        "replay",
+        &mapping,
+        "tests/golden/edge-cases.ndjson",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let written = files(&out);
+    assert_eq!(written.len(), 2);
+    for (k, content) in &written {
+        assert!(k.starts_with("feed_") && k.ends_with(".txt"), "{k}");
+        let (header, rows) = read_csv(content, b'\t');
+        assert_eq!(header, vec!["a|b", "note", "audience_action", "batch_size"]);
+        for r in rows {
+            assert_eq!(r.len(), 4);
+        }
+    }
+    let track = written
+        .values()
+        .find(|c| c.windows(5).any(|w| w == b"Order"))
+        .unwrap();
+    let (_, rows) = read_csv(track, b'\t');
+    assert_eq!(rows[0][1], "comma, \"quote\" and\nnewline");
+}
+
+#[test]
+fn validate_reports_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "bad.yaml",
+        "mappings:\n  - name: m\n    trigger: 'type = '\n    columns:\n      email: {'@if': {then: 1}}\n    delimiter: ';;'\n",
+    );
+    let o = run(&["validate", &mapping]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stdout(&o) + &stderr(&o);
+    assert!(
+        err.contains("bad.yaml:3:14: mappings[0].trigger: 1:8: expected a value after '='"),
+        "{err}"
+    );
+    assert!(
+        err.contains("mappings[0].columns.email.@if: needs an \"exists\""),
+        "{err}"
+    );
+    assert!(err.contains("mappings[0].delimiter"), "{err}");
+    let o = run(&["validate", "mappings/events.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid (1 mapping"));
+}
+
+#[test]
+fn no_temporary_files_are_left_behind() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "replay",
+        "mappings/events.yaml",
+        "fixtures/events.ndjson",
+        "--out",
+        out.path().to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!out.path().join(".s3actions-tmp").exists());
+    assert!(files(out.path()).keys().all(|k| !k.contains(".batch-")));
+}
