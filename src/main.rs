@@ -236,24 +236,111 @@ fn dispatch(command: Command) -> Result<u8> {
 mod upload {
     //! Commands that talk to S3.
     use super::*;
+    use s3actions::sink::s3::{self, ClientOptions, OUTBOX_REJECTS, S3Sink};
+
+    /// Uploading needs a bucket, a region and every ${VAR} of the settings.
+    fn require_settings(config: &Config) -> Result<()> {
+        if let Err(problems) = config.settings.check_for_upload() {
+            let path = config.path.display();
+            let lines: Vec<String> = problems.iter().map(|d| format!("  {path}:{d}")).collect();
+            return Err(Exit(
+                EXIT_USAGE,
+                format!("error: cannot upload:\n{}", lines.join("\n")),
+            )
+            .into());
+        }
+        Ok(())
+    }
 
     pub fn replay(
-        _config: &Config,
-        _opts: &RunOptions,
-        _rejects: Option<PathBuf>,
-        _json: bool,
+        config: &Config,
+        opts: &RunOptions,
+        rejects: Option<PathBuf>,
+        json: bool,
     ) -> Result<u8> {
-        bail!(
-            "uploading to S3 is not available in this build; use --out DIR to write files locally"
-        )
+        require_settings(config)?;
+        let outbox = s3::default_outbox(&config.settings);
+        let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
+        let mut log = RejectLog::new(rejects.unwrap_or_else(|| outbox.join(OUTBOX_REJECTS)));
+        let report = s3actions::pipeline::run(config, opts, &mut sink, &mut log)?;
+        report::print_run(&report, json);
+        if !report.sink.pending.is_empty() && !json {
+            eprintln!(
+                "error: {} file(s) could not be uploaded and are waiting in {}; fix the cause above, then run: s3actions flush {}",
+                report.sink.pending.len(),
+                outbox.display(),
+                config.path.display()
+            );
+        }
+        Ok(report::exit_code(&report))
     }
 
-    pub fn check(_config: &Config) -> Result<u8> {
-        bail!("uploading to S3 is not available in this build")
+    pub fn check(config: &Config) -> Result<u8> {
+        require_settings(config)?;
+        let mut folders = Vec::new();
+        for m in config.mappings.iter().filter(|m| m.enabled) {
+            // Templated folders are checked at their fixed part (rendered without an event).
+            let folder = m.folder.constant().unwrap_or_else(|| {
+                let mut tape = Tape::new();
+                let empty = tape.parse("{}").expect("valid JSON");
+                let (mut out, mut scratch) = (String::new(), String::new());
+                m.folder.render_into(empty, &mut out, &mut scratch);
+                out
+            });
+            if !folders.iter().any(|(_, f)| *f == folder) {
+                folders.push((m.name.clone(), folder));
+            }
+        }
+        let bucket = config.settings.bucket.clone().unwrap_or_default();
+        let results = s3::check(&config.settings, &folders, &ClientOptions::default())?;
+        let mut ok = true;
+        for r in &results {
+            match &r.result {
+                Ok(()) => println!("ok: mapping {:?}: wrote s3://{bucket}/{}", r.mapping, r.key),
+                Err(e) => {
+                    ok = false;
+                    println!(
+                        "FAILED: mapping {:?}: s3://{bucket}/{}: {e}",
+                        r.mapping, r.key
+                    );
+                }
+            }
+        }
+        if let Some(role) = &config.settings.role_arn {
+            println!(
+                "{} assuming {role}",
+                if ok {
+                    "connection works,"
+                } else {
+                    "connection check failed,"
+                }
+            );
+        }
+        Ok(if ok { 0 } else { 1 })
     }
 
-    pub fn flush(_config: &Config, _outbox: Option<PathBuf>) -> Result<u8> {
-        bail!("uploading to S3 is not available in this build")
+    pub fn flush(config: &Config, outbox: Option<PathBuf>) -> Result<u8> {
+        require_settings(config)?;
+        let outbox = outbox.unwrap_or_else(|| s3::default_outbox(&config.settings));
+        let report = s3::flush(&config.settings, &outbox, &ClientOptions::default())?;
+        for d in &report.delivered {
+            println!("uploaded {}", d.location);
+        }
+        for p in &report.pending {
+            println!(
+                "still waiting: {} ({}): {}",
+                p.key,
+                p.path.display(),
+                p.reason
+            );
+        }
+        println!(
+            "{} file(s) uploaded, {} still waiting in {}",
+            report.delivered.len(),
+            report.pending.len(),
+            outbox.display()
+        );
+        Ok(if report.pending.is_empty() { 0 } else { 1 })
     }
 }
 

@@ -1,0 +1,489 @@
+//! Putting one file into the bucket: single PUT or streamed multipart, retried with
+//! exponential backoff and jitter, rate limited, and never overwriting an object.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption, StorageClass,
+};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::auth::RoleSession;
+use super::errors::{Context, UploadError, classify_s3};
+use crate::mapping::Settings;
+
+/// How an upload ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The key the object has (a `-N` suffix is added when the key was taken by different
+    /// content).
+    pub key: String,
+    /// The identical object was already there (a previous attempt landed it).
+    pub already_present: bool,
+}
+
+pub struct Uploader {
+    pub(super) s3: aws_sdk_s3::Client,
+    pub(super) bucket: String,
+    pub(super) region: String,
+    pub(super) role: Option<Arc<RoleSession>>,
+    settings: Settings,
+    limiter: DefaultDirectRateLimiter,
+    /// Backoff before the first retry (doubles each time, with jitter).
+    pub(super) backoff_base: Duration,
+    pub(super) backoff_cap: Duration,
+}
+
+impl Uploader {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        settings: &Settings,
+        role: Option<Arc<RoleSession>>,
+    ) -> Uploader {
+        let rps = NonZeroU32::new(settings.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        Uploader {
+            s3,
+            bucket: settings.bucket.clone().unwrap_or_default(),
+            region: settings.region.clone().unwrap_or_default(),
+            role,
+            settings: settings.clone(),
+            limiter: RateLimiter::direct(Quota::per_second(rps)),
+            backoff_base: Duration::from_millis(200),
+            backoff_cap: Duration::from_secs(20),
+        }
+    }
+
+    fn principal(&self) -> String {
+        match &self.role {
+            Some(r) => format!("role {}", r.role_arn()),
+            None => "these credentials".to_string(),
+        }
+    }
+
+    fn ctx<'a>(&'a self, key: &'a str, action: &'a str, principal: &'a str) -> Context<'a> {
+        Context {
+            bucket: &self.bucket,
+            region: &self.region,
+            key,
+            principal,
+            role: self.role.as_ref().map(|r| r.role_arn()),
+            action,
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or retries run out. Every attempt waits
+    /// for the rate limiter and refreshes role credentials first.
+    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, UploadError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UploadError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            self.limiter.until_ready().await;
+            let result = match &self.role {
+                Some(role) => match role.credentials().await {
+                    Ok(_) => op().await,
+                    Err(e) => Err(e),
+                },
+                None => op().await,
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retryable() && attempt < self.settings.max_retries => {
+                    let delay = self.backoff(attempt);
+                    tracing::warn!(what, attempt = attempt + 1, error = %e, delay_ms = delay.as_millis() as u64, "retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.backoff_cap);
+        let half = exp / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    /// Uploads `path` to `key`. An object already at `key` is never replaced: if it has
+    /// the same content the upload counts as done, otherwise `-1`, `-2`, ... is added.
+    pub async fn upload_file(
+        &self,
+        path: &Path,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Uploaded, UploadError> {
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| UploadError::LocalFile {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?
+            .len();
+        for n in 0..1000u32 {
+            let candidate = if n == 0 {
+                key.to_string()
+            } else {
+                crate::sink::disambiguate(key, n)
+            };
+            let result = if size > self.settings.multipart_threshold_bytes {
+                self.multipart(path, &candidate, content_type, size).await
+            } else {
+                self.put(path, &candidate, content_type).await
+            };
+            match result {
+                Ok(()) => {
+                    if n > 0 {
+                        tracing::warn!(key, used = %candidate, "object key was taken by a different object; uploaded under a new key");
+                    }
+                    return Ok(Uploaded {
+                        key: candidate,
+                        already_present: false,
+                    });
+                }
+                Err(UploadError::AlreadyExists { .. }) => {
+                    if self.same_object(&candidate, path, size).await? {
+                        tracing::info!(key = %candidate, "identical object already in the bucket; not uploading it again");
+                        return Ok(Uploaded {
+                            key: candidate,
+                            already_present: true,
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(UploadError::Other {
+            detail: format!("no free key for {key}"),
+        })
+    }
+
+    async fn put(&self, path: &Path, key: &str, content_type: &str) -> Result<(), UploadError> {
+        let principal = self.principal();
+        self.retry("PutObject", || async {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| UploadError::LocalFile {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
+            let mut req = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(body)
+                .content_type(content_type)
+                .if_none_match("*");
+            if let Some(sse) = &self.settings.server_side_encryption {
+                req = req.server_side_encryption(ServerSideEncryption::from(sse.as_str()));
+            }
+            if let Some(k) = &self.settings.ssekms_key_id {
+                req = req.ssekms_key_id(k);
+            }
+            if let Some(acl) = &self.settings.acl {
+                req = req.acl(ObjectCannedAcl::from(acl.as_str()));
+            }
+            if let Some(sc) = &self.settings.storage_class {
+                req = req.storage_class(StorageClass::from(sc.as_str()));
+            }
+            if let Some(t) = self.tagging() {
+                req = req.tagging(t);
+            }
+            req.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_s3(&e, &self.ctx(key, "s3:PutObject", &principal)))
+        })
+        .await
+    }
+
+    /// Segment's validation object: a small PUT that may replace an earlier one.
+    pub async fn put_check_object(&self, key: &str) -> Result<(), UploadError> {
+        let principal = self.principal();
+        self.retry("PutObject", || async {
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from_static(b"s3actions connection check\n"))
+                .content_type("text/plain")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_s3(&e, &self.ctx(key, "s3:PutObject", &principal)))
+        })
+        .await
+    }
+
+    fn tagging(&self) -> Option<String> {
+        if self.settings.tags.is_empty() {
+            return None;
+        }
+        Some(
+            self.settings
+                .tags
+                .iter()
+                .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&"),
+        )
+    }
+
+    async fn multipart(
+        &self,
+        path: &Path,
+        key: &str,
+        content_type: &str,
+        size: u64,
+    ) -> Result<(), UploadError> {
+        let principal = self.principal();
+        let ctx = || self.ctx(key, "s3:PutObject", &principal);
+        let upload_id = self
+            .retry("CreateMultipartUpload", || async {
+                let mut req = self
+                    .s3
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_type(content_type);
+                if let Some(sse) = &self.settings.server_side_encryption {
+                    req = req.server_side_encryption(ServerSideEncryption::from(sse.as_str()));
+                }
+                if let Some(k) = &self.settings.ssekms_key_id {
+                    req = req.ssekms_key_id(k);
+                }
+                if let Some(acl) = &self.settings.acl {
+                    req = req.acl(ObjectCannedAcl::from(acl.as_str()));
+                }
+                if let Some(sc) = &self.settings.storage_class {
+                    req = req.storage_class(StorageClass::from(sc.as_str()));
+                }
+                if let Some(t) = self.tagging() {
+                    req = req.tagging(t);
+                }
+                let out = req.send().await.map_err(|e| classify_s3(&e, &ctx()))?;
+                out.upload_id()
+                    .map(str::to_string)
+                    .ok_or_else(|| UploadError::Other {
+                        detail: "CreateMultipartUpload returned no upload ID".into(),
+                    })
+            })
+            .await?;
+        match self.upload_parts(path, key, size, &upload_id).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Never leave a dangling multipart upload (it costs storage until aborted).
+                let aborted = self
+                    .retry("AbortMultipartUpload", || async {
+                        self.s3
+                            .abort_multipart_upload()
+                            .bucket(&self.bucket)
+                            .key(key)
+                            .upload_id(&upload_id)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| {
+                                classify_s3(
+                                    &e,
+                                    &self.ctx(key, "s3:AbortMultipartUpload", &principal),
+                                )
+                            })
+                    })
+                    .await;
+                if let Err(abort) = aborted {
+                    tracing::error!(key, error = %abort, "could not abort the failed multipart upload; abort it or add a lifecycle rule for incomplete uploads");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        path: &Path,
+        key: &str,
+        size: u64,
+        upload_id: &str,
+    ) -> Result<(), UploadError> {
+        let principal = self.principal();
+        let part_size = self.settings.multipart_part_size_bytes.max(5 * 1024 * 1024);
+        let count = size.div_ceil(part_size);
+        let mut parts = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let offset = i * part_size;
+            let len = part_size.min(size - offset);
+            let number = (i + 1) as i32;
+            let etag = self
+                .retry("UploadPart", || async {
+                    // Streamed from the file: at most one part's network buffers in memory.
+                    let body = ByteStream::read_from()
+                        .path(path)
+                        .offset(offset)
+                        .length(Length::Exact(len))
+                        .build()
+                        .await
+                        .map_err(|e| UploadError::LocalFile {
+                            path: path.display().to_string(),
+                            detail: e.to_string(),
+                        })?;
+                    let out = self
+                        .s3
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .content_length(len as i64)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| classify_s3(&e, &self.ctx(key, "s3:PutObject", &principal)))?;
+                    Ok(out.e_tag().unwrap_or_default().to_string())
+                })
+                .await?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(etag)
+                    .build(),
+            );
+        }
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        self.retry("CompleteMultipartUpload", || async {
+            self.s3
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .multipart_upload(completed.clone())
+                .if_none_match("*")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_s3(&e, &self.ctx(key, "s3:PutObject", &principal)))
+        })
+        .await
+    }
+
+    /// Whether the object at `key` holds exactly the file (size and MD5-based ETag).
+    async fn same_object(&self, key: &str, path: &Path, size: u64) -> Result<bool, UploadError> {
+        let principal = self.principal();
+        let head = self
+            .retry("HeadObject", || async {
+                self.s3
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| classify_s3(&e, &self.ctx(key, "s3:GetObject", &principal)))
+            })
+            .await;
+        let head = match head {
+            Ok(h) => h,
+            // Without read permission the content cannot be compared: use a new key.
+            Err(UploadError::AccessDenied { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if head.content_length() != Some(size as i64) {
+            return Ok(false);
+        }
+        let Some(etag) = head.e_tag().map(|e| e.trim_matches('"').to_string()) else {
+            return Ok(false);
+        };
+        let part_size = self.settings.multipart_part_size_bytes.max(5 * 1024 * 1024);
+        let local = local_etag(path, size, part_size, etag.contains('-')).map_err(|e| {
+            UploadError::LocalFile {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(local == etag)
+    }
+}
+
+/// The ETag S3 gives an object uploaded from this file: MD5 of the content, or for a
+/// multipart upload the MD5 of the parts' MD5s followed by `-<parts>`.
+fn local_etag(path: &Path, size: u64, part_size: u64, multipart: bool) -> std::io::Result<String> {
+    use md5::{Digest, Md5};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1024 * 1024];
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    if !multipart {
+        let mut h = Md5::new();
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        return Ok(hex(&h.finalize()));
+    }
+    let mut digests = Vec::new();
+    let mut remaining = size;
+    while remaining > 0 {
+        let mut part = part_size.min(remaining);
+        remaining -= part;
+        let mut h = Md5::new();
+        while part > 0 {
+            let want = (part as usize).min(buf.len());
+            f.read_exact(&mut buf[..want])?;
+            h.update(&buf[..want]);
+            part -= want as u64;
+        }
+        digests.extend_from_slice(&h.finalize());
+    }
+    let parts = size.div_ceil(part_size);
+    Ok(format!("{}-{parts}", hex(&Md5::digest(&digests))))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello").unwrap();
+        assert_eq!(
+            local_etag(&p, 5, 5 * 1024 * 1024, false).unwrap(),
+            "5d41402abc4b2a76b9719d911017c592"
+        );
+        assert!(
+            local_etag(&p, 5, 5 * 1024 * 1024, true)
+                .unwrap()
+                .ends_with("-1")
+        );
+        assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}
