@@ -1,0 +1,251 @@
+//! Uploading through an assumed role, against a real S3+STS server (moto) with
+//! authentication, trust policies and permissions enforced. Run with ./scripts/test.sh.
+
+mod s3;
+
+use std::time::Duration;
+
+use s3::*;
+use s3actions::mapping::Config;
+use s3actions::sink::Sink;
+use s3actions::sink::s3::{ClientOptions, S3Sink};
+
+const FIXTURE: &str = "fixtures/events.ndjson";
+
+fn config(path: &str) -> Config {
+    Config::load(std::path::Path::new(path)).unwrap()
+}
+
+#[test]
+fn upload_through_the_role() {
+    let moto = Moto::get();
+    let s = Setup::new("upload");
+    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let o = s3actions(&["replay", &m, FIXTURE, "--json"], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["files"].as_array().unwrap().len(), 2);
+    let objects = moto.objects(&s.folder);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (key, body, ct) in &objects {
+        assert!(key.starts_with(&format!("{}/track/", s.folder)) || key.starts_with(&format!("{}/identify/", s.folder)));
+        assert!(key.ends_with(".csv"));
+        assert_eq!(ct.as_deref(), Some("text/csv"));
+        assert!(body.starts_with(b"event_name,event_type,"));
+    }
+    let rows: usize = objects.iter().map(|(_, b, _)| b.split(|&c| c == b'\n').count() - 1).sum::<usize>();
+    assert!(rows >= 250, "every row arrived");
+    assert!(files_under(&s.outbox()).is_empty(), "uploaded files leave the outbox: {:?}", files_under(&s.outbox()));
+}
+
+#[test]
+fn wrong_external_id_keeps_files_in_the_outbox_until_flush() {
+    let moto = Moto::get();
+    let s = Setup::new("extid");
+    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let o = s3actions(&["replay", &m, FIXTURE], "not-the-external-id");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("cannot assume role arn:aws:iam::123456789012:role/writer"), "{out}");
+    assert!(out.contains("external ID does not match"), "{out}");
+    assert!(out.contains("waiting in"), "{out}");
+    assert!(!out.contains("not-the-external-id"), "the external ID is never printed");
+    assert_eq!(files_under(&s.outbox()).iter().filter(|p| p.extension().is_some_and(|e| e == "csv")).count(), 2);
+    assert!(moto.objects(&s.folder).is_empty());
+
+    // Fix the external ID and flush: everything lands, nothing twice.
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(moto.objects(&s.folder).len(), 2);
+    assert!(files_under(&s.outbox()).is_empty());
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("0 file(s) uploaded"));
+    assert_eq!(moto.objects(&s.folder).len(), 2);
+}
+
+#[test]
+fn role_without_put_object_on_the_folder() {
+    let moto = Moto::get();
+    let s = Setup::new("denied");
+    let m = s.mapping(moto.endpoint(), "limited", "", None);
+    let o = s3actions(&["replay", &m, FIXTURE], "ext-good");
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("role arn:aws:iam::123456789012:role/limited is not allowed s3:PutObject on arn:aws:s3:::s3actions-test/{}/", s.folder)),
+        "{out}"
+    );
+    assert!(out.contains("permissions policy of role arn:aws:iam::123456789012:role/limited"), "{out}");
+
+    // check: the same role may write under allowed/.
+    let o = s3actions(&["check", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAILED"));
+    let allowed = unique("allowed/check");
+    let m2 = s.mapping(moto.endpoint(), "limited", "", Some(&format!("{allowed}/")));
+    let o = s3actions(&["check", &m2], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let objs = moto.objects(&allowed);
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0].0, format!("{allowed}/dummy-object.txt"));
+}
+
+#[test]
+fn missing_bucket() {
+    let moto = Moto::get();
+    let s = Setup::new("nobucket");
+    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let text_yaml = std::fs::read_to_string(&m).unwrap().replace("s3_aws_bucket_name: s3actions-test", "s3_aws_bucket_name: missing-bucket-zz");
+    std::fs::write(&m, text_yaml).unwrap();
+    let o = s3actions(&["check", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("bucket \"missing-bucket-zz\" does not exist"), "{}", text(&o));
+}
+
+#[test]
+fn check_reports_success_and_failure() {
+    let moto = Moto::get();
+    let s = Setup::new("check");
+    let m = s.mapping(moto.endpoint(), "writer", "", Some(&format!("{}/", s.folder)));
+    let o = s3actions(&["check", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(&format!("ok: mapping \"m\": wrote s3://s3actions-test/{}/dummy-object.txt", s.folder)));
+    let o = s3actions(&["check", &m], "bad-id");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("cannot assume role"), "{}", text(&o));
+}
+
+#[test]
+fn role_chaining_through_an_intermediate_role() {
+    let moto = Moto::get();
+    let s = Setup::new("chain");
+    let (mid, _) = moto.role("intermediate");
+    let extra = format!("  intermediate_role_arn: {mid}\n  intermediate_external_id: ext-mid\n");
+    let m = s.mapping(moto.endpoint(), "chained", &extra, None);
+    let o = s3actions(&["replay", &m, FIXTURE], "ext-chain");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(moto.objects(&s.folder).len(), 2);
+}
+
+#[test]
+fn large_files_go_up_in_parts() {
+    let moto = Moto::get();
+    let s = Setup::new("multipart");
+    let m = s.mapping(moto.endpoint(), "writer", "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n", None);
+    // 12 MB in the outbox, flushed: three parts.
+    let key = format!("{}/big.csv", s.folder);
+    let path = s.outbox().join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let line = "\"abcdefghijklmnopqrstuvwxyz0123456789\",\"0123456789\"\n";
+    let content: String = line.repeat(12 * 1024 * 1024 / line.len());
+    std::fs::write(&path, &content).unwrap();
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let objs = moto.objects(&s.folder);
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0].1.len(), content.len());
+    assert!(objs[0].1 == content.as_bytes());
+    let etag = block_on(moto.admin().head_object().bucket(moto.bucket()).key(&key).send()).unwrap();
+    assert!(etag.e_tag().unwrap().contains("-3"), "{:?}", etag.e_tag());
+    assert_eq!(moto.open_multipart_uploads(&s.folder), 0);
+}
+
+#[test]
+fn failed_multipart_uploads_are_aborted() {
+    let moto = Moto::get();
+    let proxy = Proxy::start(moto.endpoint());
+    let s = Setup::new("abort");
+    let m = s.mapping(&proxy.url, "writer", "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n", None);
+    let key = format!("{}/big.csv", s.folder);
+    let path = s.outbox().join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "x".repeat(11 * 1024 * 1024)).unwrap();
+    proxy.inject("PUT", "partNumber=2", FaultKind::InternalError, 100);
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("still waiting"), "{}", text(&o));
+    let log = proxy.log();
+    assert!(log.iter().any(|l| l.starts_with("DELETE") && l.contains("uploadId=")), "AbortMultipartUpload was sent: {log:?}");
+    assert_eq!(moto.open_multipart_uploads(&s.folder), 0, "no dangling multipart upload");
+    assert!(path.exists(), "the file stays in the outbox");
+}
+
+#[test]
+fn throttling_server_errors_and_dropped_connections_are_retried() {
+    let moto = Moto::get();
+    let proxy = Proxy::start(moto.endpoint());
+    let s = Setup::new("retry");
+    let m = s.mapping(&proxy.url, "writer", "", Some(&format!("{}/", s.folder)));
+    proxy.inject("PUT", &s.folder, FaultKind::SlowDown, 2);
+    proxy.inject("PUT", &s.folder, FaultKind::InternalError, 1);
+    proxy.inject("PUT", &s.folder, FaultKind::Drop, 1);
+    let o = s3actions(&["replay", &m, FIXTURE, "-v"], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(moto.objects(&s.folder).len(), 2);
+    let puts = proxy.log().iter().filter(|l| l.starts_with("PUT") && l.contains(&s.folder)).count();
+    assert!(puts >= 6, "4 failed attempts + 2 uploads: {:?}", proxy.log());
+    assert!(text(&o).contains("retrying"), "{}", text(&o));
+}
+
+#[test]
+fn permission_errors_are_not_retried() {
+    let moto = Moto::get();
+    let proxy = Proxy::start(moto.endpoint());
+    let s = Setup::new("noretry");
+    let m = s.mapping(&proxy.url, "limited", "", Some(&format!("{}/", s.folder)));
+    let o = s3actions(&["check", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(1));
+    let puts = proxy.log().iter().filter(|l| l.starts_with("PUT")).count();
+    assert_eq!(puts, 1, "{:?}", proxy.log());
+}
+
+#[test]
+fn credentials_are_refreshed_before_they_expire() {
+    let moto = Moto::get();
+    let s = Setup::new("refresh");
+    let m = s.mapping(moto.endpoint(), "writer", "", Some(&format!("{}/", s.folder)));
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe {
+        let (key, secret) = moto.caller_keys();
+        std::env::set_var("EXT", "ext-good");
+        std::env::set_var("AWS_ACCESS_KEY_ID", key);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", secret);
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    let cfg = config(&m);
+    // A refresh margin longer than the session: every use finds the credentials expiring.
+    let opts = ClientOptions {
+        refresh_margin: Duration::from_secs(4 * 3600),
+        ..ClientOptions::default()
+    };
+    let mut sink = S3Sink::new(&cfg.settings, &s.outbox(), &opts).unwrap();
+    for i in 0..3 {
+        let key = format!("{}/f{i}.csv", s.folder);
+        let p = s.outbox().join(&key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("h\n\"{i}\"")).unwrap();
+        sink.enqueue(p, key, "text/csv", (1, 5, "m".into(), "track".into()));
+        // Let each upload finish before the next, so each needs credentials anew.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let assumed_before = sink.role().unwrap().assume_count();
+    let report = sink.finish().unwrap();
+    assert_eq!(report.delivered.len(), 3, "{:?}", report.pending);
+    assert!(assumed_before >= 3, "the role was assumed again as credentials neared expiry ({assumed_before})");
+}
+
+#[test]
+fn secrets_never_appear_in_output() {
+    let moto = Moto::get();
+    let s = Setup::new("secrets");
+    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let (_, secret) = moto.caller_keys();
+    for ext in ["ext-good", "wrong-external-id-xyz"] {
+        let mut cmd_out = s3actions(&["replay", &m, FIXTURE, "-vv"], ext);
+        let all = text(&cmd_out);
+        assert!(!all.contains(ext), "external ID printed");
+        assert!(!all.contains(&secret), "secret key printed");
+        cmd_out.stdout.clear();
+    }
+}
