@@ -6,7 +6,7 @@
 //! written assuming a full batch (`batch_size`), and a batch that closes early (end of
 //! input, byte limit) is rewritten once, streaming, with its real row count.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use tempfile::NamedTempFile;
@@ -21,6 +21,10 @@ pub struct OpenBatch {
     writer: BufWriter<NamedTempFile>,
     pub rows: u64,
     pub bytes: u64,
+    header_len: u64,
+    /// Length of every row so far (4 bytes a row), to rewrite the batch-size field of a
+    /// batch that closes early without re-reading its content for row boundaries.
+    row_lengths: Vec<u32>,
     /// 1, 2, ... within its partition.
     pub part: u64,
     /// The first event, when the filename template reads event fields.
@@ -56,15 +60,23 @@ impl OpenBatch {
             writer,
             rows: 0,
             bytes: header.len() as u64,
+            header_len: header.len() as u64,
+            row_lengths: Vec::new(),
             part,
             first_event: None,
         })
     }
 
-    /// Appends encoded rows (each starting with `\n`).
-    pub fn append(&mut self, rows_bytes: &[u8], rows: u64) -> io::Result<()> {
+    /// Appends encoded rows (each starting with `\n`); `row_ends` are the end offsets of the
+    /// rows inside `rows_bytes`.
+    pub fn append(&mut self, rows_bytes: &[u8], row_ends: &[u32]) -> io::Result<()> {
         self.writer.write_all(rows_bytes)?;
-        self.rows += rows;
+        let mut start = 0u32;
+        for &end in row_ends {
+            self.row_lengths.push(end - start);
+            start = end;
+        }
+        self.rows += row_ends.len() as u64;
         self.bytes += rows_bytes.len() as u64;
         Ok(())
     }
@@ -96,8 +108,10 @@ impl OpenBatch {
             let mut out = BufWriter::with_capacity(256 * 1024, fixed);
             let src = file.reopen().map_err(io_err)?;
             bytes = rewrite_suffixes(
-                BufReader::with_capacity(256 * 1024, src),
+                BufReader::with_capacity(1024 * 1024, src),
                 &mut out,
+                self.header_len,
+                &self.row_lengths,
                 &old,
                 &new,
             )
@@ -137,65 +151,31 @@ impl OpenBatch {
     }
 }
 
-/// Copies a batch file, replacing the trailing `old` field of every row with `new`. Rows are
-/// found by their line breaks outside quotes (every value is quoted, so this is exact).
-/// Returns the number of bytes written.
+/// Copies a batch file, replacing the trailing `old` field of every row (whose lengths
+/// are given) with `new`. Returns the number of bytes written.
 pub fn rewrite_suffixes(
-    mut src: impl BufRead,
+    mut src: impl Read,
     dst: &mut impl Write,
+    header_len: u64,
+    row_lengths: &[u32],
     old: &[u8],
     new: &[u8],
 ) -> io::Result<u64> {
-    let mut written = 0u64;
-    // The header line has no quotes and no batch-size field: copy it as it is.
-    let mut header = Vec::new();
-    src.read_until(b'\n', &mut header)?;
+    let mut header = vec![0u8; header_len as usize];
+    src.read_exact(&mut header)?;
     dst.write_all(&header)?;
-    written += header.len() as u64;
+    let mut written = header_len;
     let mut row = Vec::new();
-    let mut in_quotes = false;
-    let finish_row = |row: &mut Vec<u8>, dst: &mut dyn Write, newline: bool| -> io::Result<u64> {
+    for &len in row_lengths {
+        row.resize(len as usize, 0);
+        src.read_exact(&mut row)?;
         if !row.ends_with(old) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a row does not end with the batch-size field",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a row does not end with the batch-size field"));
         }
-        row.truncate(row.len() - old.len());
-        row.extend_from_slice(new);
-        if newline {
-            row.push(b'\n');
-        }
-        dst.write_all(row)?;
-        let n = row.len() as u64;
-        row.clear();
-        Ok(n)
-    };
-    loop {
-        let buf = src.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        let len = buf.len();
-        let mut start = 0;
-        while let Some(p) = memchr::memchr2(b'"', b'\n', &buf[start..]) {
-            let i = start + p;
-            if buf[i] == b'"' {
-                in_quotes = !in_quotes;
-                row.extend_from_slice(&buf[start..=i]);
-            } else if in_quotes {
-                row.extend_from_slice(&buf[start..=i]);
-            } else {
-                row.extend_from_slice(&buf[start..i]);
-                written += finish_row(&mut row, dst, true)?;
-            }
-            start = i + 1;
-        }
-        row.extend_from_slice(&buf[start..]);
-        src.consume(len);
-    }
-    if !row.is_empty() {
-        written += finish_row(&mut row, dst, false)?;
+        let body = &row[..row.len() - old.len()];
+        dst.write_all(body)?;
+        dst.write_all(new)?;
+        written += (body.len() + new.len()) as u64;
     }
     Ok(written)
 }
@@ -205,28 +185,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rewrites_only_row_ends() {
-        let src = b"a,b,batch_size\n\"x\",\"1\n2,\"\"\"\"100\"\"\",\"100\"\n\"y\",\"\",\"100\"";
+    fn rewrites_the_last_field_of_every_row() {
+        let header = b"a,b,batch_size";
+        let rows: [&[u8]; 2] = [b"\n\"x\",\"1\n2,\"\"100\"\"\",\"100\"", b"\n\"y\",\"\",\"100\""];
+        let mut src = header.to_vec();
+        let mut lengths = Vec::new();
+        for r in rows {
+            src.extend_from_slice(r);
+            lengths.push(r.len() as u32);
+        }
         let mut out = Vec::new();
-        let n = rewrite_suffixes(&src[..], &mut out, b",\"100\"", b",\"2\"").unwrap();
+        let n = rewrite_suffixes(&src[..], &mut out, header.len() as u64, &lengths, b",\"100\"", b",\"2\"").unwrap();
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
-            "a,b,batch_size\n\"x\",\"1\n2,\"\"\"\"100\"\"\",\"2\"\n\"y\",\"\",\"2\""
+            "a,b,batch_size\n\"x\",\"1\n2,\"\"100\"\"\",\"2\"\n\"y\",\"\",\"2\""
         );
         assert_eq!(n, out.len() as u64);
-    }
-
-    #[test]
-    fn small_reads_across_quotes() {
-        let src = b"h\n\"a\"\"b\",\"9\"\n\"c\n\",\"9\"";
-        let mut out = Vec::new();
-        rewrite_suffixes(
-            BufReader::with_capacity(2, &src[..]),
-            &mut out,
-            b",\"9\"",
-            b",\"1\"",
-        )
-        .unwrap();
-        assert_eq!(out, b"h\n\"a\"\"b\",\"1\"\n\"c\n\",\"1\"");
+        let mut bad = Vec::new();
+        assert!(rewrite_suffixes(&src[..], &mut bad, header.len() as u64, &lengths, b",\"9\"", b"").is_err());
     }
 }

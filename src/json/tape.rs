@@ -69,6 +69,20 @@ impl std::error::Error for ParseError {}
 pub struct Tape {
     nodes: Vec<Node>,
     keys: Vec<u32>,
+    /// (hash of key, tape index of key) for the members of a root object: an event's
+    /// top-level fields are looked up dozens of times per event.
+    root_index: Vec<(u64, u32)>,
+}
+
+/// FNV-1a: short keys, no need for anything stronger.
+#[inline]
+fn key_hash(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Nesting deeper than this is rejected rather than risking the stack (serde_json uses 128).
@@ -83,6 +97,7 @@ impl Tape {
     pub fn parse<'a>(&'a mut self, src: &'a str) -> Result<NodeRef<'a>, ParseError> {
         self.nodes.clear();
         self.keys.clear();
+        self.root_index.clear();
         if src.len() >= u32::MAX as usize {
             return Err(ParseError {
                 offset: 0,
@@ -114,10 +129,23 @@ impl Tape {
         if p.pos != b.len() {
             return Err(p.err("unexpected characters after the JSON value"));
         }
+        if self.nodes[0].kind == Kind::Object {
+            let mut i = 1;
+            while i < self.nodes[0].next {
+                let k = self.nodes[i as usize];
+                let h = match string_value(src, k) {
+                    Cow::Borrowed(s) => key_hash(s.as_bytes()),
+                    Cow::Owned(s) => key_hash(s.as_bytes()),
+                };
+                self.root_index.push((h, i));
+                i = self.nodes[(i + 1) as usize].next;
+            }
+        }
         Ok(NodeRef {
             src,
             nodes: &self.nodes,
             idx: 0,
+            root_index: &self.root_index,
         })
     }
 }
@@ -508,6 +536,7 @@ pub struct NodeRef<'a> {
     src: &'a str,
     nodes: &'a [Node],
     idx: u32,
+    root_index: &'a [(u64, u32)],
 }
 
 impl fmt::Debug for NodeRef<'_> {
@@ -586,6 +615,7 @@ impl<'a> NodeRef<'a> {
             src: self.src,
             nodes: self.nodes,
             idx,
+            root_index: self.root_index,
         }
     }
 
@@ -663,6 +693,18 @@ impl<'a> NodeRef<'a> {
         }
         let dup = n.flags & DUP_KEYS != 0;
         let mut found = None;
+        if self.idx == 0 && !self.root_index.is_empty() {
+            let h = key_hash(key.as_bytes());
+            for &(kh, ki) in self.root_index {
+                if kh == h && key_matches(self.src, self.nodes[ki as usize], key) {
+                    found = Some(self.at(ki + 1));
+                    if !dup {
+                        return found;
+                    }
+                }
+            }
+            return found;
+        }
         let mut i = self.idx + 1;
         while i < n.next {
             let k = self.nodes[i as usize];
@@ -733,12 +775,14 @@ impl<'a> NodeRef<'a> {
     }
 }
 
+#[inline]
 fn key_matches(src: &str, k: Node, key: &str) -> bool {
-    let inner = &src[k.start as usize + 1..k.end as usize - 1];
+    let (start, end) = (k.start as usize + 1, k.end as usize - 1);
     if k.flags & ESCAPED == 0 {
-        inner == key
+        // Lengths first: most keys differ in length, and the comparison is then free.
+        end - start == key.len() && src.as_bytes()[start..end] == *key.as_bytes()
     } else {
-        unescape(inner) == key
+        unescape(&src[start..end]) == key
     }
 }
 
