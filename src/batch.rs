@@ -170,7 +170,10 @@ pub fn rewrite_suffixes(
         row.resize(len as usize, 0);
         src.read_exact(&mut row)?;
         if !row.ends_with(old) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "a row does not end with the batch-size field"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a row does not end with the batch-size field",
+            ));
         }
         let body = &row[..row.len() - old.len()];
         dst.write_all(body)?;
@@ -187,7 +190,10 @@ mod tests {
     #[test]
     fn rewrites_the_last_field_of_every_row() {
         let header = b"a,b,batch_size";
-        let rows: [&[u8]; 2] = [b"\n\"x\",\"1\n2,\"\"100\"\"\",\"100\"", b"\n\"y\",\"\",\"100\""];
+        let rows: [&[u8]; 2] = [
+            b"\n\"x\",\"1\n2,\"\"100\"\"\",\"100\"",
+            b"\n\"y\",\"\",\"100\"",
+        ];
         let mut src = header.to_vec();
         let mut lengths = Vec::new();
         for r in rows {
@@ -195,13 +201,31 @@ mod tests {
             lengths.push(r.len() as u32);
         }
         let mut out = Vec::new();
-        let n = rewrite_suffixes(&src[..], &mut out, header.len() as u64, &lengths, b",\"100\"", b",\"2\"").unwrap();
+        let n = rewrite_suffixes(
+            &src[..],
+            &mut out,
+            header.len() as u64,
+            &lengths,
+            b",\"100\"",
+            b",\"2\"",
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             "a,b,batch_size\n\"x\",\"1\n2,\"\"100\"\"\",\"2\"\n\"y\",\"\",\"2\""
         );
         assert_eq!(n, out.len() as u64);
         let mut bad = Vec::new();
-        assert!(rewrite_suffixes(&src[..], &mut bad, header.len() as u64, &lengths, b",\"9\"", b"").is_err());
+        assert!(
+            rewrite_suffixes(
+                &src[..],
+                &mut bad,
+                header.len() as u64,
+                &lengths,
+                b",\"9\"",
+                b""
+            )
+            .is_err()
+        );
     }
 }

@@ -150,7 +150,10 @@ impl Partitions {
             }
             if take > 0 {
                 let end = row_ends[row + take - 1] as usize;
-                let ends: Vec<u32> = row_ends[row..row + take].iter().map(|e| e - offset as u32).collect();
+                let ends: Vec<u32> = row_ends[row..row + take]
+                    .iter()
+                    .map(|e| e - offset as u32)
+                    .collect();
                 batch.append(&bytes[offset..end], &ends)?;
                 offset = end;
                 row += take;

@@ -399,31 +399,47 @@ pub fn run(
     });
 
     let outcome = std::thread::scope(|scope| -> Result<(), RunError> {
-        let reader = scope.spawn(|| read_inputs(&opts.inputs, opts.chunk_size, work_tx));
+        let reader = std::thread::Builder::new()
+            .name("s3actions-read".into())
+            .spawn_scoped(scope, || {
+                read_inputs(&opts.inputs, opts.chunk_size, work_tx)
+            })
+            .map_err(|source| RunError::Input {
+                input: "input".into(),
+                source,
+            })?;
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let work_rx = &work_rx;
             let (config, active, suffixes, constant_folders) =
                 (config, &active, &suffixes, &constant_folders);
-            scope.spawn(move || {
-                let mut worker = Worker {
-                    config,
-                    active,
-                    suffixes,
-                    constant_folders,
-                    tape: Tape::new(),
-                    encoder: Encoder::new(),
-                    folder: String::new(),
-                    scratch: String::new(),
-                };
-                loop {
-                    let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(chunk) = next else { break };
-                    if done_tx.send(worker.process(chunk)).is_err() {
-                        break;
+            let spawned = std::thread::Builder::new()
+                .name("s3actions-work".into())
+                .spawn_scoped(scope, move || {
+                    let mut worker = Worker {
+                        config,
+                        active,
+                        suffixes,
+                        constant_folders,
+                        tape: Tape::new(),
+                        encoder: Encoder::new(),
+                        folder: String::new(),
+                        scratch: String::new(),
+                    };
+                    loop {
+                        let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(chunk) = next else { break };
+                        if done_tx.send(worker.process(chunk)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                });
+            if let Err(source) = spawned {
+                return Err(RunError::Input {
+                    input: "input".into(),
+                    source,
+                });
+            }
         }
         drop(done_tx);
         let written = write_results(

@@ -28,14 +28,24 @@ fn upload_through_the_role() {
     let objects = moto.objects(&s.folder);
     assert_eq!(objects.len(), 2, "{objects:?}");
     for (key, body, ct) in &objects {
-        assert!(key.starts_with(&format!("{}/track/", s.folder)) || key.starts_with(&format!("{}/identify/", s.folder)));
+        assert!(
+            key.starts_with(&format!("{}/track/", s.folder))
+                || key.starts_with(&format!("{}/identify/", s.folder))
+        );
         assert!(key.ends_with(".csv"));
         assert_eq!(ct.as_deref(), Some("text/csv"));
         assert!(body.starts_with(b"event_name,event_type,"));
     }
-    let rows: usize = objects.iter().map(|(_, b, _)| b.split(|&c| c == b'\n').count() - 1).sum::<usize>();
+    let rows: usize = objects
+        .iter()
+        .map(|(_, b, _)| b.split(|&c| c == b'\n').count() - 1)
+        .sum::<usize>();
     assert!(rows >= 250, "every row arrived");
-    assert!(files_under(&s.outbox()).is_empty(), "uploaded files leave the outbox: {:?}", files_under(&s.outbox()));
+    assert!(
+        files_under(&s.outbox()).is_empty(),
+        "uploaded files leave the outbox: {:?}",
+        files_under(&s.outbox())
+    );
 }
 
 #[test]
@@ -46,11 +56,23 @@ fn wrong_external_id_keeps_files_in_the_outbox_until_flush() {
     let o = s3actions(&["replay", &m, FIXTURE], "not-the-external-id");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("cannot assume role arn:aws:iam::123456789012:role/writer"), "{out}");
+    assert!(
+        out.contains("cannot assume role arn:aws:iam::123456789012:role/writer"),
+        "{out}"
+    );
     assert!(out.contains("external ID does not match"), "{out}");
     assert!(out.contains("waiting in"), "{out}");
-    assert!(!out.contains("not-the-external-id"), "the external ID is never printed");
-    assert_eq!(files_under(&s.outbox()).iter().filter(|p| p.extension().is_some_and(|e| e == "csv")).count(), 2);
+    assert!(
+        !out.contains("not-the-external-id"),
+        "the external ID is never printed"
+    );
+    assert_eq!(
+        files_under(&s.outbox())
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .count(),
+        2
+    );
     assert!(moto.objects(&s.folder).is_empty());
 
     // Fix the external ID and flush: everything lands, nothing twice.
@@ -76,7 +98,10 @@ fn role_without_put_object_on_the_folder() {
         out.contains(&format!("role arn:aws:iam::123456789012:role/limited is not allowed s3:PutObject on arn:aws:s3:::s3actions-test/{}/", s.folder)),
         "{out}"
     );
-    assert!(out.contains("permissions policy of role arn:aws:iam::123456789012:role/limited"), "{out}");
+    assert!(
+        out.contains("permissions policy of role arn:aws:iam::123456789012:role/limited"),
+        "{out}"
+    );
 
     // check: the same role may write under allowed/.
     let o = s3actions(&["check", &m], "ext-good");
@@ -96,21 +121,36 @@ fn missing_bucket() {
     let moto = Moto::get();
     let s = Setup::new("nobucket");
     let m = s.mapping(moto.endpoint(), "writer", "", None);
-    let text_yaml = std::fs::read_to_string(&m).unwrap().replace("s3_aws_bucket_name: s3actions-test", "s3_aws_bucket_name: missing-bucket-zz");
+    let text_yaml = std::fs::read_to_string(&m).unwrap().replace(
+        "s3_aws_bucket_name: s3actions-test",
+        "s3_aws_bucket_name: missing-bucket-zz",
+    );
     std::fs::write(&m, text_yaml).unwrap();
     let o = s3actions(&["check", &m], "ext-good");
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("bucket \"missing-bucket-zz\" does not exist"), "{}", text(&o));
+    assert!(
+        text(&o).contains("bucket \"missing-bucket-zz\" does not exist"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
 fn check_reports_success_and_failure() {
     let moto = Moto::get();
     let s = Setup::new("check");
-    let m = s.mapping(moto.endpoint(), "writer", "", Some(&format!("{}/", s.folder)));
+    let m = s.mapping(
+        moto.endpoint(),
+        "writer",
+        "",
+        Some(&format!("{}/", s.folder)),
+    );
     let o = s3actions(&["check", &m], "ext-good");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains(&format!("ok: mapping \"m\": wrote s3://s3actions-test/{}/dummy-object.txt", s.folder)));
+    assert!(text(&o).contains(&format!(
+        "ok: mapping \"m\": wrote s3://s3actions-test/{}/dummy-object.txt",
+        s.folder
+    )));
     let o = s3actions(&["check", &m], "bad-id");
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("cannot assume role"), "{}", text(&o));
@@ -132,7 +172,12 @@ fn role_chaining_through_an_intermediate_role() {
 fn large_files_go_up_in_parts() {
     let moto = Moto::get();
     let s = Setup::new("multipart");
-    let m = s.mapping(moto.endpoint(), "writer", "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n", None);
+    let m = s.mapping(
+        moto.endpoint(),
+        "writer",
+        "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n",
+        None,
+    );
     // 12 MB in the outbox, flushed: three parts.
     let key = format!("{}/big.csv", s.folder);
     let path = s.outbox().join(&key);
@@ -146,7 +191,14 @@ fn large_files_go_up_in_parts() {
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].1.len(), content.len());
     assert!(objs[0].1 == content.as_bytes());
-    let etag = block_on(moto.admin().head_object().bucket(moto.bucket()).key(&key).send()).unwrap();
+    let etag = block_on(
+        moto.admin()
+            .head_object()
+            .bucket(moto.bucket())
+            .key(&key)
+            .send(),
+    )
+    .unwrap();
     assert!(etag.e_tag().unwrap().contains("-3"), "{:?}", etag.e_tag());
     assert_eq!(moto.open_multipart_uploads(&s.folder), 0);
 }
@@ -156,7 +208,12 @@ fn failed_multipart_uploads_are_aborted() {
     let moto = Moto::get();
     let proxy = Proxy::start(moto.endpoint());
     let s = Setup::new("abort");
-    let m = s.mapping(&proxy.url, "writer", "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n", None);
+    let m = s.mapping(
+        &proxy.url,
+        "writer",
+        "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n",
+        None,
+    );
     let key = format!("{}/big.csv", s.folder);
     let path = s.outbox().join(&key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -166,8 +223,16 @@ fn failed_multipart_uploads_are_aborted() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("still waiting"), "{}", text(&o));
     let log = proxy.log();
-    assert!(log.iter().any(|l| l.starts_with("DELETE") && l.contains("uploadId=")), "AbortMultipartUpload was sent: {log:?}");
-    assert_eq!(moto.open_multipart_uploads(&s.folder), 0, "no dangling multipart upload");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("DELETE") && l.contains("uploadId=")),
+        "AbortMultipartUpload was sent: {log:?}"
+    );
+    assert_eq!(
+        moto.open_multipart_uploads(&s.folder),
+        0,
+        "no dangling multipart upload"
+    );
     assert!(path.exists(), "the file stays in the outbox");
 }
 
@@ -183,8 +248,16 @@ fn throttling_server_errors_and_dropped_connections_are_retried() {
     let o = s3actions(&["replay", &m, FIXTURE, "-v"], "ext-good");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(moto.objects(&s.folder).len(), 2);
-    let puts = proxy.log().iter().filter(|l| l.starts_with("PUT") && l.contains(&s.folder)).count();
-    assert!(puts >= 6, "4 failed attempts + 2 uploads: {:?}", proxy.log());
+    let puts = proxy
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("PUT") && l.contains(&s.folder))
+        .count();
+    assert!(
+        puts >= 6,
+        "4 failed attempts + 2 uploads: {:?}",
+        proxy.log()
+    );
     assert!(text(&o).contains("retrying"), "{}", text(&o));
 }
 
@@ -204,7 +277,12 @@ fn permission_errors_are_not_retried() {
 fn credentials_are_refreshed_before_they_expire() {
     let moto = Moto::get();
     let s = Setup::new("refresh");
-    let m = s.mapping(moto.endpoint(), "writer", "", Some(&format!("{}/", s.folder)));
+    let m = s.mapping(
+        moto.endpoint(),
+        "writer",
+        "",
+        Some(&format!("{}/", s.folder)),
+    );
     // SAFETY: set before any other thread of this test reads the environment.
     unsafe {
         let (key, secret) = moto.caller_keys();
@@ -232,7 +310,10 @@ fn credentials_are_refreshed_before_they_expire() {
     let assumed_before = sink.role().unwrap().assume_count();
     let report = sink.finish().unwrap();
     assert_eq!(report.delivered.len(), 3, "{:?}", report.pending);
-    assert!(assumed_before >= 3, "the role was assumed again as credentials neared expiry ({assumed_before})");
+    assert!(
+        assumed_before >= 3,
+        "the role was assumed again as credentials neared expiry ({assumed_before})"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub use hashing::{
     ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex,
 };
 
-use crate::expr::{EvalError, Type, Value, eval};
+use crate::expr::{EvalError, Found, Plan, Type, Value, eval};
 use crate::json::{Kind, NodeRef, write_number_text};
 use crate::mapping::{ComputedColumn, Mapping};
 
@@ -146,13 +146,29 @@ pub struct Encoder {
     text: String,
 }
 
+/// Evaluates an expression, through its plan when it has one and the payload is the event.
+fn eval_planned<'a>(
+    expr: &'a crate::expr::Expr,
+    plan: Option<&Plan>,
+    event: &Value<'a>,
+) -> Result<Value<'a>, EvalError> {
+    if let (Some(plan), Value::Node(root)) = (plan, event) {
+        match plan.run(*root) {
+            Found::Node(n) => return Ok(Value::Node(n)),
+            Found::Undefined => return Ok(Value::Undefined),
+            Found::Other => {}
+        }
+    }
+    eval(expr, event)
+}
+
 /// Segment's audience action: `traits_or_props[computation_key]`, when both are truthy.
 pub fn audience_action<'a>(m: &'a Mapping, event: &Value<'a>) -> Result<Value<'a>, EvalError> {
-    let source = eval(&m.traits_or_props, event)?;
+    let source = eval_planned(&m.traits_or_props, m.traits_or_props_plan.as_ref(), event)?;
     if !source.is_truthy() {
         return Ok(Value::Undefined);
     }
-    let key = eval(&m.computation_key, event)?;
+    let key = eval_planned(&m.computation_key, m.computation_key_plan.as_ref(), event)?;
     if !key.is_truthy() {
         return Ok(Value::Undefined);
     }
@@ -222,7 +238,7 @@ impl Encoder {
                 self.write_audience(m, event, out)?;
                 continue;
             }
-            let v = eval(&c.expr, event).map_err(|e| RowError {
+            let v = eval_planned(&c.expr, c.plan.as_ref(), event).map_err(|e| RowError {
                 column: c.name.clone(),
                 message: e.0,
             })?;
@@ -285,7 +301,12 @@ mod tests {
                 text[q] = b'"';
                 out.clear();
                 write_quoted(&mut out, &text);
-                let want = format!("\"{}\"", String::from_utf8(text.clone()).unwrap().replace('"', "\"\""));
+                let want = format!(
+                    "\"{}\"",
+                    String::from_utf8(text.clone())
+                        .unwrap()
+                        .replace('"', "\"\"")
+                );
                 assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
             }
         }

@@ -9,6 +9,7 @@ mod compile;
 mod eval;
 mod liquid;
 mod path;
+mod plan;
 mod replace;
 mod template;
 mod value;
@@ -16,6 +17,7 @@ mod value;
 pub use compile::{ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
 pub use path::{Path, Seg, walk};
+pub use plan::{Found, Plan};
 pub use template::Template;
 pub use value::{Object, Type, Value, js_length, set};
 

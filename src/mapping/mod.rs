@@ -101,6 +101,8 @@ impl Extension {
 pub struct Column {
     pub name: String,
     pub expr: Expr,
+    /// A direct walk of the event for simple expressions (see [`expr::Plan`]).
+    pub plan: Option<expr::Plan>,
     pub transform: Option<ColumnTransform>,
 }
 
@@ -130,6 +132,8 @@ pub struct Mapping {
     pub extension: Extension,
     pub traits_or_props: Expr,
     pub computation_key: Expr,
+    pub traits_or_props_plan: Option<expr::Plan>,
+    pub computation_key_plan: Option<expr::Plan>,
     /// The header line, without its trailing newline.
     pub header: Vec<u8>,
 }
@@ -429,6 +433,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
                 if let Some(expr) = compile_expr(value, &at, diags) {
                     columns.push(Column {
                         name: name.clone(),
+                        plan: expr::Plan::of(&expr),
                         expr,
                         transform: None,
                     });
@@ -523,6 +528,8 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         filename: filename?,
         delimiter,
         extension,
+        traits_or_props_plan: traits_or_props.as_ref().and_then(expr::Plan::of),
+        computation_key_plan: computation_key.as_ref().and_then(expr::Plan::of),
         traits_or_props: traits_or_props?,
         computation_key: computation_key?,
         header,

@@ -46,12 +46,18 @@ impl Moto {
 
     pub fn role(&self, name: &str) -> (String, String) {
         let r = &self.env["roles"][name];
-        (r["arn"].as_str().unwrap().to_string(), r["external_id"].as_str().unwrap().to_string())
+        (
+            r["arn"].as_str().unwrap().to_string(),
+            r["external_id"].as_str().unwrap().to_string(),
+        )
     }
 
     pub fn caller_keys(&self) -> (String, String) {
         let c = &self.env["caller"];
-        (c["access_key_id"].as_str().unwrap().into(), c["secret_access_key"].as_str().unwrap().into())
+        (
+            c["access_key_id"].as_str().unwrap().into(),
+            c["secret_access_key"].as_str().unwrap().into(),
+        )
     }
 
     /// An S3 client with the admin's keys, to look at what the engine uploaded.
@@ -78,11 +84,23 @@ impl Moto {
     pub fn objects(&self, prefix: &str) -> Vec<(String, Vec<u8>, Option<String>)> {
         block_on(async {
             let c = self.admin();
-            let list = c.list_objects_v2().bucket(self.bucket()).prefix(prefix).send().await.unwrap();
+            let list = c
+                .list_objects_v2()
+                .bucket(self.bucket())
+                .prefix(prefix)
+                .send()
+                .await
+                .unwrap();
             let mut out = Vec::new();
             for o in list.contents() {
                 let key = o.key().unwrap().to_string();
-                let got = c.get_object().bucket(self.bucket()).key(&key).send().await.unwrap();
+                let got = c
+                    .get_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
                 let ct = got.content_type().map(str::to_string);
                 let body = got.body.collect().await.unwrap().into_bytes().to_vec();
                 out.push((key, body, ct));
@@ -96,7 +114,13 @@ impl Moto {
     pub fn open_multipart_uploads(&self, prefix: &str) -> usize {
         block_on(async {
             let c = self.admin();
-            let out = c.list_multipart_uploads().bucket(self.bucket()).prefix(prefix).send().await.unwrap();
+            let out = c
+                .list_multipart_uploads()
+                .bucket(self.bucket())
+                .prefix(prefix)
+                .send()
+                .await
+                .unwrap();
             out.uploads().len()
         })
     }
@@ -104,7 +128,13 @@ impl Moto {
 
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -144,11 +174,17 @@ pub struct Proxy {
 type Body = BoxBody<Bytes, hyper::Error>;
 
 fn canned(status: u16, code: &str) -> Response<Body> {
-    let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>");
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+    );
     Response::builder()
         .status(status)
         .header("content-type", "application/xml")
-        .body(Full::new(Bytes::from(xml)).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(xml))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .unwrap()
 }
 
@@ -159,22 +195,39 @@ impl Proxy {
         let upstream = upstream.trim_end_matches('/').to_string();
         let listener = block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Incoming>();
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build_http::<Incoming>();
         let (f2, l2) = (faults.clone(), log.clone());
         runtime().spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (faults, log, client, upstream) = (f2.clone(), l2.clone(), client.clone(), upstream.clone());
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (faults, log, client, upstream) =
+                    (f2.clone(), l2.clone(), client.clone(), upstream.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (faults, log, client, upstream) = (faults.clone(), log.clone(), client.clone(), upstream.clone());
+                        let (faults, log, client, upstream) = (
+                            faults.clone(),
+                            log.clone(),
+                            client.clone(),
+                            upstream.clone(),
+                        );
                         async move {
-                            let pq = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                            let pq = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
                             let line = format!("{} {pq}", req.method());
                             let fault = {
                                 let mut fs = faults.lock().unwrap();
                                 fs.iter_mut()
-                                    .find(|f| f.times > 0 && req.method().as_str() == f.method && pq.contains(&f.contains))
+                                    .find(|f| {
+                                        f.times > 0
+                                            && req.method().as_str() == f.method
+                                            && pq.contains(&f.contains)
+                                    })
                                     .map(|f| {
                                         f.times -= 1;
                                         f.kind
@@ -185,21 +238,30 @@ impl Proxy {
                                 None => line,
                             });
                             match fault {
-                                Some(FaultKind::SlowDown) => return Ok::<_, Infallible>(canned(503, "SlowDown")),
-                                Some(FaultKind::InternalError) => return Ok(canned(500, "InternalError")),
+                                Some(FaultKind::SlowDown) => {
+                                    return Ok::<_, Infallible>(canned(503, "SlowDown"));
+                                }
+                                Some(FaultKind::InternalError) => {
+                                    return Ok(canned(500, "InternalError"));
+                                }
                                 Some(FaultKind::Drop) => {
                                     // Returning an error makes hyper drop the connection.
                                     return Ok(Response::builder()
                                         .status(200)
                                         .header("content-length", "100")
-                                        .body(Full::new(Bytes::from_static(b"trunc")).map_err(|never| match never {}).boxed())
+                                        .body(
+                                            Full::new(Bytes::from_static(b"trunc"))
+                                                .map_err(|never| match never {})
+                                                .boxed(),
+                                        )
                                         .unwrap());
                                 }
                                 None => {}
                             }
                             let (mut parts, body) = req.into_parts();
                             parts.uri = format!("{upstream}{pq}").parse().unwrap();
-                            let resp = match client.request(Request::from_parts(parts, body)).await {
+                            let resp = match client.request(Request::from_parts(parts, body)).await
+                            {
                                 Ok(r) => r.map(|b| b.boxed()),
                                 Err(_) => canned(502, "BadGateway"),
                             };
@@ -249,10 +311,18 @@ impl Setup {
 
     /// Writes `m.yaml`: settings for `role` (external ID read from $EXT), extra settings
     /// lines, one mapping into `<folder>/<type>/`.
-    pub fn mapping(&self, endpoint: &str, role: &str, extra_settings: &str, folder: Option<&str>) -> String {
+    pub fn mapping(
+        &self,
+        endpoint: &str,
+        role: &str,
+        extra_settings: &str,
+        folder: Option<&str>,
+    ) -> String {
         let moto = Moto::get();
         let (arn, _) = moto.role(role);
-        let folder = folder.map(str::to_string).unwrap_or_else(|| format!("{}/{{{{type}}}}/", self.folder));
+        let folder = folder
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}/{{{{type}}}}/", self.folder));
         let text = format!(
             "settings:\n  s3_aws_bucket_name: {bucket}\n  s3_aws_region: us-east-1\n  iam_role_arn: {arn}\n  iam_external_id: ${{EXT}}\n  endpoint_url: {endpoint}\n  outbox_dir: {outbox}\n  max_retries: 4\n{extra_settings}mappings:\n  - name: m\n    s3_aws_folder_name: \"{folder}\"\n",
             bucket = moto.bucket(),
@@ -286,7 +356,11 @@ pub fn s3actions(args: &[&str], external_id: &str) -> std::process::Output {
 }
 
 pub fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
