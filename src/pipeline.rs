@@ -192,7 +192,8 @@ struct Worker<'c> {
 }
 
 impl Worker<'_> {
-    fn process(&mut self, chunk: Chunk) -> ChunkResult {
+    fn process(&mut self, mut chunk: Chunk) -> ChunkResult {
+        chunk.split_lines();
         let n = self.config.mappings.len();
         let mut counts = Counts {
             matched: vec![0; n],
@@ -242,14 +243,14 @@ impl Worker<'_> {
                 Err(e) => {
                     counts.rejected += 1;
                     let (l, c) = e.line_col(bytes);
-                    reject(
-                        format!(
-                            "invalid JSON at line {}, column {c}: {}",
-                            rec.line + l as u64 - 1,
-                            e.message
-                        ),
-                        None,
-                    );
+                    // A line of NDJSON is one record: its column is enough. Records spanning
+                    // lines (arrays, pretty-printed objects) say which line.
+                    let at = if l == 1 {
+                        format!("column {c}")
+                    } else {
+                        format!("line {} of the event, column {c}", l)
+                    };
+                    reject(format!("invalid JSON at {at}: {}", e.message), None);
                     continue;
                 }
             };
@@ -513,6 +514,7 @@ fn write_results(
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<(), RunError> {
     let mut partitions = Partitions::new();
+    let mut next_line = vec![1u64; input_names.len()];
     let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
     let mut next = 0u64;
     let mut failure: Option<RunError> = None;
@@ -523,9 +525,11 @@ fn write_results(
             if failure.is_some() {
                 continue; // keep draining so the workers can finish
             }
+            let line_offset = r.chunk.line_offset(&mut next_line[r.chunk.input]);
             if let Err(e) = apply(
                 config,
                 r,
+                line_offset,
                 &mut partitions,
                 sink,
                 rejects,
@@ -550,9 +554,11 @@ fn write_results(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply(
     config: &Config,
     r: ChunkResult,
+    line_offset: u64,
     partitions: &mut Partitions,
     sink: &mut dyn Sink,
     rejects: &mut RejectLog,
@@ -578,7 +584,7 @@ fn apply(
         let raw = String::from_utf8_lossy(&chunk.data[rj.record.0 as usize..rj.record.1 as usize]);
         let mut entry = serde_json::json!({
             "input": input,
-            "line": rj.line,
+            "line": rj.line + line_offset,
             "reason": rj.reason,
         });
         if let Some(mi) = rj.mapping {

@@ -98,6 +98,54 @@ pub struct Chunk {
     pub records: Vec<Record>,
     /// Records that could not be cut out (e.g. an unterminated array), with the reason.
     pub broken: Vec<(Record, String)>,
+    /// NDJSON chunk whose records are not cut yet: call [`Chunk::split_lines`]. Its record
+    /// lines are then relative to the chunk (0 for its first line).
+    pub lines: bool,
+    /// Line breaks in `data` (set by `split_lines`), to number the next chunk's lines.
+    pub newlines: u64,
+}
+
+impl Chunk {
+    /// Cuts an NDJSON chunk into records (blank lines skipped, `\r\n` accepted).
+    pub fn split_lines(&mut self) {
+        if !self.lines {
+            return;
+        }
+        let data = &self.data;
+        let mut line = 0u64;
+        let mut start = 0usize;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+            let mut e = end;
+            if e > start && data[e - 1] == b'\r' {
+                e -= 1;
+            }
+            if data[start..e].iter().any(|&c| !is_ws(c)) {
+                self.records.push(Record {
+                    start: start as u32,
+                    end: e as u32,
+                    line,
+                });
+            }
+            if end < data.len() {
+                line += 1;
+            }
+            start = end + 1;
+        }
+        self.newlines = line;
+    }
+
+    /// What to add to this chunk's record lines to get line numbers in the input, given the
+    /// input's next line number (updated). Chunks must be numbered in order.
+    pub fn line_offset(&self, next_line: &mut u64) -> u64 {
+        if self.lines {
+            let base = *next_line;
+            *next_line += self.newlines;
+            base
+        } else {
+            0
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,18 +250,13 @@ impl Splitter {
         while self.carry.len() < want && !self.eof {
             let len = self.carry.len();
             let target = want.max(len + 64 * 1024);
-            self.carry.resize(target, 0);
-            match self.reader.read(&mut self.carry[len..]) {
-                Ok(0) => {
-                    self.carry.truncate(len);
-                    self.eof = true;
-                }
-                Ok(n) => self.carry.truncate(len + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.carry.truncate(len),
-                Err(e) => {
-                    self.carry.truncate(len);
-                    return Err(e);
-                }
+            // read_to_end on a bounded reader fills spare capacity without zeroing it first.
+            self.carry.reserve(target - len);
+            let n = (&mut self.reader)
+                .take((target - len) as u64)
+                .read_to_end(&mut self.carry)?;
+            if n == 0 {
+                self.eof = true;
             }
         }
         Ok(())
@@ -297,8 +340,12 @@ impl Splitter {
             Layout::Stream | Layout::Array | Layout::ArrayDone => self.cut_values(&mut chunk)?,
             Layout::Unknown => unreachable!("detected above"),
         }
-        if chunk.records.is_empty() && chunk.broken.is_empty() && self.carry.is_empty() && self.eof
-        {
+        let nothing = if chunk.lines {
+            chunk.data.is_empty()
+        } else {
+            chunk.records.is_empty() && chunk.broken.is_empty()
+        };
+        if nothing && self.carry.is_empty() && self.eof {
             return Ok(None);
         }
         Ok(Some(chunk))
@@ -318,27 +365,10 @@ impl Splitter {
             boundary.unwrap_or(self.carry.len())
         };
         let tail = self.carry.split_off(cut);
-        let data = std::mem::replace(&mut self.carry, tail);
-        let mut line = self.line;
-        let mut start = 0usize;
-        while start < data.len() {
-            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
-            let mut e = end;
-            if e > start && data[e - 1] == b'\r' {
-                e -= 1;
-            }
-            if data[start..e].iter().any(|&c| !is_ws(c)) {
-                chunk.records.push(Record {
-                    start: start as u32,
-                    end: e as u32,
-                    line,
-                });
-            }
-            line += 1;
-            start = end + 1;
-        }
-        self.line = line;
-        chunk.data = data;
+        chunk.data = std::mem::replace(&mut self.carry, tail);
+        // The lines themselves are found by the worker (see `Chunk::split_lines`), so that
+        // the reader thread only reads.
+        chunk.lines = true;
         Ok(())
     }
 
@@ -484,12 +514,16 @@ mod tests {
         s.chunk_size = chunk;
         let mut out = Vec::new();
         let mut seq = 0;
+        let mut next_line = 1u64;
         while let Some(c) = s.next_chunk(seq).unwrap() {
             seq += 1;
+            let mut c = c;
+            c.split_lines();
+            let offset = c.line_offset(&mut next_line);
             for r in &c.records {
                 out.push((
                     String::from_utf8_lossy(&c.data[r.start as usize..r.end as usize]).to_string(),
-                    r.line,
+                    r.line + offset,
                 ));
             }
             for (r, why) in &c.broken {
