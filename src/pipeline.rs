@@ -213,6 +213,8 @@ impl Worker<'_> {
             folder,
             scratch,
         } = self;
+        // One UTF-8 check for the whole chunk (fast); per record only when it fails.
+        let whole = std::str::from_utf8(&chunk.data).ok();
         for (ri, rec) in chunk.records.iter().enumerate() {
             counts.read += 1;
             let bytes = &chunk.data[rec.start as usize..rec.end as usize];
@@ -224,7 +226,12 @@ impl Worker<'_> {
                     reason,
                 });
             };
-            let text = match std::str::from_utf8(bytes) {
+            let checked = match whole {
+                // Records of a valid chunk are valid: they are cut at ASCII bytes.
+                Some(all) => Ok(&all[rec.start as usize..rec.end as usize]),
+                None => std::str::from_utf8(bytes),
+            };
+            let text = match checked {
                 Ok(t) => t,
                 Err(e) => {
                     counts.rejected += 1;
