@@ -25,6 +25,14 @@ pub fn exit_code(r: &RunReport) -> u8 {
     }
 }
 
+/// Peak resident memory of this process (Linux), in MiB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 pub fn print_run(r: &RunReport, json: bool) {
     if json {
         let v = serde_json::json!({
@@ -45,6 +53,7 @@ pub fn print_run(r: &RunReport, json: bool) {
                 "key": p.key, "path": p.path.display().to_string(), "reason": p.reason,
             })).collect::<Vec<_>>(),
             "seconds": r.elapsed.as_secs_f64(),
+            "peak_rss_mb": peak_rss_mb(),
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;

@@ -172,7 +172,7 @@ fn has_zero_byte(v: u64) -> u64 {
 }
 
 /// Index of the first `"`, `\` or control byte at or after `i`.
-#[inline]
+#[inline(always)]
 fn find_string_special(b: &[u8], mut i: usize) -> usize {
     while i + 8 <= b.len() {
         let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
@@ -205,7 +205,7 @@ impl Parser<'_, '_> {
 
     /// Skips whitespace; reports whether there was any (whitespace makes a container
     /// non-canonical).
-    #[inline]
+    #[inline(always)]
     fn skip_ws(&mut self) -> bool {
         let start = self.pos;
         while self.pos < self.b.len() && is_ws(self.b[self.pos]) {
@@ -214,6 +214,7 @@ impl Parser<'_, '_> {
         self.pos != start
     }
 
+    #[inline(always)]
     fn push(&mut self, kind: Kind, flags: u8, start: usize, end: usize) {
         let next = self.nodes.len() as u32 + 1;
         self.nodes.push(Node {
@@ -244,6 +245,7 @@ impl Parser<'_, '_> {
         }
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8], kind: Kind, flags: u8) -> Result<(), ParseError> {
         if self.b[self.pos..].starts_with(word) {
             let start = self.pos;
@@ -257,6 +259,7 @@ impl Parser<'_, '_> {
         }
     }
 
+    #[inline]
     fn number(&mut self) -> Result<(), ParseError> {
         let b = self.b;
         let start = self.pos;
@@ -338,6 +341,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
+    #[inline(always)]
     fn string(&mut self) -> Result<(), ParseError> {
         let b = self.b;
         let start = self.pos;

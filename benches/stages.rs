@@ -1,0 +1,128 @@
+//! Per-stage costs on realistic events (from `../shared/bench/gen_events.py`, checked in as
+//! `fixtures/events.ndjson`): JSON parsing, trigger evaluation, the default columns, CSV
+//! encoding of a whole row, and column hashing.
+//!
+//! `cargo bench --bench stages`
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use s3actions::encode::{ColumnTransform, Encoder, HashAlgorithm, Normalize};
+use s3actions::expr::{Value, eval};
+use s3actions::json::Tape;
+use s3actions::mapping::Config;
+use s3actions::trigger::Trigger;
+
+fn events() -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events.ndjson"),
+    )
+    .unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+fn default_mapping() -> Config {
+    Config::from_str("mappings:\n  - name: events\n", Path::new("bench.yaml")).unwrap()
+}
+
+fn parse(c: &mut Criterion) {
+    let events = events();
+    let bytes: usize = events.iter().map(String::len).sum();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    let mut tape = Tape::new();
+    g.bench_function("tape (all fixture events)", |b| {
+        b.iter(|| {
+            for e in &events {
+                black_box(tape.parse(e).unwrap());
+            }
+        })
+    });
+    g.finish();
+}
+
+fn triggers(c: &mut Criterion) {
+    let events = events();
+    let mut g = c.benchmark_group("trigger");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    for fql in [
+        r#"type = "identify" or type = "track""#,
+        r#"type = "track" and event = "Order Completed""#,
+        r#"event = "Audience Entered" or event = "Audience Exited""#,
+        r#"type = "track" and (properties.revenue > 100 or properties.is_gift = true)"#,
+        r#"contains(event, "Order") and context.personas.computation_key != null"#,
+    ] {
+        let t = Trigger::parse(fql).unwrap();
+        let mut tapes: Vec<Tape> = events.iter().map(|_| Tape::new()).collect();
+        let roots: Vec<_> = tapes
+            .iter_mut()
+            .zip(&events)
+            .map(|(t, e)| t.parse(e).unwrap())
+            .collect();
+        g.bench_function(fql, |b| {
+            b.iter(|| roots.iter().filter(|r| t.matches(**r)).count())
+        });
+    }
+    g.finish();
+}
+
+fn columns(c: &mut Criterion) {
+    let events = events();
+    let config = default_mapping();
+    let m = &config.mappings[0];
+    let mut tapes: Vec<Tape> = events.iter().map(|_| Tape::new()).collect();
+    let roots: Vec<_> = tapes
+        .iter_mut()
+        .zip(&events)
+        .map(|(t, e)| t.parse(e).unwrap())
+        .collect();
+    let mut g = c.benchmark_group("columns");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("default columns, general evaluator", |b| {
+        b.iter(|| {
+            for r in &roots {
+                for col in &m.columns {
+                    black_box(eval(&col.expr, &Value::Node(*r)).unwrap());
+                }
+            }
+        })
+    });
+    let mut encoder = Encoder::new();
+    let mut out = Vec::with_capacity(1 << 20);
+    g.bench_function("default columns, encoded CSV row", |b| {
+        b.iter(|| {
+            out.clear();
+            for r in &roots {
+                encoder.encode_row(m, &Value::Node(*r), &mut out).unwrap();
+            }
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    let emails: Vec<String> = (0..1000)
+        .map(|i| format!("  User.{i}@Example.COM "))
+        .collect();
+    let t = ColumnTransform {
+        hash: HashAlgorithm::Sha256,
+        normalize: Normalize::LowercaseTrim,
+    };
+    let mut g = c.benchmark_group("hashing");
+    g.throughput(Throughput::Elements(emails.len() as u64));
+    let mut out = String::new();
+    g.bench_function("lowercase_trim + sha256", |b| {
+        b.iter(|| {
+            for e in &emails {
+                t.apply(e, &mut out);
+                black_box(&out);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, triggers, columns, hashing);
+criterion_main!(benches);
