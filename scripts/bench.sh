@@ -21,7 +21,11 @@ cargo build --release --quiet
 printf "%-9s %-7s %8s %12s %9s %10s\n" events threads wall_s events/s MB/s peak_rss
 for n in ${COUNTS[@]}; do
     input="bench-data/mixed-$n.ndjson"
-    [ -f "$input" ] || python3 "$GEN" --count "$n" --seed 7 --mix mixed --out "$input"
+    if [ ! -f "$input" ]; then
+        # Generate beside and rename, so an interrupted run never leaves a short file behind.
+        python3 "$GEN" --count "$n" --seed 7 --mix mixed --out "$input.partial"
+        mv "$input.partial" "$input"
+    fi
     cat "$input" > /dev/null
     bytes=$(stat -c %s "$input")
     for threads in 1 2; do

@@ -6,7 +6,8 @@
 //! written assuming a full batch (`batch_size`), and a batch that closes early (end of
 //! input, byte limit) is rewritten once, streaming, with its real row count.
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use tempfile::NamedTempFile;
@@ -89,6 +90,11 @@ impl OpenBatch {
         event_type: &str,
         staging: &Path,
     ) -> Result<FinishedFile, BatchError> {
+        self.seal(m, staging)?.name(m, folder, event_type)
+    }
+
+    /// Completes the file's content (the slow part, independent of other batches).
+    pub fn seal(self, m: &Mapping, staging: &Path) -> Result<SealedBatch, BatchError> {
         let io_err = |source| BatchError::Io {
             dir: staging.display().to_string(),
             source,
@@ -98,30 +104,45 @@ impl OpenBatch {
             .into_inner()
             .map_err(|e| io_err(e.into_error()))?;
         let mut bytes = self.bytes;
-        let temp = if self.rows < m.batch_size && m.batch_size_column.is_some() {
+        if self.rows < m.batch_size && m.batch_size_column.is_some() {
             let old = batch_size_suffix(m, m.batch_size);
             let new = batch_size_suffix(m, self.rows);
-            let fixed = tempfile::Builder::new()
-                .prefix(".batch-")
-                .tempfile_in(staging)
-                .map_err(io_err)?;
-            let mut out = BufWriter::with_capacity(256 * 1024, fixed);
-            let src = file.reopen().map_err(io_err)?;
-            bytes = rewrite_suffixes(
-                BufReader::with_capacity(1024 * 1024, src),
-                &mut out,
+            bytes = compact_suffixes(
+                file.as_file(),
                 self.header_len,
                 &self.row_lengths,
                 &old,
                 &new,
             )
             .map_err(io_err)?;
-            let fixed = out.into_inner().map_err(|e| io_err(e.into_error()))?;
-            drop(file);
-            fixed.into_temp_path()
-        } else {
-            file.into_temp_path()
-        };
+        }
+        Ok(SealedBatch {
+            temp: file.into_temp_path(),
+            bytes,
+            rows: self.rows,
+            part: self.part,
+            first_event: self.first_event,
+        })
+    }
+}
+
+/// A batch whose content is final, waiting for its name.
+pub struct SealedBatch {
+    temp: tempfile::TempPath,
+    bytes: u64,
+    rows: u64,
+    part: u64,
+    first_event: Option<serde_json::Value>,
+}
+
+impl SealedBatch {
+    /// Names the file: batch times are taken in the order batches are named.
+    pub fn name(
+        self,
+        m: &Mapping,
+        folder: &str,
+        event_type: &str,
+    ) -> Result<FinishedFile, BatchError> {
         let time = BatchTime::next();
         let info = BatchInfo {
             prefix: &m.filename_prefix,
@@ -140,10 +161,10 @@ impl OpenBatch {
         let filename = m.filename.render(&info).map_err(naming_err)?;
         let key = object_key(folder, &filename).map_err(naming_err)?;
         Ok(FinishedFile {
-            temp,
+            temp: self.temp,
             key,
             rows: self.rows,
-            bytes,
+            bytes: self.bytes,
             mapping: m.name.clone(),
             event_type: event_type.to_string(),
             content_type: m.extension.content_type(),
@@ -151,41 +172,105 @@ impl OpenBatch {
     }
 }
 
-/// Copies a batch file, replacing the trailing `old` field of every row (whose lengths
-/// are given) with `new`. Returns the number of bytes written.
-pub fn rewrite_suffixes(
-    mut src: impl Read,
-    dst: &mut impl Write,
+/// Replaces the trailing `old` field of every row (whose lengths are given) with `new`,
+/// in place, and truncates the file to its new length, which it returns.
+///
+/// `new` is never longer than `old` (a batch closes with at most `batch_size` rows), so
+/// every row moves towards the start of the file and a window is always read before
+/// anything is written over it. Rewriting in place reuses the file's cached pages: writing
+/// a second copy and deleting the first costs twice the page-cache traffic, and this runs
+/// on the single writer thread at the end of input, where nothing else overlaps it.
+pub fn compact_suffixes(
+    file: &File,
     header_len: u64,
     row_lengths: &[u32],
     old: &[u8],
     new: &[u8],
 ) -> io::Result<u64> {
-    let mut header = vec![0u8; header_len as usize];
-    src.read_exact(&mut header)?;
-    dst.write_all(&header)?;
-    let mut written = header_len;
-    let mut row = Vec::new();
-    for &len in row_lengths {
-        row.resize(len as usize, 0);
-        src.read_exact(&mut row)?;
-        if !row.ends_with(old) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a row does not end with the batch-size field",
-            ));
+    debug_assert!(new.len() <= old.len());
+    const WINDOW: usize = 1024 * 1024;
+    let mut input = Vec::new();
+    let mut output = Vec::with_capacity(WINDOW);
+    let (mut read_at, mut write_at) = (header_len, header_len);
+    let mut rows = row_lengths;
+    while !rows.is_empty() {
+        // As many whole rows as fit the window (at least one, however long).
+        let mut take = 0;
+        let mut len = 0usize;
+        while take < rows.len() && (take == 0 || len + rows[take] as usize <= WINDOW) {
+            len += rows[take] as usize;
+            take += 1;
         }
-        let body = &row[..row.len() - old.len()];
-        dst.write_all(body)?;
-        dst.write_all(new)?;
-        written += (body.len() + new.len()) as u64;
+        input.resize(len, 0);
+        read_exact_at(file, &mut input, read_at)?;
+        output.clear();
+        let mut start = 0;
+        for &row_len in &rows[..take] {
+            let row = &input[start..start + row_len as usize];
+            start += row_len as usize;
+            let Some(body) = row.strip_suffix(old) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a row does not end with the batch-size field",
+                ));
+            };
+            output.extend_from_slice(body);
+            output.extend_from_slice(new);
+        }
+        write_all_at(file, &output, write_at)?;
+        read_at += len as u64;
+        write_at += output.len() as u64;
+        rows = &rows[take..];
     }
-    Ok(written)
+    file.set_len(write_at)?;
+    Ok(write_at)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek};
+    file.seek(io::SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::Seek;
+    file.seek(io::SeekFrom::Start(offset))?;
+    file.write_all(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Seek};
+
+    fn compacted(
+        src: &[u8],
+        header_len: u64,
+        lengths: &[u32],
+        old: &[u8],
+        new: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(src).unwrap();
+        let n = compact_suffixes(&f, header_len, lengths, old, new)?;
+        let mut out = Vec::new();
+        f.seek(io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut out).unwrap();
+        assert_eq!(n, out.len() as u64);
+        Ok(out)
+    }
 
     #[test]
     fn rewrites_the_last_field_of_every_row() {
@@ -200,32 +285,48 @@ mod tests {
             src.extend_from_slice(r);
             lengths.push(r.len() as u32);
         }
-        let mut out = Vec::new();
-        let n = rewrite_suffixes(
-            &src[..],
-            &mut out,
+        let out = compacted(&src, header.len() as u64, &lengths, b",\"100\"", b",\"2\"").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b,batch_size\n\"x\",\"1\n2,\"\"100\"\"\",\"2\"\n\"y\",\"\",\"2\""
+        );
+        // Same length: rewritten where it stands.
+        let out = compacted(
+            &src,
             header.len() as u64,
             &lengths,
             b",\"100\"",
-            b",\"2\"",
+            b",\"999\"",
         )
         .unwrap();
-        assert_eq!(
-            String::from_utf8(out.clone()).unwrap(),
-            "a,b,batch_size\n\"x\",\"1\n2,\"\"100\"\"\",\"2\"\n\"y\",\"\",\"2\""
-        );
-        assert_eq!(n, out.len() as u64);
-        let mut bad = Vec::new();
-        assert!(
-            rewrite_suffixes(
-                &src[..],
-                &mut bad,
-                header.len() as u64,
-                &lengths,
-                b",\"9\"",
-                b""
-            )
-            .is_err()
-        );
+        assert_eq!(out.len(), src.len());
+        assert!(compacted(&src, header.len() as u64, &lengths, b",\"9\"", b"").is_err());
+    }
+
+    /// Many windows, rows longer than a window, and a shrinking suffix: the result is what
+    /// a plain copy would give.
+    #[test]
+    fn compacts_across_windows() {
+        let header = b"h1,h2,batch_size";
+        let (old, new): (&[u8], &[u8]) = (b",\"100000\"", b",\"7\"");
+        let mut src = header.to_vec();
+        let mut expected = header.to_vec();
+        let mut lengths = Vec::new();
+        for i in 0..3000usize {
+            let body_len = if i % 1000 == 7 {
+                1_500_000
+            } else {
+                300 + i % 977
+            };
+            let mut row = vec![b'\n'];
+            row.extend((0..body_len).map(|j| b'a' + ((i + j) % 26) as u8));
+            expected.extend_from_slice(&row);
+            expected.extend_from_slice(new);
+            row.extend_from_slice(old);
+            lengths.push(row.len() as u32);
+            src.extend_from_slice(&row);
+        }
+        let out = compacted(&src, header.len() as u64, &lengths, old, new).unwrap();
+        assert!(out == expected);
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::batch::{BatchError, OpenBatch};
+use crate::batch::{BatchError, OpenBatch, SealedBatch};
 use crate::mapping::Mapping;
 use crate::sink::{FinishedFile, Sink, SinkError};
 
@@ -182,16 +182,61 @@ impl Partitions {
     }
 
     /// Closes every open batch (end of input), in the order partitions first appeared.
+    ///
+    /// Batches that close early are rewritten with their real row count; that is the only
+    /// work left at the end of input, so it runs on all cores, one batch per thread.
+    /// Naming and delivery stay in partition order.
     pub fn close_all(
         &mut self,
         mappings: &[Mapping],
         sink: &mut dyn Sink,
     ) -> Result<(), WriteError> {
         let staging = sink.staging_dir().to_path_buf();
-        for i in 0..self.states.len() {
-            let m = &mappings[self.states[i].key.mapping];
-            self.close(i, m, sink, &staging)?;
+        let open: Vec<(usize, OpenBatch)> = self
+            .states
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.open.take().map(|b| (i, b)))
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut sealed: Vec<(usize, Result<SealedBatch, BatchError>)> =
+            Vec::with_capacity(open.len());
+        let mut pending = open.into_iter().peekable();
+        while pending.peek().is_some() {
+            let round: Vec<_> = pending.by_ref().take(threads).collect();
+            let staging = &staging;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = round
+                    .into_iter()
+                    .map(|(i, batch)| {
+                        let m = &mappings[self.states[i].key.mapping];
+                        (i, scope.spawn(move || batch.seal(m, staging)))
+                    })
+                    .collect();
+                for (i, h) in handles {
+                    let result = h.join().unwrap_or_else(|_| {
+                        Err(BatchError::Io {
+                            dir: staging.display().to_string(),
+                            source: std::io::Error::other("a batch writer thread panicked"),
+                        })
+                    });
+                    sealed.push((i, result));
+                }
+            });
         }
-        Ok(())
+        // Deliver every batch that could be completed, then report the first failure.
+        let mut first_error = None;
+        for (i, result) in sealed {
+            let state = &self.states[i];
+            let m = &mappings[state.key.mapping];
+            let delivered = result
+                .and_then(|b| b.name(m, &state.key.folder, &state.key.event_type))
+                .map_err(WriteError::from)
+                .and_then(|file| sink.deliver(file).map_err(WriteError::from));
+            if let Err(e) = delivered {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }

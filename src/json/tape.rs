@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::shape::{ALL, Shape};
+
 /// The JSON type of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -23,6 +25,8 @@ const CANONICAL: u8 = 1;
 const ESCAPED: u8 = 2;
 const DUP_KEYS: u8 = 4;
 const TRUE: u8 = 8;
+/// A container parsed without nodes for its insides (see [`Shape`]).
+const LAZY: u8 = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct Node {
@@ -68,7 +72,8 @@ impl std::error::Error for ParseError {}
 #[derive(Default)]
 pub struct Tape {
     nodes: Vec<Node>,
-    keys: Vec<u32>,
+    /// Key spans of the objects being parsed, for the duplicate-key check.
+    spans: Vec<(u32, u32)>,
     /// (hash of key, tape index of key) for the members of a root object: an event's
     /// top-level fields are looked up dozens of times per event.
     root_index: Vec<(u64, u32)>,
@@ -95,8 +100,19 @@ impl Tape {
 
     /// Parses `src` as exactly one JSON value (surrounding whitespace allowed).
     pub fn parse<'a>(&'a mut self, src: &'a str) -> Result<NodeRef<'a>, ParseError> {
+        self.parse_shaped(src, &ALL)
+    }
+
+    /// Parses `src` like [`Tape::parse`], with nodes only for the parts `shape` reads:
+    /// every other container is validated and gets one lazy node (its raw text and
+    /// canonical flag), and must not be looked into.
+    pub fn parse_shaped<'a>(
+        &'a mut self,
+        src: &'a str,
+        shape: &Shape,
+    ) -> Result<NodeRef<'a>, ParseError> {
         self.nodes.clear();
-        self.keys.clear();
+        self.spans.clear();
         self.root_index.clear();
         if src.len() >= u32::MAX as usize {
             return Err(ParseError {
@@ -110,7 +126,7 @@ impl Tape {
             b,
             pos: 0,
             nodes: &mut self.nodes,
-            keys: &mut self.keys,
+            spans: &mut self.spans,
         };
         let len = b.len();
         let incomplete = |e: ParseError| {
@@ -124,7 +140,7 @@ impl Tape {
             }
         };
         p.skip_ws();
-        p.value(0).map_err(incomplete)?;
+        p.value(0, shape).map_err(incomplete)?;
         p.skip_ws();
         if p.pos != b.len() {
             return Err(p.err("unexpected characters after the JSON value"));
@@ -155,7 +171,7 @@ struct Parser<'a, 'n> {
     b: &'a [u8],
     pos: usize,
     nodes: &'n mut Vec<Node>,
-    keys: &'n mut Vec<u32>,
+    spans: &'n mut Vec<(u32, u32)>,
 }
 
 #[inline]
@@ -227,13 +243,17 @@ impl Parser<'_, '_> {
         });
     }
 
-    fn value(&mut self, depth: u32) -> Result<(), ParseError> {
+    /// Parses the value at `pos` with nodes for what `shape` reads inside it. Arrays that
+    /// are read inside are parsed fully.
+    fn value(&mut self, depth: u32, shape: &Shape) -> Result<(), ParseError> {
         let Some(&c) = self.b.get(self.pos) else {
             return Err(self.err("unexpected end of input, expected a value"));
         };
         match c {
-            b'{' => self.object(depth),
-            b'[' => self.array(depth),
+            b'{' if shape.descends() => self.object(depth, shape),
+            b'{' => self.lazy(depth, Kind::Object),
+            b'[' if shape.reads_elements() => self.array(depth),
+            b'[' => self.lazy(depth, Kind::Array),
             b'"' => self.string(),
             b't' => self.literal(b"true", Kind::Bool, CANONICAL | TRUE),
             b'f' => self.literal(b"false", Kind::Bool, CANONICAL),
@@ -259,10 +279,40 @@ impl Parser<'_, '_> {
         }
     }
 
+    /// A value nothing reads inside: containers become one lazy node.
+    fn unread(&mut self, depth: u32) -> Result<(), ParseError> {
+        match self.b.get(self.pos) {
+            Some(b'{') => self.lazy(depth, Kind::Object),
+            Some(b'[') => self.lazy(depth, Kind::Array),
+            _ => self.value(depth, &ALL),
+        }
+    }
+
+    fn lazy(&mut self, depth: u32, kind: Kind) -> Result<(), ParseError> {
+        let start = self.pos;
+        let flags = self.skip(depth)?;
+        self.push(
+            kind,
+            (flags & (CANONICAL | DUP_KEYS)) | LAZY,
+            start,
+            self.pos,
+        );
+        Ok(())
+    }
+
     #[inline]
     fn number(&mut self) -> Result<(), ParseError> {
-        let b = self.b;
         let start = self.pos;
+        let (end, flags) = self.scan_number(start)?;
+        self.pos = end;
+        self.push(Kind::Number, flags, start, end);
+        Ok(())
+    }
+
+    /// Validates the number at `start`; returns its end and flags.
+    #[inline(always)]
+    fn scan_number(&self, start: usize) -> Result<(usize, u8), ParseError> {
+        let b = self.b;
         let mut i = start;
         if b[i] == b'-' {
             i += 1;
@@ -275,10 +325,7 @@ impl Parser<'_, '_> {
                     i += 1;
                 }
             }
-            _ => {
-                self.pos = i;
-                return Err(self.err("invalid number"));
-            }
+            _ => return Err(self.err_at(i, "invalid number")),
         }
         let int_len = i - int_start;
         let mut canonical = true;
@@ -291,8 +338,7 @@ impl Parser<'_, '_> {
             }
             frac_len = i - fs;
             if frac_len == 0 {
-                self.pos = i;
-                return Err(self.err("invalid number: expected digits after '.'"));
+                return Err(self.err_at(i, "invalid number: expected digits after '.'"));
             }
             let frac = &b[fs..i];
             // Canonical decimals: no trailing zero, at most 15 significant digits (so the
@@ -323,37 +369,36 @@ impl Parser<'_, '_> {
                 i += 1;
             }
             if i == es {
-                self.pos = i;
-                return Err(self.err("invalid number: expected exponent digits"));
+                return Err(self.err_at(i, "invalid number: expected exponent digits"));
             }
             canonical = false;
         }
         if frac_len == 0 && b[start] == b'-' && int_len == 1 && b[int_start] == b'0' {
             canonical = false; // -0 prints as 0
         }
-        self.pos = i;
-        self.push(
-            Kind::Number,
-            if canonical { CANONICAL } else { 0 },
-            start,
-            i,
-        );
-        Ok(())
+        Ok((i, if canonical { CANONICAL } else { 0 }))
     }
 
     #[inline(always)]
     fn string(&mut self) -> Result<(), ParseError> {
-        let b = self.b;
         let start = self.pos;
+        let (end, flags) = self.scan_string(start)?;
+        self.pos = end;
+        self.push(Kind::String, flags, start, end);
+        Ok(())
+    }
+
+    /// Validates the string whose opening quote is at `start`; returns the offset past its
+    /// closing quote and its flags.
+    #[inline(always)]
+    fn scan_string(&self, start: usize) -> Result<(usize, u8), ParseError> {
+        let b = self.b;
         let mut i = start + 1;
         let mut flags = CANONICAL;
         loop {
             i = find_string_special(b, i);
             match b.get(i) {
-                None => {
-                    self.pos = i;
-                    return Err(self.err("unterminated string"));
-                }
+                None => return Err(self.err_at(i, "unterminated string")),
                 Some(b'"') => {
                     i += 1;
                     break;
@@ -392,145 +437,253 @@ impl Parser<'_, '_> {
                 Some(_) => return Err(self.err_at(i, "control character inside a string")),
             }
         }
-        self.pos = i;
-        self.push(Kind::String, flags, start, i);
-        Ok(())
+        Ok((i, flags))
     }
 
     fn err_at(&self, offset: usize, message: &'static str) -> ParseError {
         ParseError { offset, message }
     }
 
-    fn array(&mut self, depth: u32) -> Result<(), ParseError> {
+    /// Enters a container at `pos` (`{` or `[`): true when it is empty (then its closing
+    /// bracket is consumed too). `canonical` turns false on whitespace.
+    #[inline(always)]
+    fn open(&mut self, depth: u32, close: u8, canonical: &mut bool) -> Result<bool, ParseError> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
-        let start = self.pos;
-        let me = self.nodes.len();
-        self.push(Kind::Array, 0, start, start);
         self.pos += 1;
-        let mut canonical = !self.skip_ws();
-        let mut len = 0u32;
-        if self.b.get(self.pos) == Some(&b']') {
+        *canonical &= !self.skip_ws();
+        let empty = self.b.get(self.pos) == Some(&close);
+        if empty {
             self.pos += 1;
-        } else {
-            loop {
-                let child = self.nodes.len();
-                self.value(depth + 1)?;
-                canonical &= self.nodes[child].flags & CANONICAL != 0;
-                len += 1;
-                canonical &= !self.skip_ws();
-                match self.b.get(self.pos) {
-                    Some(b',') => {
-                        self.pos += 1;
-                        canonical &= !self.skip_ws();
-                    }
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.err("expected ',' or ']' in array")),
-                }
-            }
         }
-        let next = self.nodes.len() as u32;
-        let n = &mut self.nodes[me];
-        n.end = self.pos as u32;
-        n.next = next;
-        n.len = len;
-        n.flags = if canonical { CANONICAL } else { 0 };
-        Ok(())
+        Ok(empty)
     }
 
-    fn object(&mut self, depth: u32) -> Result<(), ParseError> {
-        if depth >= MAX_DEPTH {
-            return Err(self.err("nesting too deep"));
+    /// After a member or element: true when another follows (`,`), false at the closing
+    /// bracket.
+    #[inline(always)]
+    fn more(&mut self, close: u8, canonical: &mut bool) -> Result<bool, ParseError> {
+        *canonical &= !self.skip_ws();
+        match self.b.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                *canonical &= !self.skip_ws();
+                Ok(true)
+            }
+            Some(&c) if c == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ if close == b'}' => Err(self.err("expected ',' or '}' in object")),
+            _ => Err(self.err("expected ',' or ']' in array")),
+        }
+    }
+
+    /// A member's key and colon; records the key for the duplicate check. Returns the key's
+    /// span (quotes included) and flags.
+    #[inline(always)]
+    fn key(
+        &mut self,
+        dups: &mut DupCheck,
+        canonical: &mut bool,
+    ) -> Result<(usize, usize, u8), ParseError> {
+        if self.b.get(self.pos) != Some(&b'"') {
+            return Err(self.err("expected a string key in object"));
         }
         let start = self.pos;
-        let me = self.nodes.len();
-        self.push(Kind::Object, 0, start, start);
+        let (end, flags) = self.scan_string(start)?;
+        self.pos = end;
+        *canonical &= flags & CANONICAL != 0;
+        dups.add(&self.b[start + 1..end - 1], flags & ESCAPED != 0);
+        self.spans.push((start as u32, end as u32));
+        *canonical &= !self.skip_ws();
+        if self.b.get(self.pos) != Some(&b':') {
+            return Err(self.err("expected ':' after object key"));
+        }
         self.pos += 1;
-        let mut canonical = !self.skip_ws();
-        let mut len = 0u32;
-        let keys_base = self.keys.len();
-        let mut bloom = 0u64;
-        let mut maybe_dup = false;
-        if self.b.get(self.pos) == Some(&b'}') {
-            self.pos += 1;
-        } else {
-            loop {
-                if self.b.get(self.pos) != Some(&b'"') {
-                    return Err(self.err("expected a string key in object"));
-                }
-                let key = self.nodes.len();
-                self.string()?;
-                let kn = self.nodes[key];
-                canonical &= kn.flags & CANONICAL != 0;
-                // A cheap 64-bit filter on (length, first, last byte); only a hit, or an
-                // escaped key, pays for an exact duplicate check when the object closes.
-                let kb = &self.b[kn.start as usize + 1..kn.end as usize - 1];
-                let h = (kb.len() as u64)
-                    .wrapping_mul(31)
-                    .wrapping_add(kb.first().copied().unwrap_or(0) as u64)
-                    .wrapping_add((kb.last().copied().unwrap_or(0) as u64) << 3);
-                let bit = 1u64 << (h & 63);
-                if bloom & bit != 0 || kn.flags & ESCAPED != 0 {
-                    maybe_dup = true;
-                }
-                bloom |= bit;
-                self.keys.push(key as u32);
-                canonical &= !self.skip_ws();
-                if self.b.get(self.pos) != Some(&b':') {
-                    return Err(self.err("expected ':' after object key"));
-                }
-                self.pos += 1;
-                canonical &= !self.skip_ws();
-                let child = self.nodes.len();
-                self.value(depth + 1)?;
-                canonical &= self.nodes[child].flags & CANONICAL != 0;
-                len += 1;
-                canonical &= !self.skip_ws();
-                match self.b.get(self.pos) {
-                    Some(b',') => {
-                        self.pos += 1;
-                        canonical &= !self.skip_ws();
-                    }
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.err("expected ',' or '}' in object")),
-                }
-            }
+        *canonical &= !self.skip_ws();
+        Ok((start, end, flags))
+    }
+
+    /// Flags of an object whose keys were recorded from `dups.base`: repeated keys make it
+    /// non-canonical (JavaScript keeps one of them).
+    fn object_flags(&mut self, dups: DupCheck, canonical: bool) -> u8 {
+        let mut flags = if canonical { CANONICAL } else { 0 };
+        if dups.maybe && self.spans_have_duplicates(dups.base) {
+            flags = DUP_KEYS;
         }
-        let mut flags = 0;
-        if maybe_dup && self.has_duplicate_keys(keys_base) {
-            flags |= DUP_KEYS;
-            canonical = false;
-        }
-        self.keys.truncate(keys_base);
-        if canonical {
-            flags |= CANONICAL;
-        }
+        self.spans.truncate(dups.base);
+        flags
+    }
+
+    /// Sets a container's end, subtree and size once its children are parsed.
+    fn close_node(&mut self, me: usize, len: u32, flags: u8) {
         let next = self.nodes.len() as u32;
         let n = &mut self.nodes[me];
         n.end = self.pos as u32;
         n.next = next;
         n.len = len;
         n.flags = flags;
+    }
+
+    fn array(&mut self, depth: u32) -> Result<(), ParseError> {
+        let me = self.nodes.len();
+        self.push(Kind::Array, 0, self.pos, self.pos);
+        let mut canonical = true;
+        let mut len = 0u32;
+        if !self.open(depth, b']', &mut canonical)? {
+            loop {
+                let child = self.nodes.len();
+                self.value(depth + 1, &ALL)?;
+                canonical &= self.nodes[child].flags & CANONICAL != 0;
+                len += 1;
+                if !self.more(b']', &mut canonical)? {
+                    break;
+                }
+            }
+        }
+        self.close_node(me, len, if canonical { CANONICAL } else { 0 });
         Ok(())
     }
 
-    fn has_duplicate_keys(&self, base: usize) -> bool {
-        let keys = &self.keys[base..];
-        let text = |k: u32| string_value(self.src, self.nodes[k as usize]);
-        for (i, &a) in keys.iter().enumerate() {
+    fn object(&mut self, depth: u32, shape: &Shape) -> Result<(), ParseError> {
+        let me = self.nodes.len();
+        self.push(Kind::Object, 0, self.pos, self.pos);
+        let mut canonical = true;
+        let mut len = 0u32;
+        let mut dups = DupCheck::new(self.spans.len());
+        if !self.open(depth, b'}', &mut canonical)? {
+            loop {
+                let (start, end, flags) = self.key(&mut dups, &mut canonical)?;
+                self.push(Kind::String, flags, start, end);
+                let child = self.nodes.len();
+                match shape.child(&self.b[start + 1..end - 1], flags & ESCAPED != 0) {
+                    Some(sub) => self.value(depth + 1, sub)?,
+                    None => self.unread(depth + 1)?,
+                }
+                canonical &= self.nodes[child].flags & CANONICAL != 0;
+                len += 1;
+                if !self.more(b'}', &mut canonical)? {
+                    break;
+                }
+            }
+        }
+        let flags = self.object_flags(dups, canonical);
+        self.close_node(me, len, flags);
+        Ok(())
+    }
+
+    /// Validates the value at `pos` without nodes, as [`Parser::value`] would parse it;
+    /// returns the flags its node would have.
+    fn skip(&mut self, depth: u32) -> Result<u8, ParseError> {
+        let Some(&c) = self.b.get(self.pos) else {
+            return Err(self.err("unexpected end of input, expected a value"));
+        };
+        let (end, flags) = match c {
+            b'{' => return self.skip_object(depth),
+            b'[' => return self.skip_array(depth),
+            b'"' => self.scan_string(self.pos)?,
+            b't' | b'f' | b'n' => {
+                let word: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !self.b[self.pos..].starts_with(word) {
+                    return Err(self.err(
+                        "expected a JSON value (an object, array, string, number, true, false or null)",
+                    ));
+                }
+                (self.pos + word.len(), CANONICAL)
+            }
+            b'-' | b'0'..=b'9' => self.scan_number(self.pos)?,
+            _ => {
+                return Err(self.err(
+                    "expected a JSON value (an object, array, string, number, true, false or null)",
+                ));
+            }
+        };
+        self.pos = end;
+        Ok(flags)
+    }
+
+    fn skip_array(&mut self, depth: u32) -> Result<u8, ParseError> {
+        let mut canonical = true;
+        if !self.open(depth, b']', &mut canonical)? {
+            loop {
+                canonical &= self.skip(depth + 1)? & CANONICAL != 0;
+                if !self.more(b']', &mut canonical)? {
+                    break;
+                }
+            }
+        }
+        Ok(if canonical { CANONICAL } else { 0 })
+    }
+
+    fn skip_object(&mut self, depth: u32) -> Result<u8, ParseError> {
+        let mut canonical = true;
+        let mut dups = DupCheck::new(self.spans.len());
+        if !self.open(depth, b'}', &mut canonical)? {
+            loop {
+                self.key(&mut dups, &mut canonical)?;
+                canonical &= self.skip(depth + 1)? & CANONICAL != 0;
+                if !self.more(b'}', &mut canonical)? {
+                    break;
+                }
+            }
+        }
+        Ok(self.object_flags(dups, canonical))
+    }
+
+    fn spans_have_duplicates(&self, base: usize) -> bool {
+        let spans = &self.spans[base..];
+        let text = |(start, end): (u32, u32)| {
+            let inner = &self.src[start as usize + 1..end as usize - 1];
+            if inner.contains('\\') {
+                Cow::Owned(unescape(inner))
+            } else {
+                Cow::Borrowed(inner)
+            }
+        };
+        for (i, &a) in spans.iter().enumerate() {
             let ta = text(a);
-            if keys[..i].iter().any(|&b| text(b) == ta) {
+            if spans[..i].iter().any(|&b| text(b) == ta) {
                 return true;
             }
         }
         false
+    }
+}
+
+/// Finds repeated keys in an object cheaply: a 64-bit filter on each key's (length, first,
+/// last byte); only a hit, or an escaped key, pays for an exact comparison when the object
+/// closes.
+struct DupCheck {
+    /// Where the object's keys start in `Parser::spans`.
+    base: usize,
+    bloom: u64,
+    maybe: bool,
+}
+
+impl DupCheck {
+    fn new(base: usize) -> DupCheck {
+        DupCheck {
+            base,
+            bloom: 0,
+            maybe: false,
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, key: &[u8], escaped: bool) {
+        let h = (key.len() as u64)
+            .wrapping_mul(31)
+            .wrapping_add(key.first().copied().unwrap_or(0) as u64)
+            .wrapping_add((key.last().copied().unwrap_or(0) as u64) << 3);
+        let bit = 1u64 << (h & 63);
+        self.maybe |= self.bloom & bit != 0 || escaped;
+        self.bloom |= bit;
     }
 }
 
@@ -641,6 +794,23 @@ impl<'a> NodeRef<'a> {
         self.node().flags & CANONICAL != 0
     }
 
+    /// A container parsed without nodes inside (see [`Tape::parse_shaped`]): its raw text
+    /// and canonical flag are right, its members and elements are not there.
+    #[inline]
+    pub fn is_lazy(&self) -> bool {
+        self.node().flags & LAZY != 0
+    }
+
+    /// Catches a shape that misses a path some code reads (tests run with debug checks).
+    #[inline]
+    fn debug_check_not_lazy(&self) {
+        debug_assert!(
+            !self.is_lazy(),
+            "looked inside a lazily parsed value ({}): the event shape misses a path",
+            self.raw()
+        );
+    }
+
     #[inline]
     pub fn is_null(&self) -> bool {
         self.kind() == Kind::Null
@@ -681,6 +851,7 @@ impl<'a> NodeRef<'a> {
 
     /// Number of elements or members (0 for scalars).
     pub fn len(&self) -> usize {
+        self.debug_check_not_lazy();
         self.node().len as usize
     }
 
@@ -695,6 +866,7 @@ impl<'a> NodeRef<'a> {
         if n.kind != Kind::Object {
             return None;
         }
+        self.debug_check_not_lazy();
         let dup = n.flags & DUP_KEYS != 0;
         let mut found = None;
         if self.idx == 0 && !self.root_index.is_empty() {
@@ -727,6 +899,7 @@ impl<'a> NodeRef<'a> {
     /// Element `i` of an array.
     pub fn index(&self, i: usize) -> Option<NodeRef<'a>> {
         let n = self.node();
+        self.debug_check_not_lazy();
         if n.kind != Kind::Array || i >= n.len as usize {
             return None;
         }
@@ -739,6 +912,7 @@ impl<'a> NodeRef<'a> {
 
     /// Elements of an array (empty for anything else).
     pub fn elements(&self) -> Elements<'a> {
+        self.debug_check_not_lazy();
         let n = self.node();
         let (at, end) = if n.kind == Kind::Array {
             (self.idx + 1, n.next)
@@ -755,6 +929,7 @@ impl<'a> NodeRef<'a> {
     /// Members of an object in input order, repeated keys included (see
     /// [`NodeRef::has_duplicate_keys`]).
     pub fn members(&self) -> Members<'a> {
+        self.debug_check_not_lazy();
         let n = self.node();
         let (at, end) = if n.kind == Kind::Object {
             (self.idx + 1, n.next)
@@ -782,7 +957,7 @@ impl<'a> NodeRef<'a> {
 /// Equality of two slices of the same length, without a `memcmp` call for the short keys
 /// events are made of.
 #[inline]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn short_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
     let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
@@ -885,6 +1060,125 @@ mod tests {
         assert_eq!(r.get("e\u{301}").unwrap().raw(), "4");
         assert!(r.get("zz").is_none());
         assert_eq!(r.len(), 4);
+    }
+
+    /// Every node of the shaped parse, read or lazy, agrees with the full parse at the same
+    /// place; lazy nodes stand exactly where nothing is read.
+    fn assert_agrees(full: NodeRef<'_>, shaped: NodeRef<'_>, shape: &Shape) {
+        assert_eq!(full.raw(), shaped.raw());
+        assert_eq!(full.kind(), shaped.kind());
+        assert_eq!(full.is_canonical(), shaped.is_canonical(), "{}", full.raw());
+        assert_eq!(
+            crate::json::JsonWriter::to_json_string(&full),
+            crate::json::JsonWriter::to_json_string(&shaped)
+        );
+        if shaped.is_lazy() {
+            assert!(matches!(full.kind(), Kind::Object | Kind::Array));
+            return;
+        }
+        match full.kind() {
+            Kind::Object => {
+                assert!(shape.descends(), "{} should be lazy", full.raw());
+                assert_eq!(full.has_duplicate_keys(), shaped.has_duplicate_keys());
+                for ((fk, fv), (sk, sv)) in full.members().zip(shaped.members()) {
+                    assert_eq!(fk, sk);
+                    match shape.child(fk.as_bytes(), false) {
+                        Some(sub) => assert_agrees(fv, sv, sub),
+                        // Unread containers are lazy, unless their key has escapes
+                        // (then they are read fully).
+                        None => assert_agrees(fv, sv, &ALL),
+                    }
+                }
+                assert_eq!(full.len(), shaped.len());
+            }
+            Kind::Array => {
+                for (f, s) in full.elements().zip(shaped.elements()) {
+                    assert_agrees(f, s, &ALL);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn unread_containers_are_lazy() {
+        let mut t = Tape::new();
+        let mut shape = Shape::leaf();
+        shape.path(["a"]);
+        let r = t
+            .parse_shaped(r#"{"a":{"x":1},"b":{"y":[1]},"c":[2],"d":3}"#, &shape)
+            .unwrap();
+        assert!(r.get("a").unwrap().is_lazy());
+        assert!(r.get("b").unwrap().is_lazy());
+        assert!(r.get("c").unwrap().is_lazy());
+        assert!(!r.get("d").unwrap().is_lazy());
+        shape.path(["c"]);
+        let r = t.parse_shaped(r#"{"c":[2,{"z":1}]}"#, &shape).unwrap();
+        assert!(r.get("c").unwrap().is_lazy(), "read as a whole");
+        shape.path(["c"]).set_joined();
+        let r = t.parse_shaped(r#"{"c":[2,{"z":1}]}"#, &shape).unwrap();
+        assert_eq!(
+            r.get("c").unwrap().len(),
+            2,
+            "printed with String(): parsed fully"
+        );
+    }
+
+    #[test]
+    fn shaped_parse_agrees_with_the_full_parse() {
+        let mut read = Shape::leaf();
+        read.path(["type"]);
+        read.path(["context", "traits", "email"]);
+        read.path(["context", "personas", "computation_key"]);
+        read.path(["properties"]).set_any_key();
+        read.path(["list"]).set_joined();
+        read.path(["tags"]);
+        let shapes = [Shape::leaf(), read, Shape::all()];
+        let docs = [
+            r#"{"type":"track","context":{"library":{"name":"x","v":[1,2,{"a":null}]},"traits":{"email":"E","x":{"y":1}},"personas":{"computation_key":"k","other":[]}},"properties":{"k":true,"nested":{"n":1.0},"arr":[1 ,2]},"list":[{"a":1},[2]],"tags":[1, 2.0],"other":{}}"#,
+            r#"{ "type" : "identify", "context": {"page": {"a":1,"a":2}, "traits": []}, "x": "\u00e9", "y": {"z": "\/"}}"#,
+            r#"{"context":{"p":{"k\u0065y":1,"key":2}},"properties":[1,{"a":2}],"e\u0301":{"a":1}}"#,
+            r#"{"a":{"b":{"c":{"d":[0.0000001,-0,1e2,"\u001F",{"x":{}}]}}}}"#,
+            r#"[{"a":1},{"b":{"c":2}}]"#,
+            r#""just a string""#,
+            r#"{}"#,
+        ];
+        for doc in docs {
+            for shape in &shapes {
+                let mut ft = Tape::new();
+                let mut st = Tape::new();
+                let full = ft.parse(doc).unwrap();
+                let shaped = st.parse_shaped(doc, shape).unwrap();
+                assert_agrees(full, shaped, shape);
+            }
+        }
+    }
+
+    /// Broken JSON inside a part nothing reads is still found, at the same place.
+    #[test]
+    fn shaped_parse_finds_the_same_errors() {
+        let shape = Shape::leaf();
+        for bad in [
+            r#"{"a":{"b":[1,2,}}"#,
+            r#"{"a":{"b":tru}}"#,
+            r#"{"a":{"b":"x\q"}}"#,
+            r#"{"a":{"b" 1}}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":[01]}"#,
+            r#"{"a":{"b":"unterminated}}"#,
+            r#"{"a":{"b":1.}}"#,
+            r#"{"a":{"b":"\u12G4"}}"#,
+            "{\"a\":{\"b\":\"tab\there\"}}",
+            r#"{"a":{"b":1}"#,
+        ] {
+            let mut ft = Tape::new();
+            let mut st = Tape::new();
+            let full = ft.parse(bad).unwrap_err();
+            let shaped = st.parse_shaped(bad, &shape).unwrap_err();
+            assert_eq!(full, shaped, "{bad}");
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(600), "]".repeat(600));
+        assert!(Tape::new().parse_shaped(&deep, &shape).is_err());
     }
 
     #[test]
