@@ -11,7 +11,7 @@ pub use hashing::{
     ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex,
 };
 
-use crate::expr::{EvalError, Found, Plan, Type, Value, eval};
+use crate::expr::{EvalError, Found, Memo, Plan, Steps, Type, Value, eval};
 use crate::json::{Kind, NodeRef, write_number_text};
 use crate::mapping::{ComputedColumn, Mapping};
 
@@ -230,6 +230,8 @@ impl std::fmt::Display for RowError {
 pub struct Encoder {
     scratch: Vec<u8>,
     text: String,
+    /// The current event's path steps (see [`Steps`]).
+    memo: Memo,
 }
 
 /// Evaluates an expression, through its plan when it has one and the payload is the event.
@@ -237,9 +239,11 @@ fn eval_planned<'a>(
     expr: &'a crate::expr::Expr,
     plan: Option<&Plan>,
     event: &Value<'a>,
+    steps: &Steps,
+    memo: &mut Memo,
 ) -> Result<Value<'a>, EvalError> {
     if let (Some(plan), Value::Node(root)) = (plan, event) {
-        match plan.run(*root) {
+        match plan.run_memo(*root, steps, memo) {
             Found::Node(n) => return Ok(Value::Node(n)),
             Found::Undefined => return Ok(Value::Undefined),
             Found::Other => {}
@@ -249,12 +253,19 @@ fn eval_planned<'a>(
 }
 
 /// Segment's audience action: `traits_or_props[computation_key]`, when both are truthy.
-pub fn audience_action<'a>(m: &'a Mapping, event: &Value<'a>) -> Result<Value<'a>, EvalError> {
-    let source = eval_planned(&m.traits_or_props, m.traits_or_props_plan.as_ref(), event)?;
+/// `memo` holds this event's path steps (reset for each event).
+pub fn audience_action<'a>(
+    m: &'a Mapping,
+    event: &Value<'a>,
+    memo: &mut Memo,
+) -> Result<Value<'a>, EvalError> {
+    let plan = m.traits_or_props_plan.as_ref();
+    let source = eval_planned(&m.traits_or_props, plan, event, &m.steps, memo)?;
     if !source.is_truthy() {
         return Ok(Value::Undefined);
     }
-    let key = eval_planned(&m.computation_key, m.computation_key_plan.as_ref(), event)?;
+    let plan = m.computation_key_plan.as_ref();
+    let key = eval_planned(&m.computation_key, plan, event, &m.steps, memo)?;
     if !key.is_truthy() {
         return Ok(Value::Undefined);
     }
@@ -296,6 +307,7 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> Result<(), RowError> {
         let start = out.len();
+        self.memo.reset(&m.steps);
         out.push(b'\n');
         let result = self.encode_fields(m, event, out);
         if result.is_err() {
@@ -324,10 +336,11 @@ impl Encoder {
                 self.write_audience(m, event, out)?;
                 continue;
             }
-            let v = eval_planned(&c.expr, c.plan.as_ref(), event).map_err(|e| RowError {
-                column: c.name.clone(),
-                message: e.0,
-            })?;
+            let v = eval_planned(&c.expr, c.plan.as_ref(), event, &m.steps, &mut self.memo)
+                .map_err(|e| RowError {
+                    column: c.name.clone(),
+                    message: e.0,
+                })?;
             match &c.transform {
                 Some(t) => write_transformed(out, &v, t, &mut self.scratch, &mut self.text),
                 None => write_field(out, &v, &mut self.scratch),
@@ -351,7 +364,7 @@ impl Encoder {
         let Some(col) = &m.audience_action else {
             return Ok(());
         };
-        let v = audience_action(m, event).map_err(|e| RowError {
+        let v = audience_action(m, event, &mut self.memo).map_err(|e| RowError {
             column: col.name.clone(),
             message: e.0,
         })?;

@@ -17,7 +17,7 @@ mod value;
 pub use compile::{ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
 pub use path::{Path, Seg, walk};
-pub use plan::{Found, Plan};
+pub use plan::{Found, Memo, Plan, Steps};
 pub use template::Template;
 pub use value::{Object, Type, Value, js_length, set};
 

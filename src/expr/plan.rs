@@ -22,7 +22,8 @@ pub enum Found<'a> {
 
 #[derive(Clone, Debug)]
 pub enum Plan {
-    Path(Vec<Seg>),
+    /// A path, and its last step in the mapping's [`Steps`] once interned.
+    Path(Vec<Seg>, u32),
     IfExists {
         cond: Box<Plan>,
         then: Option<Box<Plan>>,
@@ -50,8 +51,8 @@ impl Plan {
     /// A plan for `e`, when it has one of the supported shapes.
     pub fn of(e: &Expr) -> Option<Plan> {
         match e {
-            Expr::Path(Path::Keys(segs)) => Some(Plan::Path(segs.clone())),
-            Expr::Path(Path::Root) => Some(Plan::Path(Vec::new())),
+            Expr::Path(Path::Keys(segs)) => Some(Plan::Path(segs.clone(), NO_STEP)),
+            Expr::Path(Path::Root) => Some(Plan::Path(Vec::new(), NO_STEP)),
             Expr::If {
                 mode: IfMode::Exists,
                 cond,
@@ -75,7 +76,7 @@ impl Plan {
     /// Calls `f` with every path the plan reads (conditions and both branches).
     pub fn paths(&self, f: &mut impl FnMut(&[Seg])) {
         match self {
-            Plan::Path(segs) => f(segs),
+            Plan::Path(segs, _) => f(segs),
             Plan::IfExists {
                 cond,
                 then,
@@ -98,52 +99,176 @@ impl Plan {
         });
     }
 
-    pub fn run<'a>(&self, root: NodeRef<'a>) -> Found<'a> {
+    /// Gives every path a step in `steps`, shared with the other plans of the mapping.
+    pub fn intern(&mut self, steps: &mut Steps) {
         match self {
-            Plan::Path(segs) => {
-                let mut cur = root;
-                for seg in segs {
-                    if !truthy(&cur) {
-                        return Found::Node(cur);
-                    }
-                    cur = match cur.kind() {
-                        Kind::Object => match cur.get(&seg.key) {
-                            Some(n) => n,
-                            None => return Found::Undefined,
-                        },
-                        Kind::Array => match seg.index {
-                            Some(i) => match cur.index(i) {
-                                Some(n) => n,
-                                None => return Found::Undefined,
-                            },
-                            None if &*seg.key == "length" => return Found::Other,
-                            None => return Found::Undefined,
-                        },
-                        Kind::String if seg.index.is_some() || &*seg.key == "length" => {
-                            return Found::Other;
-                        }
-                        _ => return Found::Undefined,
-                    };
-                }
-                Found::Node(cur)
-            }
+            Plan::Path(segs, step) => *step = steps.intern(segs),
             Plan::IfExists {
                 cond,
                 then,
                 otherwise,
             } => {
-                let holds = match cond.run(root) {
+                cond.intern(steps);
+                for branch in [then, otherwise].into_iter().flatten() {
+                    branch.intern(steps);
+                }
+            }
+        }
+    }
+
+    pub fn run<'a>(&self, root: NodeRef<'a>) -> Found<'a> {
+        self.run_with(root, None)
+    }
+
+    /// Like [`Plan::run`], with the steps of interned paths taken from (and saved in)
+    /// `memo`, which holds this event's results of `steps`.
+    pub fn run_memo<'a>(&self, root: NodeRef<'a>, steps: &Steps, memo: &mut Memo) -> Found<'a> {
+        self.run_with(root, Some((steps, memo)))
+    }
+
+    fn run_with<'a>(&self, root: NodeRef<'a>, mut memo: Option<(&Steps, &mut Memo)>) -> Found<'a> {
+        match self {
+            Plan::Path(segs, last) => match memo {
+                Some((steps, memo)) if *last != NO_STEP => {
+                    decode(root, steps.resolve(*last, root, memo))
+                }
+                _ => {
+                    let mut found = Found::Node(root);
+                    for seg in segs {
+                        match found {
+                            Found::Node(cur) => found = step(cur, seg),
+                            _ => break,
+                        }
+                    }
+                    found
+                }
+            },
+            Plan::IfExists {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let holds = match cond.run_with(root, memo.as_mut().map(|(s, m)| (*s, &mut **m))) {
                     Found::Node(n) => !n.is_null(),
                     Found::Undefined => false,
                     Found::Other => return Found::Other,
                 };
                 let branch = if holds { then } else { otherwise };
                 match branch {
-                    Some(p) => p.run(root),
+                    Some(p) => p.run_with(root, memo),
                     None => Found::Undefined,
                 }
             }
         }
+    }
+}
+
+/// One step of a path walk, as mapping-kit's `get` takes it: a falsy value stops the walk
+/// (and is the result), objects are looked up by key, arrays by index.
+#[inline]
+fn step<'a>(cur: NodeRef<'a>, seg: &Seg) -> Found<'a> {
+    if !truthy(&cur) {
+        return Found::Node(cur);
+    }
+    match cur.kind() {
+        Kind::Object => cur.get(&seg.key).map_or(Found::Undefined, Found::Node),
+        Kind::Array => match seg.index {
+            Some(i) => cur.index(i).map_or(Found::Undefined, Found::Node),
+            None if &*seg.key == "length" => Found::Other,
+            None => Found::Undefined,
+        },
+        Kind::String if seg.index.is_some() || &*seg.key == "length" => Found::Other,
+        _ => Found::Undefined,
+    }
+}
+
+/// No step: a path not interned, or the parent of a first segment.
+const NO_STEP: u32 = u32::MAX;
+/// Memo values besides node positions.
+const UNSET: u32 = u32::MAX;
+const UNDEFINED: u32 = u32::MAX - 1;
+const OTHER: u32 = u32::MAX - 2;
+
+/// The path prefixes of a mapping's plans, each once: the default columns read
+/// `context.traits.email`, `context.personas.computation_key`, `.computation_id`, ...,
+/// and with shared prefixes `context` and `context.personas` are looked up once per event.
+#[derive(Clone, Debug, Default)]
+pub struct Steps {
+    /// (previous step or `NO_STEP`, segment)
+    steps: Vec<(u32, Seg)>,
+}
+
+impl Steps {
+    /// The step for the whole path (`NO_STEP` for the empty path).
+    fn intern(&mut self, segs: &[Seg]) -> u32 {
+        let mut at = NO_STEP;
+        for seg in segs {
+            at = match self
+                .steps
+                .iter()
+                .position(|(prev, s)| *prev == at && s.key == seg.key)
+            {
+                Some(i) => i as u32,
+                None => {
+                    self.steps.push((at, seg.clone()));
+                    (self.steps.len() - 1) as u32
+                }
+            };
+        }
+        at
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    fn resolve(&self, id: u32, root: NodeRef<'_>, memo: &mut Memo) -> u32 {
+        let known = memo.slots[id as usize];
+        if known != UNSET {
+            return known;
+        }
+        let (prev, seg) = &self.steps[id as usize];
+        let from = if *prev == NO_STEP {
+            root.index_in_tape()
+        } else {
+            self.resolve(*prev, root, memo)
+        };
+        let result = match from {
+            UNDEFINED | OTHER => from,
+            at => match step(root.at(at), seg) {
+                Found::Node(n) => n.index_in_tape(),
+                Found::Undefined => UNDEFINED,
+                Found::Other => OTHER,
+            },
+        };
+        memo.slots[id as usize] = result;
+        result
+    }
+}
+
+fn decode(root: NodeRef<'_>, v: u32) -> Found<'_> {
+    match v {
+        UNDEFINED => Found::Undefined,
+        OTHER => Found::Other,
+        at => Found::Node(root.at(at)),
+    }
+}
+
+/// One event's results of a mapping's [`Steps`].
+#[derive(Debug, Default)]
+pub struct Memo {
+    slots: Vec<u32>,
+}
+
+impl Memo {
+    /// Forgets the previous event.
+    pub fn reset(&mut self, steps: &Steps) {
+        self.slots.clear();
+        self.slots.resize(steps.len(), UNSET);
     }
 }
 
@@ -160,6 +285,8 @@ mod tests {
         let event = r#"{"a":{"b":0,"c":"","d":[1,{"e":2}],"s":"str","n":null,"f":false,"z":0.0,"neg":-0,"x":1.5}}"#;
         let mut tape = Tape::new();
         let root = tape.parse(event).unwrap();
+        let mut steps = Steps::default();
+        let mut plans = Vec::new();
         for path in [
             "$.a.b.c",
             "$.a.c.x",
@@ -188,6 +315,9 @@ mod tests {
                 let Some(plan) = Plan::of(&expr) else {
                     panic!("{src} has a plan")
                 };
+                let mut interned = plan.clone();
+                interned.intern(&mut steps);
+                plans.push((src.clone(), plan.clone(), interned));
                 match plan.run(root) {
                     Found::Node(n) => assert_eq!(
                         Some(Value::Node(n).to_json_string().unwrap()),
@@ -197,6 +327,21 @@ mod tests {
                     Found::Undefined => assert_eq!(None, general, "{src}"),
                     Found::Other => {}
                 }
+            }
+        }
+        // Shared steps, one memo for the event, any order: same results.
+        assert!(steps.len() < plans.len() * 3, "prefixes are shared");
+        let mut memo = Memo::default();
+        for order in [false, true] {
+            memo.reset(&steps);
+            let mut all: Vec<_> = plans.iter().collect();
+            if order {
+                all.reverse();
+            }
+            for (src, plain, interned) in all {
+                let a = format!("{:?}", plain.run(root));
+                let b = format!("{:?}", interned.run_memo(root, &steps, &mut memo));
+                assert_eq!(a, b, "{src}");
             }
         }
     }

@@ -135,6 +135,8 @@ pub struct Mapping {
     pub computation_key: Expr,
     pub traits_or_props_plan: Option<expr::Plan>,
     pub computation_key_plan: Option<expr::Plan>,
+    /// The path prefixes of all the plans above, shared (see [`expr::Steps`]).
+    pub steps: expr::Steps,
     /// The header line, without its trailing newline.
     pub header: Vec<u8>,
 }
@@ -548,6 +550,16 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         return None;
     }
     let header = header_line(&columns, &audience_action, &batch_size_column, delimiter);
+    let mut steps = expr::Steps::default();
+    let mut traits_or_props_plan = traits_or_props.as_ref().and_then(expr::Plan::of);
+    let mut computation_key_plan = computation_key.as_ref().and_then(expr::Plan::of);
+    let plans = columns.iter_mut().filter_map(|c| c.plan.as_mut());
+    for plan in plans
+        .chain(&mut traits_or_props_plan)
+        .chain(&mut computation_key_plan)
+    {
+        plan.intern(&mut steps);
+    }
     Some(Mapping {
         index,
         name,
@@ -563,8 +575,9 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         filename: filename?,
         delimiter,
         extension,
-        traits_or_props_plan: traits_or_props.as_ref().and_then(expr::Plan::of),
-        computation_key_plan: computation_key.as_ref().and_then(expr::Plan::of),
+        traits_or_props_plan,
+        computation_key_plan,
+        steps,
         traits_or_props: traits_or_props?,
         computation_key: computation_key?,
         header,
