@@ -1,6 +1,6 @@
 //! Per-stage costs on realistic events (from `../shared/bench/gen_events.py`, checked in as
-//! `fixtures/events.ndjson`): JSON parsing, trigger evaluation, the default columns, CSV
-//! encoding of a whole row, and column hashing.
+//! `fixtures/events.ndjson`): JSON parsing, trigger evaluation, the default columns (general
+//! evaluator and encoded rows), CSV field quoting, and column hashing.
 //!
 //! `cargo bench --bench stages`
 
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use s3actions::encode::{ColumnTransform, Encoder, HashAlgorithm, Normalize};
+use s3actions::encode::{ColumnTransform, Encoder, HashAlgorithm, Normalize, write_quoted};
 use s3actions::expr::{Value, eval};
 use s3actions::json::Tape;
 use s3actions::mapping::Config;
@@ -102,6 +102,37 @@ fn columns(c: &mut Criterion) {
     g.finish();
 }
 
+fn csv_quoting(c: &mut Criterion) {
+    // Every string value of the fixture events, and the events themselves (long fields
+    // full of quotes, like the JSON columns).
+    let events = events();
+    let mut fields: Vec<String> = Vec::new();
+    let mut tape = Tape::new();
+    for e in &events {
+        let root = tape.parse(e).unwrap();
+        for (_, v) in root.members() {
+            if let Some(s) = v.as_str() {
+                fields.push(s.into_owned());
+            }
+        }
+        fields.push(e.clone());
+    }
+    let bytes: usize = fields.iter().map(String::len).sum();
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    let mut out = Vec::with_capacity(4 * bytes);
+    g.bench_function("CSV field quoting", |b| {
+        b.iter(|| {
+            out.clear();
+            for f in &fields {
+                write_quoted(&mut out, f.as_bytes());
+            }
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
 fn hashing(c: &mut Criterion) {
     let emails: Vec<String> = (0..1000)
         .map(|i| format!("  User.{i}@Example.COM "))
@@ -124,5 +155,5 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, triggers, columns, hashing);
+criterion_group!(benches, parse, triggers, columns, csv_quoting, hashing);
 criterion_main!(benches);

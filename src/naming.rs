@@ -15,7 +15,7 @@ use handlebars::Handlebars;
 use handlebars::template::{Parameter, TemplateElement};
 
 use crate::expr::{Seg, Value, walk};
-use crate::json::{NodeRef, Shape};
+use crate::json::NodeRef;
 
 /// S3's limit on key length, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -108,22 +108,6 @@ impl FolderTemplate {
 
     pub fn source(&self) -> &str {
         &self.source
-    }
-
-    /// Adds the event fields the template reads to `shape`.
-    pub fn read_by(&self, shape: &mut Shape) {
-        match &self.parts {
-            Some(parts) => {
-                for p in parts {
-                    if let Part::Var(segs) = p {
-                        shape.path(segs.iter().map(|s| &*s.key)).set_joined();
-                    }
-                }
-            }
-            // Handlebars sees the whole event.
-            None if self.engine.is_some() => shape.set_all(),
-            None => {}
-        }
     }
 
     /// The folder when it does not depend on the event.

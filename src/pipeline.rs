@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::encode::{Encoder, batch_size_suffix};
 use crate::expr::Value;
-use crate::json::{Kind, Shape, Tape};
+use crate::json::{Kind, Tape};
 use crate::mapping::Config;
 use crate::partition::{Partitions, RowGroups, WriteError};
 use crate::sink::{Sink, SinkError, SinkReport};
@@ -185,8 +185,6 @@ struct Worker<'c> {
     active: &'c [usize],
     suffixes: &'c [Vec<u8>],
     constant_folders: &'c [Option<String>],
-    /// What the active mappings read of an event: the rest is only validated.
-    shape: &'c Shape,
     tape: Tape,
     encoder: Encoder,
     folder: String,
@@ -210,7 +208,6 @@ impl Worker<'_> {
             active,
             suffixes,
             constant_folders,
-            shape,
             tape,
             encoder,
             folder,
@@ -248,7 +245,7 @@ impl Worker<'_> {
                     continue;
                 }
             };
-            let root = match tape.parse_shaped(text, shape) {
+            let root = match tape.parse(text) {
                 Ok(r) => r,
                 Err(e) => {
                     counts.rejected += 1;
@@ -381,10 +378,6 @@ pub fn run(
         .map(|m| m.folder.constant())
         .collect();
     let input_names: Vec<String> = opts.inputs.iter().map(Input::name).collect();
-    let mut shape = Shape::leaf();
-    for &mi in &active {
-        shape.merge(&config.mappings[mi].event_shape());
-    }
 
     let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
     let (done_tx, done_rx) = sync_channel::<ChunkResult>(threads * 2);
@@ -426,8 +419,8 @@ pub fn run(
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let work_rx = &work_rx;
-            let (config, active, suffixes, constant_folders, shape) =
-                (config, &active, &suffixes, &constant_folders, &shape);
+            let (config, active, suffixes, constant_folders) =
+                (config, &active, &suffixes, &constant_folders);
             let spawned = std::thread::Builder::new()
                 .name("s3actions-work".into())
                 .spawn_scoped(scope, move || {
@@ -436,7 +429,6 @@ pub fn run(
                         active,
                         suffixes,
                         constant_folders,
-                        shape,
                         tape: Tape::new(),
                         encoder: Encoder::new(),
                         folder: String::new(),

@@ -9,7 +9,7 @@
 
 use super::path::{Path, Seg};
 use super::{Expr, IfMode};
-use crate::json::{Kind, NodeRef, Shape};
+use crate::json::{Kind, NodeRef};
 
 /// What a plan found.
 #[derive(Clone, Copy, Debug)]
@@ -71,32 +71,6 @@ impl Plan {
             }),
             _ => None,
         }
-    }
-
-    /// Calls `f` with every path the plan reads (conditions and both branches).
-    pub fn paths(&self, f: &mut impl FnMut(&[Seg])) {
-        match self {
-            Plan::Path(segs, _) => f(segs),
-            Plan::IfExists {
-                cond,
-                then,
-                otherwise,
-            } => {
-                cond.paths(f);
-                for branch in [then, otherwise].into_iter().flatten() {
-                    branch.paths(f);
-                }
-            }
-        }
-    }
-
-    /// Adds what the plan reads of an event to `shape`. The value found is read as a
-    /// whole, not inside (the general evaluator, when the walk falls back to it, follows
-    /// the same paths).
-    pub fn read_by(&self, shape: &mut Shape) {
-        self.paths(&mut |segs| {
-            shape.path(segs.iter().map(|s| &*s.key));
-        });
     }
 
     /// Gives every path a step in `steps`, shared with the other plans of the mapping.

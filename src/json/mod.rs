@@ -10,11 +10,9 @@
 //! into the output, which is what makes the default columns cheap.
 
 mod number;
-mod shape;
 mod tape;
 mod write;
 
 pub use number::{js_number_to_string, js_string_to_number, write_js_number, write_number_text};
-pub use shape::Shape;
 pub use tape::{Elements, Kind, Members, NodeRef, ParseError, Tape};
 pub use write::{JsonWriter, write_json_string, write_node_json};

@@ -7,8 +7,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::shape::{ALL, Shape};
-
 /// The JSON type of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -25,8 +23,6 @@ const CANONICAL: u8 = 1;
 const ESCAPED: u8 = 2;
 const DUP_KEYS: u8 = 4;
 const TRUE: u8 = 8;
-/// A container parsed without nodes for its insides (see [`Shape`]).
-const LAZY: u8 = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct Node {
@@ -100,17 +96,6 @@ impl Tape {
 
     /// Parses `src` as exactly one JSON value (surrounding whitespace allowed).
     pub fn parse<'a>(&'a mut self, src: &'a str) -> Result<NodeRef<'a>, ParseError> {
-        self.parse_shaped(src, &ALL)
-    }
-
-    /// Parses `src` like [`Tape::parse`], with nodes only for the parts `shape` reads:
-    /// every other container is validated and gets one lazy node (its raw text and
-    /// canonical flag), and must not be looked into.
-    pub fn parse_shaped<'a>(
-        &'a mut self,
-        src: &'a str,
-        shape: &Shape,
-    ) -> Result<NodeRef<'a>, ParseError> {
         self.nodes.clear();
         self.spans.clear();
         self.root_index.clear();
@@ -140,7 +125,7 @@ impl Tape {
             }
         };
         p.skip_ws();
-        p.value(0, shape).map_err(incomplete)?;
+        p.value(0).map_err(incomplete)?;
         p.skip_ws();
         if p.pos != b.len() {
             return Err(p.err("unexpected characters after the JSON value"));
@@ -270,17 +255,13 @@ impl Parser<'_, '_> {
         });
     }
 
-    /// Parses the value at `pos` with nodes for what `shape` reads inside it. Arrays that
-    /// are read inside are parsed fully.
-    fn value(&mut self, depth: u32, shape: &Shape) -> Result<(), ParseError> {
+    fn value(&mut self, depth: u32) -> Result<(), ParseError> {
         let Some(&c) = self.b.get(self.pos) else {
             return Err(self.err("unexpected end of input, expected a value"));
         };
         match c {
-            b'{' if shape.descends() => self.object(depth, shape),
-            b'{' => self.lazy(depth, Kind::Object),
-            b'[' if shape.reads_elements() => self.array(depth),
-            b'[' => self.lazy(depth, Kind::Array),
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
             b'"' => self.string(),
             b't' => self.literal(b"true", Kind::Bool, CANONICAL | TRUE),
             b'f' => self.literal(b"false", Kind::Bool, CANONICAL),
@@ -304,27 +285,6 @@ impl Parser<'_, '_> {
                 "expected a JSON value (an object, array, string, number, true, false or null)",
             ))
         }
-    }
-
-    /// A value nothing reads inside: containers become one lazy node.
-    fn unread(&mut self, depth: u32) -> Result<(), ParseError> {
-        match self.b.get(self.pos) {
-            Some(b'{') => self.lazy(depth, Kind::Object),
-            Some(b'[') => self.lazy(depth, Kind::Array),
-            _ => self.value(depth, &ALL),
-        }
-    }
-
-    fn lazy(&mut self, depth: u32, kind: Kind) -> Result<(), ParseError> {
-        let start = self.pos;
-        let flags = self.skip(depth)?;
-        self.push(
-            kind,
-            (flags & (CANONICAL | DUP_KEYS)) | LAZY,
-            start,
-            self.pos,
-        );
-        Ok(())
     }
 
     #[inline]
@@ -562,7 +522,7 @@ impl Parser<'_, '_> {
         if !self.open(depth, b']', &mut canonical)? {
             loop {
                 let child = self.nodes.len();
-                self.value(depth + 1, &ALL)?;
+                self.value(depth + 1)?;
                 canonical &= self.nodes[child].flags & CANONICAL != 0;
                 len += 1;
                 if !self.more(b']', &mut canonical)? {
@@ -574,7 +534,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn object(&mut self, depth: u32, shape: &Shape) -> Result<(), ParseError> {
+    fn object(&mut self, depth: u32) -> Result<(), ParseError> {
         let me = self.nodes.len();
         self.push(Kind::Object, 0, self.pos, self.pos);
         let mut canonical = true;
@@ -585,10 +545,7 @@ impl Parser<'_, '_> {
                 let (start, end, flags) = self.key(&mut dups, &mut canonical)?;
                 self.push(Kind::String, flags, start, end);
                 let child = self.nodes.len();
-                match shape.child(&self.b[start + 1..end - 1], flags & ESCAPED != 0) {
-                    Some(sub) => self.value(depth + 1, sub)?,
-                    None => self.unread(depth + 1)?,
-                }
+                self.value(depth + 1)?;
                 canonical &= self.nodes[child].flags & CANONICAL != 0;
                 len += 1;
                 if !self.more(b'}', &mut canonical)? {
@@ -599,68 +556,6 @@ impl Parser<'_, '_> {
         let flags = self.object_flags(dups, canonical);
         self.close_node(me, len, flags);
         Ok(())
-    }
-
-    /// Validates the value at `pos` without nodes, as [`Parser::value`] would parse it;
-    /// returns the flags its node would have.
-    fn skip(&mut self, depth: u32) -> Result<u8, ParseError> {
-        let Some(&c) = self.b.get(self.pos) else {
-            return Err(self.err("unexpected end of input, expected a value"));
-        };
-        let (end, flags) = match c {
-            b'{' => return self.skip_object(depth),
-            b'[' => return self.skip_array(depth),
-            b'"' => self.scan_string(self.pos)?,
-            b't' | b'f' | b'n' => {
-                let word: &[u8] = match c {
-                    b't' => b"true",
-                    b'f' => b"false",
-                    _ => b"null",
-                };
-                if !self.b[self.pos..].starts_with(word) {
-                    return Err(self.err(
-                        "expected a JSON value (an object, array, string, number, true, false or null)",
-                    ));
-                }
-                (self.pos + word.len(), CANONICAL)
-            }
-            b'-' | b'0'..=b'9' => self.scan_number(self.pos)?,
-            _ => {
-                return Err(self.err(
-                    "expected a JSON value (an object, array, string, number, true, false or null)",
-                ));
-            }
-        };
-        self.pos = end;
-        Ok(flags)
-    }
-
-    fn skip_array(&mut self, depth: u32) -> Result<u8, ParseError> {
-        let mut canonical = true;
-        if !self.open(depth, b']', &mut canonical)? {
-            loop {
-                canonical &= self.skip(depth + 1)? & CANONICAL != 0;
-                if !self.more(b']', &mut canonical)? {
-                    break;
-                }
-            }
-        }
-        Ok(if canonical { CANONICAL } else { 0 })
-    }
-
-    fn skip_object(&mut self, depth: u32) -> Result<u8, ParseError> {
-        let mut canonical = true;
-        let mut dups = DupCheck::new(self.spans.len());
-        if !self.open(depth, b'}', &mut canonical)? {
-            loop {
-                self.key(&mut dups, &mut canonical)?;
-                canonical &= self.skip(depth + 1)? & CANONICAL != 0;
-                if !self.more(b'}', &mut canonical)? {
-                    break;
-                }
-            }
-        }
-        Ok(self.object_flags(dups, canonical))
     }
 
     fn spans_have_duplicates(&self, base: usize) -> bool {
@@ -828,23 +723,6 @@ impl<'a> NodeRef<'a> {
         self.node().flags & CANONICAL != 0
     }
 
-    /// A container parsed without nodes inside (see [`Tape::parse_shaped`]): its raw text
-    /// and canonical flag are right, its members and elements are not there.
-    #[inline]
-    pub fn is_lazy(&self) -> bool {
-        self.node().flags & LAZY != 0
-    }
-
-    /// Catches a shape that misses a path some code reads (tests run with debug checks).
-    #[inline]
-    fn debug_check_not_lazy(&self) {
-        debug_assert!(
-            !self.is_lazy(),
-            "looked inside a lazily parsed value ({}): the event shape misses a path",
-            self.raw()
-        );
-    }
-
     #[inline]
     pub fn is_null(&self) -> bool {
         self.kind() == Kind::Null
@@ -885,7 +763,6 @@ impl<'a> NodeRef<'a> {
 
     /// Number of elements or members (0 for scalars).
     pub fn len(&self) -> usize {
-        self.debug_check_not_lazy();
         self.node().len as usize
     }
 
@@ -900,7 +777,6 @@ impl<'a> NodeRef<'a> {
         if n.kind != Kind::Object {
             return None;
         }
-        self.debug_check_not_lazy();
         let dup = n.flags & DUP_KEYS != 0;
         let mut found = None;
         if self.idx == 0 && !self.root_index.is_empty() {
@@ -933,7 +809,6 @@ impl<'a> NodeRef<'a> {
     /// Element `i` of an array.
     pub fn index(&self, i: usize) -> Option<NodeRef<'a>> {
         let n = self.node();
-        self.debug_check_not_lazy();
         if n.kind != Kind::Array || i >= n.len as usize {
             return None;
         }
@@ -946,7 +821,6 @@ impl<'a> NodeRef<'a> {
 
     /// Elements of an array (empty for anything else).
     pub fn elements(&self) -> Elements<'a> {
-        self.debug_check_not_lazy();
         let n = self.node();
         let (at, end) = if n.kind == Kind::Array {
             (self.idx + 1, n.next)
@@ -963,7 +837,6 @@ impl<'a> NodeRef<'a> {
     /// Members of an object in input order, repeated keys included (see
     /// [`NodeRef::has_duplicate_keys`]).
     pub fn members(&self) -> Members<'a> {
-        self.debug_check_not_lazy();
         let n = self.node();
         let (at, end) = if n.kind == Kind::Object {
             (self.idx + 1, n.next)
@@ -1096,44 +969,6 @@ mod tests {
         assert_eq!(r.len(), 4);
     }
 
-    /// Every node of the shaped parse, read or lazy, agrees with the full parse at the same
-    /// place; lazy nodes stand exactly where nothing is read.
-    fn assert_agrees(full: NodeRef<'_>, shaped: NodeRef<'_>, shape: &Shape) {
-        assert_eq!(full.raw(), shaped.raw());
-        assert_eq!(full.kind(), shaped.kind());
-        assert_eq!(full.is_canonical(), shaped.is_canonical(), "{}", full.raw());
-        assert_eq!(
-            crate::json::JsonWriter::to_json_string(&full),
-            crate::json::JsonWriter::to_json_string(&shaped)
-        );
-        if shaped.is_lazy() {
-            assert!(matches!(full.kind(), Kind::Object | Kind::Array));
-            return;
-        }
-        match full.kind() {
-            Kind::Object => {
-                assert!(shape.descends(), "{} should be lazy", full.raw());
-                assert_eq!(full.has_duplicate_keys(), shaped.has_duplicate_keys());
-                for ((fk, fv), (sk, sv)) in full.members().zip(shaped.members()) {
-                    assert_eq!(fk, sk);
-                    match shape.child(fk.as_bytes(), false) {
-                        Some(sub) => assert_agrees(fv, sv, sub),
-                        // Unread containers are lazy, unless their key has escapes
-                        // (then they are read fully).
-                        None => assert_agrees(fv, sv, &ALL),
-                    }
-                }
-                assert_eq!(full.len(), shaped.len());
-            }
-            Kind::Array => {
-                for (f, s) in full.elements().zip(shaped.elements()) {
-                    assert_agrees(f, s, &ALL);
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// Every position of every special byte, around the 16- and 8-byte steps, among
     /// UTF-8 bytes (which must not count as control characters).
     #[test]
@@ -1158,87 +993,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn unread_containers_are_lazy() {
-        let mut t = Tape::new();
-        let mut shape = Shape::leaf();
-        shape.path(["a"]);
-        let r = t
-            .parse_shaped(r#"{"a":{"x":1},"b":{"y":[1]},"c":[2],"d":3}"#, &shape)
-            .unwrap();
-        assert!(r.get("a").unwrap().is_lazy());
-        assert!(r.get("b").unwrap().is_lazy());
-        assert!(r.get("c").unwrap().is_lazy());
-        assert!(!r.get("d").unwrap().is_lazy());
-        shape.path(["c"]);
-        let r = t.parse_shaped(r#"{"c":[2,{"z":1}]}"#, &shape).unwrap();
-        assert!(r.get("c").unwrap().is_lazy(), "read as a whole");
-        shape.path(["c"]).set_joined();
-        let r = t.parse_shaped(r#"{"c":[2,{"z":1}]}"#, &shape).unwrap();
-        assert_eq!(
-            r.get("c").unwrap().len(),
-            2,
-            "printed with String(): parsed fully"
-        );
-    }
-
-    #[test]
-    fn shaped_parse_agrees_with_the_full_parse() {
-        let mut read = Shape::leaf();
-        read.path(["type"]);
-        read.path(["context", "traits", "email"]);
-        read.path(["context", "personas", "computation_key"]);
-        read.path(["properties"]).set_any_key();
-        read.path(["list"]).set_joined();
-        read.path(["tags"]);
-        let shapes = [Shape::leaf(), read, Shape::all()];
-        let docs = [
-            r#"{"type":"track","context":{"library":{"name":"x","v":[1,2,{"a":null}]},"traits":{"email":"E","x":{"y":1}},"personas":{"computation_key":"k","other":[]}},"properties":{"k":true,"nested":{"n":1.0},"arr":[1 ,2]},"list":[{"a":1},[2]],"tags":[1, 2.0],"other":{}}"#,
-            r#"{ "type" : "identify", "context": {"page": {"a":1,"a":2}, "traits": []}, "x": "\u00e9", "y": {"z": "\/"}}"#,
-            r#"{"context":{"p":{"k\u0065y":1,"key":2}},"properties":[1,{"a":2}],"e\u0301":{"a":1}}"#,
-            r#"{"a":{"b":{"c":{"d":[0.0000001,-0,1e2,"\u001F",{"x":{}}]}}}}"#,
-            r#"[{"a":1},{"b":{"c":2}}]"#,
-            r#""just a string""#,
-            r#"{}"#,
-        ];
-        for doc in docs {
-            for shape in &shapes {
-                let mut ft = Tape::new();
-                let mut st = Tape::new();
-                let full = ft.parse(doc).unwrap();
-                let shaped = st.parse_shaped(doc, shape).unwrap();
-                assert_agrees(full, shaped, shape);
-            }
-        }
-    }
-
-    /// Broken JSON inside a part nothing reads is still found, at the same place.
-    #[test]
-    fn shaped_parse_finds_the_same_errors() {
-        let shape = Shape::leaf();
-        for bad in [
-            r#"{"a":{"b":[1,2,}}"#,
-            r#"{"a":{"b":tru}}"#,
-            r#"{"a":{"b":"x\q"}}"#,
-            r#"{"a":{"b" 1}}"#,
-            r#"{"a":{"b":1,}}"#,
-            r#"{"a":[01]}"#,
-            r#"{"a":{"b":"unterminated}}"#,
-            r#"{"a":{"b":1.}}"#,
-            r#"{"a":{"b":"\u12G4"}}"#,
-            "{\"a\":{\"b\":\"tab\there\"}}",
-            r#"{"a":{"b":1}"#,
-        ] {
-            let mut ft = Tape::new();
-            let mut st = Tape::new();
-            let full = ft.parse(bad).unwrap_err();
-            let shaped = st.parse_shaped(bad, &shape).unwrap_err();
-            assert_eq!(full, shaped, "{bad}");
-        }
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(600), "]".repeat(600));
-        assert!(Tape::new().parse_shaped(&deep, &shape).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `JSON.stringify` output for parsed nodes.
 
 use super::number::write_number_text;
-use super::tape::{Kind, NodeRef, Tape};
+use super::tape::{Kind, NodeRef};
 
 /// Something that can append its `JSON.stringify` text to a buffer.
 pub trait JsonWriter {
@@ -24,15 +24,6 @@ impl JsonWriter for NodeRef<'_> {
 pub fn write_node_json(out: &mut Vec<u8>, n: NodeRef<'_>) {
     if n.is_canonical() {
         out.extend_from_slice(n.raw().as_bytes());
-        return;
-    }
-    if n.is_lazy() {
-        // Not read by the mapping, but not printable as written either: parse it now.
-        let mut tape = Tape::new();
-        let full = tape
-            .parse(n.raw())
-            .expect("a lazy value was validated when parsed");
-        write_node_json(out, full);
         return;
     }
     match n.kind() {

@@ -16,7 +16,6 @@ pub use settings::{Secret, Settings, check_bucket_name, check_role_arn, interpol
 
 use crate::encode::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};
 use crate::expr::{self, Expr};
-use crate::json::Shape;
 use crate::naming::{FilenameTemplate, FolderTemplate};
 use crate::spanned::{Mark, SNode, SValue, parse_yaml};
 use crate::trigger::Trigger;
@@ -149,40 +148,6 @@ pub struct Config {
     pub mappings: Vec<Mapping>,
     /// Warnings found while loading (errors make loading fail).
     pub warnings: Vec<Diagnostic>,
-}
-
-impl Mapping {
-    /// The parts of an event this mapping reads: its trigger, columns, audience action
-    /// and folder. Runs parse only these (see [`Shape`]).
-    pub fn event_shape(&self) -> Shape {
-        let mut shape = Shape::leaf();
-        shape.path(["type"]); // partitions are per event type
-        self.trigger.read_by(&mut shape);
-        self.folder.read_by(&mut shape);
-        for c in &self.columns {
-            match &c.plan {
-                Some(plan) => plan.read_by(&mut shape),
-                None => shape.set_all(),
-            }
-        }
-        if self.audience_action.is_some() {
-            // `traits_or_props[computation_key]`: a member known only per event.
-            match &self.traits_or_props_plan {
-                Some(plan) => plan.paths(&mut |segs| {
-                    shape.path(segs.iter().map(|s| &*s.key)).set_any_key();
-                }),
-                None => shape.set_all(),
-            }
-            match &self.computation_key_plan {
-                // The key is `String(value)`.
-                Some(plan) => plan.paths(&mut |segs| {
-                    shape.path(segs.iter().map(|s| &*s.key)).set_joined();
-                }),
-                None => shape.set_all(),
-            }
-        }
-        shape
-    }
 }
 
 impl Config {

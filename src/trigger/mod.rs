@@ -13,7 +13,7 @@ mod parser;
 use std::fmt;
 
 use crate::expr::{Seg, Value, walk};
-use crate::json::{NodeRef, Shape, js_string_to_number};
+use crate::json::{NodeRef, js_string_to_number};
 
 pub use parser::FIELDS;
 
@@ -127,28 +127,6 @@ impl Trigger {
 
     pub fn root(&self) -> &Node {
         &self.root
-    }
-
-    /// Adds the fields the trigger reads to `shape`.
-    pub fn read_by(&self, shape: &mut Shape) {
-        fn visit(node: &Node, shape: &mut Shape) {
-            match node {
-                Node::Group { items, .. } => items.iter().for_each(|n| visit(n, shape)),
-                Node::Cond(field, _) => {
-                    let (top, rest): (&str, &[Seg]) = match field {
-                        Field::Type => ("type", &[]),
-                        Field::Event => ("event", &[]),
-                        Field::Name => ("name", &[]),
-                        Field::UserId => ("userId", &[]),
-                        Field::Properties(p) => ("properties", p),
-                        Field::Traits(p) => ("traits", p),
-                        Field::Context(p) => ("context", p),
-                    };
-                    shape.path(std::iter::once(top).chain(rest.iter().map(|s| &*s.key)));
-                }
-            }
-        }
-        visit(&self.root, shape);
     }
 
     /// Whether the event (a JSON object) triggers the mapping.
