@@ -42,11 +42,13 @@ impl Input {
             Input::File(p) => {
                 let f = File::open(p)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-                let r = BufReader::with_capacity(256 * 1024, f);
                 if is_gz(p) {
+                    let r = BufReader::with_capacity(256 * 1024, f);
                     Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
                 } else {
-                    Ok(Box::new(r))
+                    // The splitter reads in large blocks itself: a buffer here would only
+                    // add a copy.
+                    Ok(Box::new(f))
                 }
             }
         }
