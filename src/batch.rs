@@ -30,6 +30,8 @@ pub struct OpenBatch {
     pub part: u64,
     /// The first event, when the filename template reads event fields.
     pub first_event: Option<serde_json::Value>,
+    /// When the batch was started, for `batch_max_age_seconds`.
+    pub opened: std::time::Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,7 @@ impl OpenBatch {
             row_lengths: Vec::new(),
             part,
             first_event: None,
+            opened: std::time::Instant::now(),
         })
     }
 

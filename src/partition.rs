@@ -181,6 +181,26 @@ impl Partitions {
         Ok(())
     }
 
+    /// Closes the batches open longer than their mapping's `batch_max_age_seconds`.
+    pub fn close_expired(
+        &mut self,
+        mappings: &[Mapping],
+        sink: &mut dyn Sink,
+    ) -> Result<(), WriteError> {
+        let staging = sink.staging_dir().to_path_buf();
+        for i in 0..self.states.len() {
+            let m = &mappings[self.states[i].key.mapping];
+            let expired = match (&self.states[i].open, m.batch_max_age) {
+                (Some(batch), Some(age)) => batch.opened.elapsed() >= age,
+                _ => false,
+            };
+            if expired {
+                self.close(i, m, sink, &staging)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes every open batch (end of input), in the order partitions first appeared.
     ///
     /// Batches that close early are rewritten with their real row count; that is the only

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use crate::encode::{Encoder, batch_size_suffix};
@@ -498,7 +498,7 @@ fn read_inputs(
             source,
         };
         let reader = input.open().map_err(err)?;
-        let mut splitter = Splitter::new(reader, i, chunk_size);
+        let mut splitter = Splitter::new(reader, i, chunk_size).live(input.is_live());
         while let Some(chunk) = splitter.next_chunk(seq).map_err(err)? {
             seq += 1;
             bytes += chunk.data.len() as u64;
@@ -525,7 +525,32 @@ fn write_results(
     let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
     let mut next = 0u64;
     let mut failure: Option<RunError> = None;
-    for result in rx {
+    // With an age limit, wake up regularly to close old batches even when no input comes.
+    let tick = config
+        .mappings
+        .iter()
+        .filter_map(|m| m.batch_max_age)
+        .min()
+        .map(|age| (age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    loop {
+        let received = match tick {
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(r) => Some(r),
+                Err(_) => break,
+            },
+        };
+        if tick.is_some()
+            && failure.is_none()
+            && let Err(e) = partitions.close_expired(&config.mappings, sink)
+        {
+            failure = Some(e.into());
+        }
+        let Some(result) = received else { continue };
         pending.insert(result.chunk.seq, result);
         while let Some(r) = pending.remove(&next) {
             next += 1;

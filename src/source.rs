@@ -18,6 +18,12 @@ pub enum Input {
 }
 
 impl Input {
+    /// Whether the input can pause mid-stream waiting for its producer (stdin): then
+    /// events are processed as they arrive rather than a chunk at a time.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Input::Stdin)
+    }
+
     /// `-` is stdin.
     pub fn parse(arg: &str) -> Input {
         if arg == "-" {
@@ -172,6 +178,9 @@ pub struct Splitter {
     at_start: bool,
     /// For arrays: the opening '[' has been consumed.
     array_open: bool,
+    /// A stream that may pause (stdin): hand on what has arrived instead of waiting for a
+    /// full chunk.
+    live: bool,
 }
 
 /// Result of scanning for the end of one JSON value.
@@ -244,11 +253,23 @@ impl Splitter {
             eof: false,
             at_start: true,
             array_open: false,
+            live: false,
         }
     }
 
-    /// Reads until the buffer holds at least `want` bytes or the input ends.
+    /// Marks the input as live (see [`Input::is_live`]): chunks are cut from whatever has
+    /// arrived when the producer pauses, so events do not wait for a full chunk.
+    pub fn live(mut self, live: bool) -> Splitter {
+        self.live = live;
+        self
+    }
+
+    /// Reads until the buffer holds at least `want` bytes or the input ends; for live input,
+    /// also stops after new bytes when a read comes back short (the producer paused).
     fn fill(&mut self, want: usize) -> io::Result<()> {
+        if self.live {
+            return self.fill_live(want);
+        }
         while self.carry.len() < want && !self.eof {
             let len = self.carry.len();
             let target = want.max(len + 64 * 1024);
@@ -259,6 +280,27 @@ impl Splitter {
                 .read_to_end(&mut self.carry)?;
             if n == 0 {
                 self.eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_live(&mut self, want: usize) -> io::Result<()> {
+        const BLOCK: usize = 64 * 1024;
+        let mut block = [0u8; BLOCK];
+        while self.carry.len() < want && !self.eof {
+            let n = loop {
+                match self.reader.read(&mut block) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.carry.extend_from_slice(&block[..n]);
+            if n == 0 {
+                self.eof = true;
+            } else if n < BLOCK {
+                break; // the producer paused: hand on what has come
             }
         }
         Ok(())
@@ -328,7 +370,10 @@ impl Splitter {
         if self.layout == Layout::Unknown {
             self.detect()?;
         }
-        self.fill(self.chunk_size)?;
+        // Live input that has something waits for nothing more.
+        if !self.live || self.carry.is_empty() {
+            self.fill(self.chunk_size)?;
+        }
         if self.carry.is_empty() && self.eof {
             return Ok(None);
         }
@@ -412,7 +457,7 @@ impl Splitter {
                     }
                     break;
                 }
-                if pos >= self.chunk_size && !records.is_empty() {
+                if (pos >= self.chunk_size || self.live) && !records.is_empty() {
                     break;
                 }
                 self.fill(self.carry.len() + 64 * 1024)?;
@@ -506,6 +551,68 @@ impl Splitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out one scripted piece per `read`, like a pipe whose producer pauses between
+    /// writes; panics if read again before the test allows it.
+    struct Pauses {
+        pieces: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl Read for Pauses {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut pieces = self.pieces.lock().unwrap();
+            assert!(
+                !pieces.is_empty(),
+                "read while the producer has nothing to give"
+            );
+            let n = pieces[0].len().min(buf.len());
+            buf[..n].copy_from_slice(&pieces[0][..n]);
+            pieces[0].drain(..n);
+            if pieces[0].is_empty() && n > 0 {
+                pieces.remove(0);
+            } else if n == 0 {
+                pieces.remove(0); // end of input
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn live_input_is_handed_on_when_the_producer_pauses() {
+        for (first, second) in [
+            ("{\"a\":1}\n{\"a\":2}\n", "{\"a\":3}\n"),
+            ("[{\"a\":1},{\"a\":2}", ",{\"a\":3}]"),
+            ("{\n\"a\":1}\n{\"a\":2}\n", "{\"a\":3}"),
+        ] {
+            let pieces =
+                std::sync::Arc::new(std::sync::Mutex::new(vec![first.as_bytes().to_vec()]));
+            let mut s = Splitter::new(
+                Box::new(Pauses {
+                    pieces: pieces.clone(),
+                }),
+                0,
+                1 << 20,
+            )
+            .live(true);
+            let mut chunk = s.next_chunk(0).unwrap().expect("the first events");
+            chunk.split_lines();
+            assert_eq!(chunk.records.len(), 2, "{first}");
+            pieces
+                .lock()
+                .unwrap()
+                .extend([second.as_bytes().to_vec(), Vec::new()]);
+            let mut rest = Vec::new();
+            while let Some(mut c) = s.next_chunk(1).unwrap() {
+                c.split_lines();
+                rest.extend(
+                    c.records
+                        .iter()
+                        .map(|r| c.data[r.start as usize..r.end as usize].to_vec()),
+                );
+            }
+            assert_eq!(rest, vec![b"{\"a\":3}".to_vec()], "{second}");
+        }
+    }
 
     fn split(input: &str, chunk: usize) -> Vec<(String, u64)> {
         let mut s = Splitter::new(

@@ -457,3 +457,77 @@ fn no_temporary_files_are_left_behind() {
     assert!(!out.path().join(".s3actions-tmp").exists());
     assert!(files(out.path()).keys().all(|k| !k.contains(".batch-")));
 }
+
+/// Live input on stdin: events are written while the producer is still running, once a
+/// batch is `batch_max_age_seconds` old, without waiting for more input or a full batch.
+#[test]
+fn live_stdin_batches_close_on_age() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: live\n    batch_max_age_seconds: 1\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let out = dir.path().join("out");
+    let mut child = bin()
+        .args([
+            "replay",
+            &mapping,
+            "-",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let event = |i: u32| format!("{{\"type\":\"track\",\"event\":\"E\",\"messageId\":\"m{i}\"}}\n");
+    for i in 1..=3 {
+        stdin.write_all(event(i).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    // The producer keeps stdin open; the first file must still appear.
+    let csvs = |dir: &std::path::Path| -> Vec<Vec<u8>> {
+        files(dir)
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".csv"))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while csvs(&out).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no file written while stdin stayed open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = csvs(&out);
+    assert_eq!(first.len(), 1);
+    let (_, rows) = read_csv(&first[0], b',');
+    assert_eq!(
+        rows,
+        vec![
+            vec!["m1", "", "3"],
+            vec!["m2", "", "3"],
+            vec!["m3", "", "3"],
+        ]
+    );
+    stdin.write_all(event(4).as_bytes()).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = csvs(&out);
+    assert_eq!(all.len(), 2);
+    let rows: Vec<Vec<Vec<String>>> = all.iter().map(|c| read_csv(c, b',').1).collect();
+    assert!(rows.contains(&vec![vec![
+        "m4".to_string(),
+        String::new(),
+        "1".to_string()
+    ]]));
+}

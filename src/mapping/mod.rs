@@ -60,6 +60,7 @@ pub const MAPPING_KEYS: &[&str] = &[
     "batch_size_column_name",
     "batch_size",
     "batch_max_bytes",
+    "batch_max_age_seconds",
     "s3_aws_folder_name",
     "filename_prefix",
     "filename_template",
@@ -125,6 +126,8 @@ pub struct Mapping {
     pub batch_size_column: Option<ComputedColumn>,
     pub batch_size: u64,
     pub batch_max_bytes: Option<u64>,
+    /// Close a batch this long after its first row (live input), whatever its size.
+    pub batch_max_age: Option<std::time::Duration>,
     pub folder: FolderTemplate,
     pub filename_prefix: String,
     pub filename: FilenameTemplate,
@@ -356,6 +359,9 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         .integer("batch_size", 1, 10_000_000)
         .unwrap_or(DEFAULT_BATCH_SIZE);
     let batch_max_bytes = r.integer("batch_max_bytes", 1024, 5 * 1024 * 1024 * 1024 * 1024);
+    let batch_max_age = r
+        .integer("batch_max_age_seconds", 1, 7 * 24 * 3600)
+        .map(std::time::Duration::from_secs);
     let optional_name = |r: &mut Reader, key: &str| -> Option<String> {
         match r.get(key) {
             None => Some(key_default(key)),
@@ -535,6 +541,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         batch_size_column,
         batch_size,
         batch_max_bytes,
+        batch_max_age,
         folder: folder?,
         filename_prefix,
         filename: filename?,

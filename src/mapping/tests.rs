@@ -147,3 +147,23 @@ fn duplicate_names_and_bad_structure() {
         .unwrap_err();
     assert!(e.starts_with("m.yaml:"), "{e}");
 }
+
+#[test]
+fn batch_age_limit() {
+    let c = load("mappings:\n  - name: m\n    batch_max_age_seconds: 30\n").unwrap();
+    assert_eq!(
+        c.mappings[0].batch_max_age,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(
+        load("mappings:\n  - name: m\n").unwrap().mappings[0].batch_max_age,
+        None
+    );
+    for bad in ["0", "1.5", "\"30s\"", "999999999"] {
+        let e = load(&format!(
+            "mappings:\n  - name: m\n    batch_max_age_seconds: {bad}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("batch_max_age_seconds"), "{bad}: {e}");
+    }
+}
