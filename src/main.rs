@@ -35,6 +35,27 @@ struct Cli {
     command: Command,
 }
 
+/// Where a run's files go and how it runs (shared by `replay` and `serve`).
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Write files under this directory at their object keys instead of uploading.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only this mapping (by name).
+    #[arg(long = "mapping")]
+    only: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Where rejected events are appended (default: OUT/_rejected.ndjson, or
+    /// <outbox>/_rejected.ndjson when uploading).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run events through a mapping file; write the files under --out, or upload them.
@@ -44,25 +65,22 @@ enum Command {
         /// Event files: NDJSON, a JSON array or JSON objects; .gz is decompressed; - is stdin.
         #[arg(required = true)]
         inputs: Vec<String>,
-        /// Write files under this directory at their object keys instead of uploading.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run only this mapping (by name).
-        #[arg(long = "mapping")]
-        only: Option<String>,
-        /// Worker threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Where rejected events are appended (default: OUT/_rejected.ndjson, or
-        /// <outbox>/_rejected.ndjson when uploading).
-        #[arg(long)]
-        rejects: Option<PathBuf>,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        run: RunArgs,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Receive live events over HTTP (Segment's /v1/batch, /v1/track, ... endpoints) and
+    /// run them through a mapping file until Ctrl-C or SIGTERM, which write every open batch.
+    Serve {
+        /// The mapping file (YAML).
+        mapping: PathBuf,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: String,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Check a mapping file without events: structure, keys, values, triggers, expressions,
     /// templates.
@@ -142,6 +160,40 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// Runs the pipeline into `--out`, or uploads when there is none.
+fn run_to(
+    config: &s3actions::mapping::Config,
+    inputs: Vec<Input>,
+    progress: bool,
+    run: RunArgs,
+) -> Result<u8> {
+    let RunArgs {
+        out,
+        only,
+        threads,
+        rejects,
+        json,
+    } = run;
+    let opts = &RunOptions {
+        inputs,
+        only_mapping: only,
+        threads,
+        progress,
+        ..RunOptions::default()
+    };
+    match out {
+        Some(dir) => {
+            let mut sink = LocalSink::new(&dir)
+                .with_context(|| format!("cannot use output directory {}", dir.display()))?;
+            let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
+            let report = s3actions::pipeline::run(config, opts, &mut sink, &mut log)?;
+            report::print_run(&report, json);
+            Ok(report::exit_code(&report))
+        }
+        None => upload::replay(config, opts, rejects, json),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -165,34 +217,33 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Replay {
             mapping,
             inputs,
-            out,
-            only,
-            threads,
-            rejects,
-            json,
+            run,
             quiet,
         } => {
-            let config = load(&mapping, out.is_none())?;
-            let opts = RunOptions {
-                inputs: inputs.iter().map(|i| Input::parse(i)).collect(),
-                only_mapping: only,
-                threads,
-                progress: !quiet && !json && std::io::stderr().is_terminal(),
-                ..RunOptions::default()
-            };
-            match out {
-                Some(dir) => {
-                    let mut sink = LocalSink::new(&dir).with_context(|| {
-                        format!("cannot use output directory {}", dir.display())
-                    })?;
-                    let mut log =
-                        RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
-                    let report = s3actions::pipeline::run(&config, &opts, &mut sink, &mut log)?;
-                    report::print_run(&report, json);
-                    Ok(report::exit_code(&report))
-                }
-                None => upload::replay(&config, &opts, rejects, json),
-            }
+            let config = load(&mapping, run.out.is_none())?;
+            let progress = !quiet && !run.json && std::io::stderr().is_terminal();
+            run_to(
+                &config,
+                inputs.iter().map(|i| Input::parse(i)).collect(),
+                progress,
+                run,
+            )
+        }
+        Command::Serve {
+            mapping,
+            listen,
+            run,
+        } => {
+            let config = load(&mapping, run.out.is_none())?;
+            let (server, input) = s3actions::source::http::serve(&listen)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!(
+                "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",
+                server.addr()
+            );
+            let code = run_to(&config, vec![input], false, run);
+            drop(server);
+            code
         }
         Command::Validate { mapping } => validate(&mapping),
         Command::Eval {

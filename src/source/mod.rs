@@ -1,10 +1,12 @@
-//! Event input: files, gzip files and stdin, read in large chunks of whole records.
+//! Event input: files, gzip files, stdin and HTTP, read in large chunks of whole records.
 //!
 //! Three layouts are accepted and told apart from the first bytes: NDJSON (one event per
 //! line), a JSON array of events, and a stream of JSON values (a single, possibly
 //! pretty-printed, object is the common case). Input is never held whole: a chunk of about
 //! one MiB of complete records is cut at a time, and every record keeps the line it starts
 //! on so that a bad one can be reported precisely.
+
+pub mod http;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -15,13 +17,15 @@ use std::path::{Path, PathBuf};
 pub enum Input {
     Stdin,
     File(PathBuf),
+    /// Events received by `s3actions serve` (see [`http`]).
+    Http(http::HttpInput),
 }
 
 impl Input {
     /// Whether the input can pause mid-stream waiting for its producer (stdin): then
     /// events are processed as they arrive rather than a chunk at a time.
     pub fn is_live(&self) -> bool {
-        matches!(self, Input::Stdin)
+        matches!(self, Input::Stdin | Input::Http(_))
     }
 
     /// `-` is stdin.
@@ -37,6 +41,7 @@ impl Input {
         match self {
             Input::Stdin => "<stdin>".into(),
             Input::File(p) => p.display().to_string(),
+            Input::Http(h) => format!("http://{}", h.addr()),
         }
     }
 
@@ -45,6 +50,7 @@ impl Input {
     pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
         match self {
             Input::Stdin => sniff_gzip(Box::new(io::stdin())),
+            Input::Http(h) => h.take(),
             Input::File(p) => {
                 let f = File::open(p)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;

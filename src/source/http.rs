@@ -1,0 +1,426 @@
+//! Live events over HTTP, in the shape of Segment's tracking API.
+//!
+//! `POST /v1/batch` (or `/v1/import`) takes `{"batch": [event, ...]}`; `POST /v1/track`,
+//! `/v1/identify`, `/v1/page`, `/v1/screen`, `/v1/group` and `/v1/alias` take one event,
+//! whose `type` defaults to the endpoint's. Accepted events become NDJSON lines on an
+//! in-process stream that the pipeline reads like stdin (see [`Input::Http`]), so they go
+//! through exactly the same triggers, mappings and batches as replayed files.
+//!
+//! A request is answered once its events are queued for the pipeline (the queue is bounded:
+//! a slow sink slows the senders down rather than growing memory). Queued events are written
+//! when their batch closes: on size, on `batch_max_age_seconds`, or when the server stops
+//! (Ctrl-C or SIGTERM stop accepting, then every open batch is written).
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::Input;
+use crate::json::{Kind, Tape};
+
+/// Largest request body accepted (Segment's own limit for a batch is 500 KB).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Requests whose events are waiting for the pipeline, at most.
+const QUEUE: usize = 64;
+
+/// Endpoints taking a single event, and the type they give it.
+const SINGLE: [(&str, &str); 6] = [
+    ("/v1/track", "track"),
+    ("/v1/identify", "identify"),
+    ("/v1/page", "page"),
+    ("/v1/screen", "screen"),
+    ("/v1/group", "group"),
+    ("/v1/alias", "alias"),
+];
+
+/// Why a request body was refused (the message goes back to the sender).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Refused(String);
+
+/// Turns a request body into NDJSON lines: every event compacted onto one line (so that no
+/// newline inside a pretty-printed body splits it), with `type` filled in for single-event
+/// endpoints.
+pub fn events_to_lines(path: &str, body: &[u8]) -> Result<Vec<u8>, Refused> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Refused(format!(
+            "the body is not valid UTF-8 (byte {})",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    let mut tape = Tape::new();
+    let root = tape.parse(text).map_err(|e| {
+        let (line, col) = e.line_col(body);
+        Refused(format!(
+            "invalid JSON at line {line}, column {col}: {}",
+            e.message
+        ))
+    })?;
+    if root.kind() != Kind::Object {
+        return Err(Refused("the body must be a JSON object".into()));
+    }
+    let mut out = Vec::with_capacity(body.len() + 16);
+    if path == "/v1/batch" || path == "/v1/import" {
+        let Some(batch) = root.get("batch").filter(|b| b.kind() == Kind::Array) else {
+            return Err(Refused(
+                "expected {\"batch\": [event, ...]} with an array of events".into(),
+            ));
+        };
+        for (i, event) in batch.elements().enumerate() {
+            if event.kind() != Kind::Object {
+                return Err(Refused(format!("batch[{i}] is not a JSON object")));
+            }
+            if event.get("type").and_then(|t| t.as_str()).is_none() {
+                return Err(Refused(format!("batch[{i}] has no \"type\"")));
+            }
+            compact_into(&mut out, event.raw().as_bytes());
+            out.push(b'\n');
+        }
+        return Ok(out);
+    }
+    let Some(&(_, kind)) = SINGLE.iter().find(|(p, _)| *p == path) else {
+        return Err(Refused(format!("no endpoint {path}")));
+    };
+    let raw = root.raw().as_bytes();
+    if root.get("type").is_some() {
+        compact_into(&mut out, raw);
+    } else {
+        out.extend_from_slice(format!("{{\"type\":\"{kind}\"").as_bytes());
+        if !root.is_empty() {
+            out.push(b',');
+        }
+        // Everything after the opening brace: members, then the closing brace.
+        compact_into(&mut out, &raw[1..]);
+    }
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Appends valid JSON `raw` without the whitespace between tokens.
+fn compact_into(out: &mut Vec<u8>, raw: &[u8]) {
+    let (mut in_string, mut escaped) = (false, false);
+    for &c in raw {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = c == b'"';
+            out.push(c);
+        }
+    }
+}
+
+/// The pipeline's end of the stream: blocks for the next request's events; ends when the
+/// server has stopped and every queued request is read.
+struct Stream {
+    rx: mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.blocking_recv() {
+                Some(next) => {
+                    self.current = next;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The reader handed to the pipeline, taken once.
+#[derive(Clone)]
+pub struct HttpInput {
+    addr: SocketAddr,
+    stream: Arc<Mutex<Option<Stream>>>,
+}
+
+impl HttpInput {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(super) fn take(&self) -> io::Result<Box<dyn Read + Send>> {
+        let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match stream {
+            Some(s) => Ok(Box::new(s)),
+            None => Err(io::Error::other("the HTTP input was already read")),
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpInput({})", self.addr)
+    }
+}
+
+impl PartialEq for HttpInput {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.stream, &other.stream)
+    }
+}
+
+impl Eq for HttpInput {}
+
+/// A running server; stops on Ctrl-C / SIGTERM, or when dropped.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `listen` and serves on a thread of its own; returns the server and the input
+/// that yields what it receives.
+pub fn serve(listen: &str) -> io::Result<(HttpServer, Input)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let input = HttpInput {
+        addr,
+        stream: Arc::new(Mutex::new(Some(Stream {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        }))),
+    };
+    let thread = std::thread::Builder::new()
+        .name("s3actions-http".into())
+        .spawn(move || runtime.block_on(accept_loop(listener, tx, stop_rx)))?;
+    Ok((
+        HttpServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+        Input::Http(input),
+    ))
+}
+
+/// Senders are taken per request from `shared`, which shutdown empties: idle keep-alive
+/// connections then hold none, and the stream ends once in-flight requests are queued.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tx: mpsc::Sender<Vec<u8>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let shared = Arc::new(Mutex::new(Some(tx)));
+    let stopping = shutdown_signal();
+    tokio::pin!(stopping);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((socket, peer)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let sender = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        handle(req, sender)
+                    });
+                    let io = hyper_util::rt::TokioIo::new(socket);
+                    if let Err(e) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                    {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+            _ = &mut stopping => break,
+            _ = &mut stop => break,
+        }
+    }
+    tracing::info!("HTTP source stopping: no new requests; writing what was received");
+    shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn reply(status: StatusCode, message: Option<&str>) -> Response<Full<Bytes>> {
+    let body = match message {
+        None => serde_json::json!({"success": true}),
+        Some(m) => serde_json::json!({"success": false, "message": m}),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    sender: Option<mpsc::Sender<Vec<u8>>>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if req.method() != Method::POST {
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("use POST with a JSON body"),
+        ));
+    }
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    if path != "/v1/batch" && path != "/v1/import" && !SINGLE.iter().any(|(p, _)| *p == path) {
+        return Ok(reply(
+            StatusCode::NOT_FOUND,
+            Some(&format!(
+                "no endpoint {path}: use /v1/batch, /v1/import or /v1/<track|identify|page|screen|group|alias>"
+            )),
+        ));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Ok(reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(&format!("the body is larger than {MAX_BODY} bytes")),
+            ));
+        }
+        Err(e) => {
+            return Ok(reply(
+                StatusCode::BAD_REQUEST,
+                Some(&format!("cannot read the body: {e}")),
+            ));
+        }
+    };
+    let lines = match events_to_lines(&path, &body) {
+        Ok(l) => l,
+        Err(Refused(m)) => return Ok(reply(StatusCode::BAD_REQUEST, Some(&m))),
+    };
+    let Some(sender) = sender else {
+        return Ok(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("the server is stopping"),
+        ));
+    };
+    if lines.is_empty() {
+        return Ok(reply(StatusCode::OK, None));
+    }
+    match sender.send(lines).await {
+        Ok(()) => Ok(reply(StatusCode::OK, None)),
+        Err(_) => Ok(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("the pipeline has stopped"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(path: &str, body: &str) -> Result<String, Refused> {
+        events_to_lines(path, body.as_bytes()).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn batches_become_one_line_per_event() {
+        let body = "{\"batch\": [\n  {\"type\": \"track\", \"event\": \"A b\",\n \"properties\": {\"s\": \"x \\\" y\\n\"}},\n  {\"type\":\"identify\",\"userId\":\"u\"}\n], \"sentAt\": \"x\"}";
+        assert_eq!(
+            lines("/v1/batch", body).unwrap(),
+            "{\"type\":\"track\",\"event\":\"A b\",\"properties\":{\"s\":\"x \\\" y\\n\"}}\n{\"type\":\"identify\",\"userId\":\"u\"}\n"
+        );
+        assert_eq!(lines("/v1/import", "{\"batch\":[]}").unwrap(), "");
+    }
+
+    #[test]
+    fn single_events_get_their_endpoint_type() {
+        assert_eq!(
+            lines("/v1/identify", "{ \"userId\": \"u\" }").unwrap(),
+            "{\"type\":\"identify\",\"userId\":\"u\"}\n"
+        );
+        assert_eq!(lines("/v1/track", "{}").unwrap(), "{\"type\":\"track\"}\n");
+        assert_eq!(
+            lines("/v1/page", "{\"type\":\"screen\"}").unwrap(),
+            "{\"type\":\"screen\"}\n",
+            "an explicit type is kept"
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_with_a_reason() {
+        for (path, body, want) in [
+            (
+                "/v1/batch",
+                "{\"batch\": [1]}",
+                "batch[0] is not a JSON object",
+            ),
+            (
+                "/v1/batch",
+                "{\"batch\": [{\"event\":\"x\"}]}",
+                "batch[0] has no \"type\"",
+            ),
+            ("/v1/batch", "{\"events\": []}", "expected {\"batch\""),
+            ("/v1/track", "[1]", "must be a JSON object"),
+            ("/v1/track", "{\"a\": }", "invalid JSON at line 1, column 7"),
+            ("/v1/nope", "{}", "no endpoint /v1/nope"),
+        ] {
+            let e = lines(path, body).unwrap_err();
+            assert!(e.0.contains(want), "{body}: {e}");
+        }
+        assert!(events_to_lines("/v1/track", b"{\"a\":\"\xff\"}").is_err());
+    }
+}

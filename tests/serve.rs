@@ -1,0 +1,135 @@
+//! `s3actions serve`: live events over HTTP, through the same pipeline, written on age and
+//! on shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, files, read_csv, write};
+
+/// One HTTP/1.1 request; returns (status, body).
+fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn start(mapping: &str, out: &std::path::Path) -> (Child, String) {
+    let mut child = bin()
+        .args(["serve", mapping, "--listen", "127.0.0.1:0", "--out"])
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    (child, addr)
+}
+
+fn csv_rows(out: &std::path::Path) -> Vec<Vec<Vec<String>>> {
+    files(out)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".csv"))
+        .map(|(_, v)| read_csv(&v, b',').1)
+        .collect()
+}
+
+#[test]
+fn events_posted_over_http_are_written_on_age_and_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: live
+    trigger: 'type = "track" or type = "identify"'
+    batch_max_age_seconds: 1
+    columns:
+      type: { "@path": "$.type" }
+      id: { "@path": "$.messageId" }
+      revenue: { "@path": "$.properties.revenue" }
+"#,
+    );
+    let out = dir.path().join("out");
+    let (mut child, addr) = start(&mapping, &out);
+
+    let batch = r#"{"batch": [
+        {"type": "track", "messageId": "m1", "properties": {"revenue": 631.0}},
+        {"type": "page", "messageId": "m2"}
+    ]}"#;
+    assert_eq!(
+        post(&addr, "/v1/batch", batch),
+        (200, r#"{"success":true}"#.into())
+    );
+    let (status, body) = post(&addr, "/v1/batch", r#"{"batch": [{"messageId": "x"}]}"#);
+    assert_eq!(status, 400);
+    assert!(body.contains("batch[0] has no \\\"type\\\""), "{body}");
+    assert_eq!(post(&addr, "/v1/track", "{\"messageId\":").0, 400);
+    assert_eq!(post(&addr, "/v1/nothing", "{}").0, 404);
+
+    // The batch is written after a second, with the server still running.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while csv_rows(&out).is_empty() {
+        assert!(Instant::now() < deadline, "nothing written while serving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        csv_rows(&out),
+        vec![vec![vec!["track", "m1", "631", "", "1"]]]
+    );
+
+    // A single event gets its endpoint's type; shutdown writes the open batch.
+    assert_eq!(post(&addr, "/v1/identify", r#"{"messageId": "m3"}"#).0, 200);
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("Read 3 events"), "{stdout}");
+    let mut rows = csv_rows(&out);
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            vec![vec!["identify", "m3", "", "", "1"]],
+            vec![vec!["track", "m1", "631", "", "1"]],
+        ]
+    );
+}
