@@ -11,10 +11,11 @@ use clap::{Parser, Subcommand};
 
 use s3actions::expr::{Value, compile_top_level, eval};
 use s3actions::json::{Kind, Tape};
-use s3actions::mapping::{Config, LoadError};
+use s3actions::mapping::{Config, LoadError, Secret};
 use s3actions::pipeline::{RejectLog, RunOptions};
 use s3actions::sink::local::LocalSink;
 use s3actions::source::Input;
+use s3actions::source::http::Access;
 use s3actions::spanned::parse_json_or_yaml;
 use s3actions::trigger::Trigger;
 
@@ -79,6 +80,10 @@ enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: String,
+        /// Require this environment variable's value as the write key (HTTP Basic
+        /// authentication with the key as user name, as Segment's libraries send it).
+        #[arg(long, value_name = "VAR")]
+        write_key_env: Option<String>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -232,10 +237,24 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Serve {
             mapping,
             listen,
+            write_key_env,
             run,
         } => {
             let config = load(&mapping, run.out.is_none())?;
-            let (server, input) = s3actions::source::http::serve(&listen)
+            let access = match write_key_env {
+                None => Access::open(),
+                Some(var) => match std::env::var(&var) {
+                    Ok(key) if !key.is_empty() => Access::write_key(&Secret::new(key)),
+                    _ => {
+                        return Err(Exit(
+                            2,
+                            format!("error: --write-key-env {var}: the variable is not set"),
+                        )
+                        .into());
+                    }
+                },
+            };
+            let (server, input) = s3actions::source::http::serve(&listen, access)
                 .with_context(|| format!("cannot listen on {listen}"))?;
             eprintln!(
                 "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",

@@ -12,10 +12,15 @@ use common::{bin, files, read_csv, write};
 
 /// One HTTP/1.1 request; returns (status, body).
 fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
+    post_with(addr, path, body, "")
+}
+
+/// The same with extra header lines (each ending in `\r\n`).
+fn post_with(addr: &str, path: &str, body: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -26,10 +31,12 @@ fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-fn start(mapping: &str, out: &std::path::Path) -> (Child, String) {
+fn start(mapping: &str, out: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let mut child = bin()
         .args(["serve", mapping, "--listen", "127.0.0.1:0", "--out"])
         .arg(out)
+        .args(extra)
+        .env("TEST_WRITE_KEY", "wk_secret_123")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -72,7 +79,7 @@ mappings:
 "#,
     );
     let out = dir.path().join("out");
-    let (mut child, addr) = start(&mapping, &out);
+    let (mut child, addr) = start(&mapping, &out, &[]);
 
     let batch = r#"{"batch": [
         {"type": "track", "messageId": "m1", "properties": {"revenue": 631.0}},
@@ -132,4 +139,65 @@ mappings:
             vec![vec!["track", "m1", "631", "", "1"]],
         ]
     );
+}
+
+fn stop(mut child: Child) -> (std::process::ExitStatus, String, String) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status,
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// With a write key, only requests carrying it (Basic auth, key as user name) are taken,
+/// and the key shows nowhere in the output.
+#[test]
+fn a_write_key_is_required_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    let out = dir.path().join("out");
+    let (child, addr) = start(
+        &mapping,
+        &out,
+        &["--write-key-env", "TEST_WRITE_KEY", "-vv"],
+    );
+    let event = r#"{"type":"track","event":"E"}"#;
+    assert_eq!(post(&addr, "/v1/track", event).0, 401);
+    // base64("wrong:") and base64("wk_secret_123:")
+    let wrong = "Authorization: Basic d3Jvbmc6\r\n";
+    let right = "Authorization: Basic d2tfc2VjcmV0XzEyMzo=\r\n";
+    assert_eq!(post_with(&addr, "/v1/track", event, wrong).0, 401);
+    assert_eq!(post_with(&addr, "/v1/track", event, right).0, 200);
+    let (status, stdout, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Read 1 events"), "{stdout}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("wk_secret_123"), "{text}");
+        assert!(!text.contains("d2tfc2VjcmV0XzEyMzo"), "{text}");
+    }
+}
+
+#[test]
+fn a_missing_write_key_variable_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    let o = bin()
+        .args([
+            "serve",
+            &mapping,
+            "--listen",
+            "127.0.0.1:0",
+            "--write-key-env",
+            "NO_SUCH_VAR_S3A",
+        ])
+        .args(["--out", dir.path().join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NO_SUCH_VAR_S3A"));
 }

@@ -208,9 +208,58 @@ impl Drop for HttpServer {
     }
 }
 
+/// Who may send events: with a write key, every request must carry it as Segment's
+/// libraries do (HTTP Basic authentication, the key as user name, no password).
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The whole `Authorization` header value expected.
+    expected: Option<String>,
+}
+
+impl Access {
+    pub fn open() -> Access {
+        Access::default()
+    }
+
+    pub fn write_key(key: &crate::mapping::Secret) -> Access {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:", key.expose()));
+        Access {
+            expected: Some(format!("Basic {token}")),
+        }
+    }
+
+    fn allows(&self, header: Option<&hyper::header::HeaderValue>) -> bool {
+        match &self.expected {
+            None => true,
+            Some(want) => header.is_some_and(|h| {
+                let got = h.as_bytes();
+                // Same time whatever the first differing byte.
+                got.len() == want.len()
+                    && got
+                        .iter()
+                        .zip(want.as_bytes())
+                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                        == 0
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = if self.expected.is_some() {
+            "write key (redacted)"
+        } else {
+            "open"
+        };
+        write!(f, "Access({mode})")
+    }
+}
+
 /// Binds `listen` and serves on a thread of its own; returns the server and the input
 /// that yields what it receives.
-pub fn serve(listen: &str) -> io::Result<(HttpServer, Input)> {
+pub fn serve(listen: &str, access: Access) -> io::Result<(HttpServer, Input)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -228,7 +277,7 @@ pub fn serve(listen: &str) -> io::Result<(HttpServer, Input)> {
     };
     let thread = std::thread::Builder::new()
         .name("s3actions-http".into())
-        .spawn(move || runtime.block_on(accept_loop(listener, tx, stop_rx)))?;
+        .spawn(move || runtime.block_on(accept_loop(listener, tx, stop_rx, access)))?;
     Ok((
         HttpServer {
             addr,
@@ -245,6 +294,7 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     tx: mpsc::Sender<Vec<u8>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    access: Access,
 ) {
     let shared = Arc::new(Mutex::new(Some(tx)));
     let stopping = shutdown_signal();
@@ -254,10 +304,12 @@ async fn accept_loop(
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
                 let shared = shared.clone();
+                let access = access.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let sender = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        handle(req, sender)
+                        let allowed = access.allows(req.headers().get(hyper::header::AUTHORIZATION));
+                        handle(req, sender, allowed)
                     });
                     let io = hyper_util::rt::TokioIo::new(socket);
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -315,7 +367,19 @@ fn reply(status: StatusCode, message: Option<&str>) -> Response<Full<Bytes>> {
 async fn handle(
     req: Request<Incoming>,
     sender: Option<mpsc::Sender<Vec<u8>>>,
+    allowed: bool,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if !allowed {
+        let mut r = reply(
+            StatusCode::UNAUTHORIZED,
+            Some("a write key is required: HTTP Basic authentication with the key as user name"),
+        );
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Basic realm=\"s3actions\""),
+        );
+        return Ok(r);
+    }
     if req.method() != Method::POST {
         return Ok(reply(
             StatusCode::METHOD_NOT_ALLOWED,
