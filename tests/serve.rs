@@ -141,7 +141,7 @@ mappings:
     );
 }
 
-fn stop(mut child: Child) -> (std::process::ExitStatus, String, String) {
+fn stop(child: Child) -> (std::process::ExitStatus, String, String) {
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
