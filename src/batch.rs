@@ -4,7 +4,7 @@
 //! batch closes: they go straight to a temporary file next to their destination. Every row
 //! ends with the batch-size field, which is only known when the batch closes; rows are
 //! written assuming a full batch (`batch_size`), and a batch that closes early (end of
-//! input, byte limit) is rewritten once, streaming, with its real row count.
+//! input, byte limit, age) is rewritten once, in place, with its real row count.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
