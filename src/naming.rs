@@ -20,6 +20,11 @@ use crate::json::NodeRef;
 /// S3's limit on key length, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// The longest folder an event may render: the rest of a key is kept for the file name.
+/// A longer one would fail the whole batch when the file is named, so the event is
+/// rejected instead.
+pub const MAX_FOLDER_BYTES: usize = MAX_KEY_BYTES - 256;
+
 fn registry() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.register_escape_fn(handlebars::no_escape);

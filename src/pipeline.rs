@@ -17,6 +17,7 @@ use crate::encode::{Encoder, batch_size_suffix};
 use crate::expr::Value;
 use crate::json::{Kind, Tape};
 use crate::mapping::Config;
+use crate::naming::{MAX_FOLDER_BYTES, MAX_KEY_BYTES};
 use crate::partition::{Partitions, RowGroups, WriteError};
 use crate::sink::{Sink, SinkError, SinkReport};
 use crate::source::{Chunk, Input, Splitter};
@@ -54,7 +55,7 @@ pub struct MappingStats {
     pub matched: u64,
     /// Rows written (matched events that mapped to a row).
     pub rows: u64,
-    /// Matched events rejected because a column could not be computed.
+    /// Matched events rejected because a column (or the folder) could not be computed.
     pub failed: u64,
 }
 
@@ -292,6 +293,17 @@ impl Worker<'_> {
                     Some(f) => f,
                     None => {
                         m.folder.render_into(root, folder, scratch);
+                        if folder.len() > MAX_FOLDER_BYTES {
+                            counts.failed[mi] += 1;
+                            reject(
+                                format!(
+                                    "s3_aws_folder_name renders to {} bytes for this event, over the {MAX_FOLDER_BYTES} a folder may take of S3's {MAX_KEY_BYTES}-byte key limit",
+                                    folder.len()
+                                ),
+                                Some(mi),
+                            );
+                            continue;
+                        }
                         folder
                     }
                 };

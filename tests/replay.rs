@@ -531,3 +531,55 @@ fn live_stdin_batches_close_on_age() {
         "1".to_string()
     ]]));
 }
+
+/// A folder too long for an S3 key is one event's problem: it is rejected with the reason,
+/// and the run writes every other row.
+#[test]
+fn events_whose_folder_is_too_long_are_rejected_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    s3_aws_folder_name: \"by-event/{{event}}/\"\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let long = "x".repeat(2000);
+    let input = write(
+        dir.path(),
+        "e.ndjson",
+        &format!(
+            "{{\"type\":\"track\",\"event\":\"A\",\"messageId\":\"1\"}}\n{{\"type\":\"track\",\"event\":\"{long}\",\"messageId\":\"2\"}}\n{{\"type\":\"track\",\"event\":\"A\",\"messageId\":\"3\"}}\n"
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = run(&[
+        "replay",
+        &mapping,
+        &input,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let written = files(&out);
+    let csvs: Vec<_> = written
+        .iter()
+        .filter(|(k, _)| k.ends_with(".csv"))
+        .collect();
+    assert_eq!(csvs.len(), 1, "{:?}", written.keys());
+    let (key, csv) = csvs[0];
+    assert!(key.starts_with("by-event/A/"), "{key}");
+    assert_eq!(read_csv(csv, b',').1.len(), 2);
+    let rejects = std::fs::read_to_string(out.join("_rejected.ndjson")).unwrap();
+    let entry: J = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["line"], 2);
+    assert_eq!(entry["mapping"], "m");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("s3_aws_folder_name renders to"),
+        "{entry}"
+    );
+    let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["events_read"], 3);
+}
