@@ -14,7 +14,7 @@ use tempfile::NamedTempFile;
 
 use crate::encode::batch_size_suffix;
 use crate::mapping::Mapping;
-use crate::naming::{BatchInfo, BatchTime, object_key};
+use crate::naming::{BatchInfo, BatchTime, FilenameTemplate, object_key};
 use crate::sink::FinishedFile;
 
 /// A batch being written.
@@ -161,8 +161,27 @@ impl SealedBatch {
             mapping: m.name.clone(),
             message,
         };
-        let filename = m.filename.render(&info).map_err(naming_err)?;
-        let key = object_key(folder, &filename).map_err(naming_err)?;
+        let templated = m
+            .filename
+            .render(&info)
+            .and_then(|f| object_key(folder, &f));
+        let key = match templated {
+            Ok(key) => key,
+            // The rows are written: a name that fails for this batch (an event field too
+            // long for a key, say) must not lose them. Segment's own naming always fits.
+            Err(why) if !matches!(m.filename, FilenameTemplate::Segment) => {
+                let fallback = FilenameTemplate::Segment
+                    .render(&info)
+                    .map_err(naming_err)?;
+                let key = object_key(folder, &fallback).map_err(naming_err)?;
+                tracing::warn!(
+                    "mapping {:?}: filename_template failed for a batch ({why}); named {key} instead",
+                    m.name
+                );
+                key
+            }
+            Err(why) => return Err(naming_err(why)),
+        };
         Ok(FinishedFile {
             temp: self.temp,
             key,

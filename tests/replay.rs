@@ -583,3 +583,36 @@ fn events_whose_folder_is_too_long_are_rejected_alone() {
     let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(summary["events_read"], 3);
 }
+
+/// A file name template that cannot name a batch (here: an event field too long for a key)
+/// falls back to Segment's naming: the rows are never lost to a name.
+#[test]
+fn a_failing_filename_template_falls_back_to_segment_naming() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    filename_prefix: exp\n    filename_template: \"{{event}}.{{extension}}\"\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let long = "y".repeat(1500);
+    let input = write(
+        dir.path(),
+        "e.ndjson",
+        &format!("{{\"type\":\"track\",\"event\":\"{long}\",\"messageId\":\"1\"}}\n"),
+    );
+    let out = dir.path().join("out");
+    let o = run(&["replay", &mapping, &input, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("filename_template failed"),
+        "{}",
+        stderr(&o)
+    );
+    let written = files(&out);
+    let csvs: Vec<_> = written.keys().filter(|k| k.ends_with(".csv")).collect();
+    assert_eq!(csvs.len(), 1);
+    assert!(
+        csvs[0].starts_with("exp_") && csvs[0].len() < 40,
+        "{csvs:?}"
+    );
+}
