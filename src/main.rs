@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use s3actions::expr::{Value, compile_top_level, eval};
 use s3actions::json::{Kind, Tape};
 use s3actions::mapping::{Config, LoadError, Secret};
-use s3actions::pipeline::{RejectLog, RunOptions};
+use s3actions::pipeline::{FailureHook, RejectLog, RunOptions};
 use s3actions::sink::local::LocalSink;
 use s3actions::source::Input;
 use s3actions::source::http::Access;
@@ -170,6 +170,7 @@ fn run_to(
     config: &s3actions::mapping::Config,
     inputs: Vec<Input>,
     progress: bool,
+    on_failure: Option<FailureHook>,
     run: RunArgs,
 ) -> Result<u8> {
     let RunArgs {
@@ -184,6 +185,7 @@ fn run_to(
         only_mapping: only,
         threads,
         progress,
+        on_failure,
         ..RunOptions::default()
     };
     match out {
@@ -227,12 +229,8 @@ fn dispatch(command: Command) -> Result<u8> {
         } => {
             let config = load(&mapping, run.out.is_none())?;
             let progress = !quiet && !run.json && std::io::stderr().is_terminal();
-            run_to(
-                &config,
-                inputs.iter().map(|i| Input::parse(i)).collect(),
-                progress,
-                run,
-            )
+            let inputs = inputs.iter().map(|i| Input::parse(i)).collect();
+            run_to(&config, inputs, progress, None, run)
         }
         Command::Serve {
             mapping,
@@ -260,7 +258,12 @@ fn dispatch(command: Command) -> Result<u8> {
                 "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",
                 server.addr()
             );
-            let code = run_to(&config, vec![input], false, run);
+            let stop = server.stopper();
+            let hook = FailureHook(std::sync::Arc::new(move |why: &str| {
+                eprintln!("error: {why}; no longer accepting events");
+                stop();
+            }));
+            let code = run_to(&config, vec![input], false, Some(hook), run);
             drop(server);
             code
         }

@@ -34,6 +34,19 @@ pub struct RunOptions {
     pub chunk_size: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Called once, as soon as the run has failed (it still reads its inputs to the end):
+    /// a live source stops taking events that could no longer be written.
+    pub on_failure: Option<FailureHook>,
+}
+
+/// See [`RunOptions::on_failure`]; receives the error message.
+#[derive(Clone)]
+pub struct FailureHook(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for FailureHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FailureHook")
+    }
 }
 
 impl Default for RunOptions {
@@ -44,6 +57,7 @@ impl Default for RunOptions {
             threads: 0,
             chunk_size: 1024 * 1024,
             progress: false,
+            on_failure: None,
         }
     }
 }
@@ -470,6 +484,7 @@ pub fn run(
             &input_names,
             &mut report,
             progress.as_ref(),
+            opts.on_failure.as_ref(),
         );
         let read = reader.join().unwrap_or_else(|_| {
             Err(RunError::Input {
@@ -522,6 +537,17 @@ fn read_inputs(
     Ok(bytes)
 }
 
+/// Logs the run's failure and calls the hook, once.
+fn tell_failure(failure: &Option<RunError>, told: &mut bool, hook: Option<&FailureHook>) {
+    if let (Some(e), false) = (failure, *told) {
+        *told = true;
+        tracing::error!("{e}; the rest of the input is read but not written");
+        if let Some(hook) = hook {
+            (hook.0)(&e.to_string());
+        }
+    }
+}
+
 /// The writer: takes worker results in input order and appends them to partitions.
 fn write_results(
     config: &Config,
@@ -531,8 +557,10 @@ fn write_results(
     input_names: &[String],
     report: &mut RunReport,
     progress: Option<&indicatif::ProgressBar>,
+    on_failure: Option<&FailureHook>,
 ) -> Result<(), RunError> {
     let mut partitions = Partitions::new();
+    let mut failure_told = false;
     let mut next_line = vec![1u64; input_names.len()];
     let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
     let mut next = 0u64;
@@ -562,6 +590,7 @@ fn write_results(
         {
             failure = Some(e.into());
         }
+        tell_failure(&failure, &mut failure_told, on_failure);
         let Some(result) = received else { continue };
         pending.insert(result.chunk.seq, result);
         while let Some(r) = pending.remove(&next) {
@@ -590,6 +619,7 @@ fn write_results(
                 ));
             }
         }
+        tell_failure(&failure, &mut failure_told, on_failure);
     }
     if let Some(e) = failure {
         return Err(e);

@@ -201,3 +201,46 @@ fn a_missing_write_key_variable_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("NO_SUCH_VAR_S3A"));
 }
+
+/// When events can no longer be written (here the output directory disappears), `serve`
+/// stops taking them and exits with the error, instead of acknowledging events it drops.
+#[test]
+fn serve_stops_taking_events_when_they_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    let out = dir.path().join("out");
+    let (mut child, addr) = start(&mapping, &out, &[]);
+    // The sink creates its directory once the pipeline starts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.join(".s3actions-tmp").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the output directory never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    let event = r#"{"type":"track","event":"E"}"#;
+    assert_eq!(post(&addr, "/v1/track", event).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve kept running after a write failure"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("no longer accepting events"), "{stderr}");
+    assert!(TcpStream::connect(&addr).is_err(), "still listening");
+}

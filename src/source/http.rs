@@ -187,7 +187,7 @@ impl Eq for HttpInput {}
 /// A running server; stops on Ctrl-C / SIGTERM, or when dropped.
 pub struct HttpServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Arc<tokio::sync::Notify>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -195,13 +195,18 @@ impl HttpServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Stops taking requests (from any thread): those in flight are answered, then the
+    /// event stream ends.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        move || stop.notify_one()
+    }
 }
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -266,7 +271,7 @@ pub fn serve(listen: &str, access: Access) -> io::Result<(HttpServer, Input)> {
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = Arc::new(tokio::sync::Notify::new());
     let input = HttpInput {
         addr,
         stream: Arc::new(Mutex::new(Some(Stream {
@@ -277,11 +282,14 @@ pub fn serve(listen: &str, access: Access) -> io::Result<(HttpServer, Input)> {
     };
     let thread = std::thread::Builder::new()
         .name("s3actions-http".into())
-        .spawn(move || runtime.block_on(accept_loop(listener, tx, stop_rx, access)))?;
+        .spawn({
+            let stop = stop.clone();
+            move || runtime.block_on(accept_loop(listener, tx, stop, access))
+        })?;
     Ok((
         HttpServer {
             addr,
-            stop: Some(stop_tx),
+            stop,
             thread: Some(thread),
         },
         Input::Http(input),
@@ -293,7 +301,7 @@ pub fn serve(listen: &str, access: Access) -> io::Result<(HttpServer, Input)> {
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     tx: mpsc::Sender<Vec<u8>>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
+    stop: Arc<tokio::sync::Notify>,
     access: Access,
 ) {
     let shared = Arc::new(Mutex::new(Some(tx)));
@@ -321,7 +329,7 @@ async fn accept_loop(
                 });
             }
             _ = &mut stopping => break,
-            _ = &mut stop => break,
+            _ = stop.notified() => break,
         }
     }
     tracing::info!("HTTP source stopping: no new requests; writing what was received");
