@@ -483,8 +483,10 @@ pub fn run(
             rejects,
             &input_names,
             &mut report,
-            progress.as_ref(),
-            opts.on_failure.as_ref(),
+            Watchers {
+                progress: progress.as_ref(),
+                on_failure: opts.on_failure.as_ref(),
+            },
         );
         let read = reader.join().unwrap_or_else(|_| {
             Err(RunError::Input {
@@ -537,6 +539,12 @@ fn read_inputs(
     Ok(bytes)
 }
 
+/// Who hears about the writer's progress and failure.
+struct Watchers<'a> {
+    progress: Option<&'a indicatif::ProgressBar>,
+    on_failure: Option<&'a FailureHook>,
+}
+
 /// Logs the run's failure and calls the hook, once.
 fn tell_failure(failure: &Option<RunError>, told: &mut bool, hook: Option<&FailureHook>) {
     if let (Some(e), false) = (failure, *told) {
@@ -556,9 +564,12 @@ fn write_results(
     rejects: &mut RejectLog,
     input_names: &[String],
     report: &mut RunReport,
-    progress: Option<&indicatif::ProgressBar>,
-    on_failure: Option<&FailureHook>,
+    watchers: Watchers<'_>,
 ) -> Result<(), RunError> {
+    let Watchers {
+        progress,
+        on_failure,
+    } = watchers;
     let mut partitions = Partitions::new();
     let mut failure_told = false;
     let mut next_line = vec![1u64; input_names.len()];
