@@ -330,3 +330,62 @@ fn secrets_never_appear_in_output() {
         cmd_out.stdout.clear();
     }
 }
+
+/// Encryption, storage class and tags from the settings reach the objects, whether they go
+/// up in one PUT or in parts.
+#[test]
+fn object_options_apply_to_single_and_multipart_uploads() {
+    let moto = Moto::get();
+    let s = Setup::new("options");
+    let m = s.mapping(
+        moto.endpoint(),
+        "writer",
+        "  server_side_encryption: AES256\n  storage_class: STANDARD_IA\n  tags:\n    team: data\n    source: s3 actions\n  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n",
+        None,
+    );
+    let small = format!("{}/small.csv", s.folder);
+    let big = format!("{}/big.csv", s.folder);
+    for (key, size) in [(&small, 100), (&big, 6 * 1024 * 1024)] {
+        let path = s.outbox().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "x".repeat(size)).unwrap();
+    }
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let admin = moto.admin();
+    for key in [&small, &big] {
+        let head = block_on(admin.head_object().bucket(moto.bucket()).key(key).send()).unwrap();
+        assert_eq!(
+            head.server_side_encryption().map(|e| e.as_str()),
+            Some("AES256"),
+            "{key}"
+        );
+        assert_eq!(
+            head.storage_class().map(|c| c.as_str()),
+            Some("STANDARD_IA"),
+            "{key}"
+        );
+        let tagging = block_on(
+            admin
+                .get_object_tagging()
+                .bucket(moto.bucket())
+                .key(key)
+                .send(),
+        )
+        .unwrap();
+        let mut tags: Vec<(String, String)> = tagging
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        tags.sort();
+        assert_eq!(
+            tags,
+            vec![
+                ("source".to_string(), "s3 actions".to_string()),
+                ("team".to_string(), "data".to_string())
+            ],
+            "{key}"
+        );
+    }
+}

@@ -26,12 +26,58 @@ pub struct Uploaded {
     pub already_present: bool,
 }
 
+/// Encryption, ACL, storage class and tags of uploaded objects, converted once.
+#[derive(Debug, Clone, Default)]
+struct ObjectOptions {
+    sse: Option<ServerSideEncryption>,
+    ssekms_key_id: Option<String>,
+    acl: Option<ObjectCannedAcl>,
+    storage_class: Option<StorageClass>,
+    tagging: Option<String>,
+}
+
+impl ObjectOptions {
+    fn from_settings(s: &Settings) -> ObjectOptions {
+        let tagging = (!s.tags.is_empty()).then(|| {
+            s.tags
+                .iter()
+                .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        ObjectOptions {
+            sse: s
+                .server_side_encryption
+                .as_deref()
+                .map(ServerSideEncryption::from),
+            ssekms_key_id: s.ssekms_key_id.clone(),
+            acl: s.acl.as_deref().map(ObjectCannedAcl::from),
+            storage_class: s.storage_class.as_deref().map(StorageClass::from),
+            tagging,
+        }
+    }
+}
+
+/// Applies [`ObjectOptions`] to a PutObject or CreateMultipartUpload request (the SDK's
+/// two builders share no trait, so a macro rather than a function).
+macro_rules! with_object_options {
+    ($req:expr, $o:expr) => {
+        $req.set_server_side_encryption($o.sse.clone())
+            .set_ssekms_key_id($o.ssekms_key_id.clone())
+            .set_acl($o.acl.clone())
+            .set_storage_class($o.storage_class.clone())
+            .set_tagging($o.tagging.clone())
+    };
+}
+
 pub struct Uploader {
     pub(super) s3: aws_sdk_s3::Client,
     pub(super) bucket: String,
     pub(super) region: String,
     pub(super) role: Option<Arc<RoleSession>>,
     settings: Settings,
+    /// What every uploaded object gets, from the settings.
+    object: ObjectOptions,
     limiter: DefaultDirectRateLimiter,
     /// Backoff before the first retry (doubles each time, with jitter).
     pub(super) backoff_base: Duration,
@@ -51,6 +97,7 @@ impl Uploader {
             region: settings.region.clone().unwrap_or_default(),
             role,
             settings: settings.clone(),
+            object: ObjectOptions::from_settings(settings),
             limiter: RateLimiter::direct(Quota::per_second(rps)),
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(20),
@@ -177,7 +224,7 @@ impl Uploader {
                     path: path.display().to_string(),
                     detail: e.to_string(),
                 })?;
-            let mut req = self
+            let req = self
                 .s3
                 .put_object()
                 .bucket(&self.bucket)
@@ -185,22 +232,8 @@ impl Uploader {
                 .body(body)
                 .content_type(content_type)
                 .if_none_match("*");
-            if let Some(sse) = &self.settings.server_side_encryption {
-                req = req.server_side_encryption(ServerSideEncryption::from(sse.as_str()));
-            }
-            if let Some(k) = &self.settings.ssekms_key_id {
-                req = req.ssekms_key_id(k);
-            }
-            if let Some(acl) = &self.settings.acl {
-                req = req.acl(ObjectCannedAcl::from(acl.as_str()));
-            }
-            if let Some(sc) = &self.settings.storage_class {
-                req = req.storage_class(StorageClass::from(sc.as_str()));
-            }
-            if let Some(t) = self.tagging() {
-                req = req.tagging(t);
-            }
-            req.send()
+            with_object_options!(req, self.object)
+                .send()
                 .await
                 .map(|_| ())
                 .map_err(|e| classify_s3(&e, &self.ctx(key, "s3:PutObject", &principal)))
@@ -226,20 +259,6 @@ impl Uploader {
         .await
     }
 
-    fn tagging(&self) -> Option<String> {
-        if self.settings.tags.is_empty() {
-            return None;
-        }
-        Some(
-            self.settings
-                .tags
-                .iter()
-                .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-                .collect::<Vec<_>>()
-                .join("&"),
-        )
-    }
-
     async fn multipart(
         &self,
         path: &Path,
@@ -251,28 +270,16 @@ impl Uploader {
         let ctx = || self.ctx(key, "s3:PutObject", &principal);
         let upload_id = self
             .retry("CreateMultipartUpload", || async {
-                let mut req = self
+                let req = self
                     .s3
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(key)
                     .content_type(content_type);
-                if let Some(sse) = &self.settings.server_side_encryption {
-                    req = req.server_side_encryption(ServerSideEncryption::from(sse.as_str()));
-                }
-                if let Some(k) = &self.settings.ssekms_key_id {
-                    req = req.ssekms_key_id(k);
-                }
-                if let Some(acl) = &self.settings.acl {
-                    req = req.acl(ObjectCannedAcl::from(acl.as_str()));
-                }
-                if let Some(sc) = &self.settings.storage_class {
-                    req = req.storage_class(StorageClass::from(sc.as_str()));
-                }
-                if let Some(t) = self.tagging() {
-                    req = req.tagging(t);
-                }
-                let out = req.send().await.map_err(|e| classify_s3(&e, &ctx()))?;
+                let out = with_object_options!(req, self.object)
+                    .send()
+                    .await
+                    .map_err(|e| classify_s3(&e, &ctx()))?;
                 out.upload_id()
                     .map(str::to_string)
                     .ok_or_else(|| UploadError::Other {
