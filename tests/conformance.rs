@@ -54,12 +54,7 @@ fn mapping_kit_cases() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_all_pass(&failures);
 }
 
 #[test]
@@ -88,6 +83,10 @@ fn fql_cases() {
             ));
         }
     }
+    assert_all_pass(&failures);
+}
+
+fn assert_all_pass(failures: &[String]) {
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -25,6 +25,23 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, EvalError> {
     Err(EvalError(msg.into()))
 }
 
+/// The text of a directive argument given as a nested directive (`{"@path": {"@template":
+/// ...}}`): it must resolve to a string.
+fn dynamic_text<'a>(
+    inner: &'a Expr,
+    payload: &Value<'a>,
+    directive: &str,
+) -> Result<String, EvalError> {
+    let v = eval(inner, payload)?;
+    match v.as_str() {
+        Some(s) => Ok(s.into_owned()),
+        None => fail(format!(
+            "{directive}: expected string, got {}",
+            v.type_of().name()
+        )),
+    }
+}
+
 /// Resolves `expr` against `payload` (the event, or the value a directive such as
 /// `@arrayPath` or `@transform` resolves against).
 pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalError> {
@@ -51,25 +68,13 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
         ),
         Expr::Path(p) => p.lookup(payload),
         Expr::PathDyn(inner) => {
-            let v = eval(inner, payload)?;
-            let Some(s) = v.as_str() else {
-                return fail(format!(
-                    "@path: expected string, got {}",
-                    v.type_of().name()
-                ));
-            };
-            Path::parse(&s).map_err(EvalError)?.lookup(payload)
+            let path = dynamic_text(inner, payload, "@path")?;
+            Path::parse(&path).map_err(EvalError)?.lookup(payload)
         }
         Expr::Template(t) => Value::owned_str(t.render(payload)),
         Expr::TemplateDyn(inner) => {
-            let v = eval(inner, payload)?;
-            let Some(s) = v.as_str() else {
-                return fail(format!(
-                    "@template: expected string, got {}",
-                    v.type_of().name()
-                ));
-            };
-            let t = super::Template::compile(&s).map_err(EvalError)?;
+            let text = dynamic_text(inner, payload, "@template")?;
+            let t = super::Template::compile(&text).map_err(EvalError)?;
             Value::owned_str(t.render(payload))
         }
         Expr::If {
@@ -248,21 +253,19 @@ mod tests {
     /// Resolves like Segment's transform(): top-level spread, then removeUndefined.
     fn run(mapping: &str, event: &str) -> Option<String> {
         let node = parse_json_or_yaml(mapping).unwrap();
-        let expr = compile_top_level(&node).unwrap();
-        let mut tape = Tape::new();
-        let root = Value::Node(tape.parse(event).unwrap());
-        eval(&expr, &root)
-            .unwrap()
-            .remove_undefined()
-            .to_json_string()
+        resolve(&compile_top_level(&node).unwrap(), event)
     }
 
+    /// One mapping value, without the top-level spread.
     fn one(mapping: &str, event: &str) -> Option<String> {
         let node = parse_json_or_yaml(mapping).unwrap();
-        let expr = compile(&node, "").unwrap();
+        resolve(&compile(&node, "").unwrap(), event)
+    }
+
+    fn resolve(expr: &Expr, event: &str) -> Option<String> {
         let mut tape = Tape::new();
         let root = Value::Node(tape.parse(event).unwrap());
-        eval(&expr, &root)
+        eval(expr, &root)
             .unwrap()
             .remove_undefined()
             .to_json_string()
