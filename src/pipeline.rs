@@ -20,7 +20,7 @@ use crate::mapping::Config;
 use crate::naming::{MAX_FOLDER_BYTES, MAX_KEY_BYTES};
 use crate::partition::{Partitions, RowGroups, WriteError};
 use crate::sink::{Sink, SinkError, SinkReport};
-use crate::source::{Chunk, Input, Splitter};
+use crate::source::{Chunk, FileRanges, Input, Splitter};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -192,6 +192,8 @@ struct ChunkResult {
     groups: RowGroups,
     counts: Counts,
     rejects: Vec<RawReject>,
+    /// The chunk's bytes could not be read (see [`Chunk::load`]): nothing else is set.
+    unreadable: Option<io::Error>,
 }
 
 /// Per-worker reusable state.
@@ -206,8 +208,35 @@ struct Worker<'c> {
     scratch: String,
 }
 
-impl Worker<'_> {
+impl<'c> Worker<'c> {
+    fn new(
+        config: &'c Config,
+        active: &'c [usize],
+        suffixes: &'c [Vec<u8>],
+        constant_folders: &'c [Option<String>],
+    ) -> Worker<'c> {
+        Worker {
+            config,
+            active,
+            suffixes,
+            constant_folders,
+            tape: Tape::new(),
+            encoder: Encoder::new(),
+            folder: String::new(),
+            scratch: String::new(),
+        }
+    }
+
     fn process(&mut self, mut chunk: Chunk) -> ChunkResult {
+        if let Err(e) = chunk.load() {
+            return ChunkResult {
+                chunk,
+                groups: RowGroups::default(),
+                counts: Counts::default(),
+                rejects: Vec::new(),
+                unreadable: Some(e),
+            };
+        }
         chunk.split_lines();
         let n = self.config.mappings.len();
         let mut counts = Counts {
@@ -354,6 +383,7 @@ impl Worker<'_> {
             groups,
             counts,
             rejects,
+            unreadable: None,
         }
     }
 }
@@ -407,6 +437,8 @@ pub fn run(
 
     let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
     let (done_tx, done_rx) = sync_channel::<ChunkResult>(threads * 2);
+    // Chunk buffers go back to the reader once written, so input needs no fresh memory.
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(threads * 4);
     let work_rx = Mutex::new(work_rx);
 
     let mut report = RunReport {
@@ -436,7 +468,7 @@ pub fn run(
         let reader = std::thread::Builder::new()
             .name("s3actions-read".into())
             .spawn_scoped(scope, || {
-                read_inputs(&opts.inputs, opts.chunk_size, work_tx)
+                read_inputs(&opts.inputs, opts.chunk_size, work_tx, spare_rx)
             })
             .map_err(|source| RunError::Input {
                 input: "input".into(),
@@ -450,16 +482,7 @@ pub fn run(
             let spawned = std::thread::Builder::new()
                 .name("s3actions-work".into())
                 .spawn_scoped(scope, move || {
-                    let mut worker = Worker {
-                        config,
-                        active,
-                        suffixes,
-                        constant_folders,
-                        tape: Tape::new(),
-                        encoder: Encoder::new(),
-                        folder: String::new(),
-                        scratch: String::new(),
-                    };
+                    let mut worker = Worker::new(config, active, suffixes, constant_folders);
                     loop {
                         let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok(chunk) = next else { break };
@@ -478,7 +501,10 @@ pub fn run(
         drop(done_tx);
         let written = write_results(
             config,
-            done_rx,
+            Results {
+                done: done_rx,
+                spare: spare_tx,
+            },
             sink,
             rejects,
             &input_names,
@@ -513,30 +539,59 @@ pub fn run(
     Ok(report)
 }
 
-/// The reader thread: inputs in order, chunk by chunk. Returns the bytes read.
+/// The reader thread: inputs in order, chunk by chunk. Returns the bytes read. Plain NDJSON
+/// files are only cut into ranges here, and read by the workers (see [`FileRanges`]).
 fn read_inputs(
     inputs: &[Input],
     chunk_size: usize,
     tx: SyncSender<Chunk>,
+    spare: Receiver<Vec<u8>>,
 ) -> Result<u64, RunError> {
     let mut seq = 0u64;
     let mut bytes = 0u64;
+    let spare = || spare.try_recv().unwrap_or_default();
     for (i, input) in inputs.iter().enumerate() {
         let err = |source| RunError::Input {
             input: input.name(),
             source,
         };
-        let reader = input.open().map_err(err)?;
-        let mut splitter = Splitter::new(reader, i, chunk_size).live(input.is_live());
-        while let Some(chunk) = splitter.next_chunk(seq).map_err(err)? {
+        let mut ranges = match input {
+            Input::File(path) => FileRanges::open(path, i, chunk_size).map_err(err)?,
+            _ => None,
+        };
+        let mut splitter = match ranges {
+            Some(_) => None,
+            None => {
+                let reader = input.open().map_err(err)?;
+                Some(Splitter::new(reader, i, chunk_size).live(input.is_live()))
+            }
+        };
+        loop {
+            let next = match (&mut ranges, &mut splitter) {
+                (Some(r), _) => r.next_chunk(seq, spare()),
+                (None, Some(s)) => s.next_chunk(seq, spare()),
+                (None, None) => unreachable!("one of the two is set above"),
+            };
+            let Some(chunk) = next.map_err(err)? else {
+                break;
+            };
             seq += 1;
-            bytes += chunk.data.len() as u64;
+            bytes += chunk
+                .load
+                .as_ref()
+                .map_or(chunk.data.len() as u64, |l| l.len());
             if tx.send(chunk).is_err() {
                 return Ok(bytes);
             }
         }
     }
     Ok(bytes)
+}
+
+/// What the writer takes results from, and where it returns their buffers.
+struct Results {
+    done: Receiver<ChunkResult>,
+    spare: SyncSender<Vec<u8>>,
 }
 
 /// Who hears about the writer's progress and failure.
@@ -559,7 +614,7 @@ fn tell_failure(failure: &Option<RunError>, told: &mut bool, hook: Option<&Failu
 /// The writer: takes worker results in input order and appends them to partitions.
 fn write_results(
     config: &Config,
-    rx: Receiver<ChunkResult>,
+    results: Results,
     sink: &mut dyn Sink,
     rejects: &mut RejectLog,
     input_names: &[String],
@@ -576,6 +631,10 @@ fn write_results(
     let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
     let mut next = 0u64;
     let mut failure: Option<RunError> = None;
+    // An input that could not be read ends the run's input there, as if the input had
+    // ended, but what was read before it is still written.
+    let mut unreadable: Option<RunError> = None;
+    let Results { done: rx, spare } = results;
     // With an age limit, wake up regularly to close old batches even when no input comes.
     let tick = config
         .mappings
@@ -604,15 +663,22 @@ fn write_results(
         tell_failure(&failure, &mut failure_told, on_failure);
         let Some(result) = received else { continue };
         pending.insert(result.chunk.seq, result);
-        while let Some(r) = pending.remove(&next) {
+        while let Some(mut r) = pending.remove(&next) {
             next += 1;
-            if failure.is_some() {
+            if failure.is_some() || unreadable.is_some() {
                 continue; // keep draining so the workers can finish
+            }
+            if let Some(source) = r.unreadable.take() {
+                unreadable = Some(RunError::Input {
+                    input: input_names[r.chunk.input].clone(),
+                    source,
+                });
+                continue;
             }
             let line_offset = r.chunk.line_offset(&mut next_line[r.chunk.input]);
             if let Err(e) = apply(
                 config,
-                r,
+                &mut r,
                 line_offset,
                 &mut partitions,
                 sink,
@@ -622,6 +688,7 @@ fn write_results(
             ) {
                 failure = Some(e);
             }
+            let _ = spare.try_send(std::mem::take(&mut r.chunk.data));
             if let Some(bar) = progress {
                 bar.set_message(format!(
                     "{} events read, {} files written",
@@ -636,13 +703,13 @@ fn write_results(
         return Err(e);
     }
     partitions.close_all(&config.mappings, sink)?;
-    Ok(())
+    unreadable.map_or(Ok(()), Err)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn apply(
     config: &Config,
-    r: ChunkResult,
+    r: &mut ChunkResult,
     line_offset: u64,
     partitions: &mut Partitions,
     sink: &mut dyn Sink,
@@ -655,6 +722,7 @@ fn apply(
         groups,
         counts,
         rejects: raw_rejects,
+        ..
     } = r;
     report.events_read += counts.read;
     report.not_matched += counts.not_matched;
@@ -665,7 +733,7 @@ fn apply(
         s.failed += counts.failed[i];
     }
     let input = &input_names[chunk.input];
-    for rj in raw_rejects {
+    for rj in raw_rejects.drain(..) {
         let raw = String::from_utf8_lossy(&chunk.data[rj.record.0 as usize..rj.record.1 as usize]);
         let mut entry = serde_json::json!({
             "input": input,
@@ -689,9 +757,102 @@ fn apply(
         let rec = records.get(ri as usize)?;
         serde_json::from_slice(&data[rec.start as usize..rec.end as usize]).ok()
     };
-    for g in groups.groups {
+    for g in std::mem::take(&mut groups.groups) {
         let m = &config.mappings[g.key.mapping];
         partitions.write_group(g, m, sink, &first_event)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::local::LocalSink;
+
+    /// A chunk whose bytes cannot be read ends its input there: what came before is written,
+    /// what comes after is not, and the run fails naming the input.
+    #[test]
+    fn an_unreadable_chunk_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_str(
+            "mappings:\n  - name: all\n    trigger: 'type = \"track\"'\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let (active, suffixes, folders) = (
+            vec![0],
+            vec![batch_size_suffix(
+                &config.mappings[0],
+                config.mappings[0].batch_size,
+            )],
+            vec![config.mappings[0].folder.constant()],
+        );
+        let mut worker = Worker::new(&config, &active, &suffixes, &folders);
+        let chunk = |seq, text: &str| Chunk {
+            seq,
+            data: text.as_bytes().to_vec(),
+            lines: true,
+            ..Chunk::default()
+        };
+        // A range of a file that is cut short before the worker reads it.
+        let events = dir.path().join("events.ndjson");
+        std::fs::write(
+            &events,
+            "{\"type\":\"track\",\"event\":\"b\"}\n".repeat(500),
+        )
+        .unwrap();
+        let mut ranges = FileRanges::open(&events, 0, 4096).unwrap().unwrap();
+        let mut cut_short = ranges.next_chunk(1, Vec::new()).unwrap().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&events)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        cut_short.seq = 1;
+
+        let (tx, rx) = sync_channel(3);
+        let (spare, _spare_rx) = sync_channel(3);
+        tx.send(worker.process(chunk(0, "{\"type\":\"track\",\"event\":\"a\"}\n")))
+            .unwrap();
+        tx.send(worker.process(cut_short)).unwrap();
+        tx.send(worker.process(chunk(2, "{\"type\":\"track\",\"event\":\"c\"}\n")))
+            .unwrap();
+        drop(tx);
+
+        let out = dir.path().join("out");
+        let mut sink = LocalSink::new(&out).unwrap();
+        let mut rejects = RejectLog::new(dir.path().join("rejects.ndjson"));
+        let mut report = RunReport::default();
+        report.mappings.push(MappingStats::default());
+        let err = write_results(
+            &config,
+            Results { done: rx, spare },
+            &mut sink,
+            &mut rejects,
+            &["events.ndjson".to_string()],
+            &mut report,
+            Watchers {
+                progress: None,
+                on_failure: None,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read events.ndjson: the file became shorter"),
+            "{err}"
+        );
+        sink.finish().unwrap();
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let csv = std::fs::read_to_string(&files[0]).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{csv}");
+        assert!(rows[0].starts_with("\"a\",\"track\""), "{csv}");
+        assert_eq!(report.events_read, 1);
+    }
 }

@@ -7,6 +7,9 @@
 //! on so that a bad one can be reported precisely.
 
 pub mod http;
+mod ranges;
+
+pub use ranges::{FileRanges, Load};
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -117,6 +120,8 @@ pub struct Chunk {
     pub lines: bool,
     /// Line breaks in `data` (set by `split_lines`), to number the next chunk's lines.
     pub newlines: u64,
+    /// Bytes still to be read into `data` by [`Chunk::load`] (see [`FileRanges`]).
+    pub load: Option<Load>,
 }
 
 impl Chunk {
@@ -187,6 +192,8 @@ pub struct Splitter {
     /// A stream that may pause (stdin): hand on what has arrived instead of waiting for a
     /// full chunk.
     live: bool,
+    /// A byte order mark was skipped at the start.
+    bom: bool,
 }
 
 /// Result of scanning for the end of one JSON value.
@@ -260,6 +267,7 @@ impl Splitter {
             at_start: true,
             array_open: false,
             live: false,
+            bom: false,
         }
     }
 
@@ -317,6 +325,7 @@ impl Splitter {
             self.fill(3)?;
             if self.carry.starts_with(b"\xEF\xBB\xBF") {
                 self.carry.drain(..3);
+                self.bom = true;
             }
             self.at_start = false;
         }
@@ -371,8 +380,18 @@ impl Splitter {
         }
     }
 
-    /// The next chunk of records, or `None` at the end of the input.
-    pub fn next_chunk(&mut self, seq: u64) -> io::Result<Option<Chunk>> {
+    /// Where the first record starts when the input is NDJSON (after a byte order mark, if
+    /// any); `None` for the other layouts.
+    fn ndjson_start(&mut self) -> io::Result<Option<u64>> {
+        if self.layout == Layout::Unknown {
+            self.detect()?;
+        }
+        Ok((self.layout == Layout::Lines).then_some(if self.bom { 3 } else { 0 }))
+    }
+
+    /// The next chunk of records, or `None` at the end of the input. `spare` becomes the
+    /// buffer of the chunk after it, so that buffers can be reused.
+    pub fn next_chunk(&mut self, seq: u64, spare: Vec<u8>) -> io::Result<Option<Chunk>> {
         if self.layout == Layout::Unknown {
             self.detect()?;
         }
@@ -389,7 +408,7 @@ impl Splitter {
             ..Chunk::default()
         };
         match self.layout {
-            Layout::Lines => self.cut_lines(&mut chunk)?,
+            Layout::Lines => self.cut_lines(&mut chunk, spare)?,
             Layout::Stream | Layout::Array | Layout::ArrayDone => self.cut_values(&mut chunk)?,
             Layout::Unknown => unreachable!("detected above"),
         }
@@ -404,7 +423,7 @@ impl Splitter {
         Ok(Some(chunk))
     }
 
-    fn cut_lines(&mut self, chunk: &mut Chunk) -> io::Result<()> {
+    fn cut_lines(&mut self, chunk: &mut Chunk, mut spare: Vec<u8>) -> io::Result<()> {
         // Make sure at least one whole line is present (lines may exceed the chunk size).
         let mut boundary = memchr::memrchr(b'\n', &self.carry).map(|p| p + 1);
         while boundary.is_none() && !self.eof {
@@ -417,8 +436,10 @@ impl Splitter {
         } else {
             boundary.unwrap_or(self.carry.len())
         };
-        let tail = self.carry.split_off(cut);
-        chunk.data = std::mem::replace(&mut self.carry, tail);
+        spare.clear();
+        spare.extend_from_slice(&self.carry[cut..]);
+        self.carry.truncate(cut);
+        chunk.data = std::mem::replace(&mut self.carry, spare);
         // The lines themselves are found by the worker (see `Chunk::split_lines`), so that
         // the reader thread only reads.
         chunk.lines = true;
@@ -600,7 +621,10 @@ mod tests {
                 1 << 20,
             )
             .live(true);
-            let mut chunk = s.next_chunk(0).unwrap().expect("the first events");
+            let mut chunk = s
+                .next_chunk(0, Vec::new())
+                .unwrap()
+                .expect("the first events");
             chunk.split_lines();
             assert_eq!(chunk.records.len(), 2, "{first}");
             pieces
@@ -608,7 +632,7 @@ mod tests {
                 .unwrap()
                 .extend([second.as_bytes().to_vec(), Vec::new()]);
             let mut rest = Vec::new();
-            while let Some(mut c) = s.next_chunk(1).unwrap() {
+            while let Some(mut c) = s.next_chunk(1, Vec::new()).unwrap() {
                 c.split_lines();
                 rest.extend(
                     c.records
@@ -630,7 +654,7 @@ mod tests {
         let mut out = Vec::new();
         let mut seq = 0;
         let mut next_line = 1u64;
-        while let Some(c) = s.next_chunk(seq).unwrap() {
+        while let Some(c) = s.next_chunk(seq, Vec::new()).unwrap() {
             seq += 1;
             let mut c = c;
             c.split_lines();
