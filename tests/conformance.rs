@@ -15,8 +15,29 @@ fn cases(file: &str) -> Vec<J> {
 
 #[test]
 fn mapping_kit_cases() {
+    check_mapping_cases(cases("mapping-kit-sample.json"));
+}
+
+/// `@liquid` templates rendered by liquidjs configured as Segment's mapping-kit configures it
+/// (`scripts/liquidjs-cases.js`), all against one event.
+#[test]
+fn liquidjs_cases() {
+    let path = format!(
+        "{}/tests/conformance/liquidjs-event.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let event: J = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut all = cases("liquidjs.json");
+    for case in &mut all {
+        case["event"] = event.clone();
+    }
+    assert!(all.len() > 2000, "the liquidjs cases are missing");
+    check_mapping_cases(all);
+}
+
+fn check_mapping_cases(cases: Vec<J>) {
     let mut failures = Vec::new();
-    for (i, case) in cases("mapping-kit-sample.json").into_iter().enumerate() {
+    for (i, case) in cases.into_iter().enumerate() {
         let mapping = SNode::from_json(&case["mapping"]);
         let event = serde_json::to_string(&case["event"]).unwrap();
         let expect_error = case["expect_error"].as_bool().unwrap_or(false);

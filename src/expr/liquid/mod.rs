@@ -1,0 +1,153 @@
+//! `@liquid`: Liquid templates rendered the way liquidjs (Segment's engine) renders them.
+//!
+//! Segment renders `@liquid` with liquidjs, whose output differs from Shopify's Liquid and
+//! from Rust Liquid crates in many small ways that land in files: objects print as
+//! `[object Object]`, math filters read text as JavaScript numbers, `divided_by` does not
+//! truncate, unknown filters pass their input through, `and`/`or` group from the right. This
+//! module implements that behaviour directly, with the tags and filters Segment disables
+//! left out. Templates are parsed once, when the mapping is loaded.
+
+mod date;
+mod filters;
+mod parse;
+mod render;
+mod value;
+
+use std::fmt;
+
+use super::value::{Value, js_length};
+use parse::Node;
+use render::Context;
+use value::LValue;
+
+/// Segment's limit on template length (JavaScript string length).
+pub const MAX_LIQUID_LENGTH: usize = 1000;
+
+/// Tags Segment disables (liquidjs names).
+pub const DISABLED_TAGS: &[&str] = &["case", "for", "include", "layout", "render", "tablerow"];
+
+/// Filters Segment disables (liquidjs names).
+pub const DISABLED_FILTERS: &[&str] = &[
+    "array_to_sentence_string",
+    "concat",
+    "find",
+    "find_exp",
+    "find_index",
+    "find_index_exp",
+    "group_by",
+    "group_by_exp",
+    "has",
+    "has_exp",
+    "map",
+    "newline_to_br",
+    "reject",
+    "reject_exp",
+    "reverse",
+    "sort",
+    "sort_natural",
+    "uniq",
+    "where_exp",
+    "type",
+];
+
+/// A compiled `@liquid` template.
+pub struct Liquid {
+    nodes: Vec<Node>,
+}
+
+impl fmt::Debug for Liquid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Liquid(..)")
+    }
+}
+
+impl Liquid {
+    pub fn compile(text: &str) -> Result<Liquid, String> {
+        if js_length(text) > MAX_LIQUID_LENGTH {
+            return Err(format!(
+                "Liquid templates are limited to {MAX_LIQUID_LENGTH} characters (this one has {})",
+                js_length(text)
+            ));
+        }
+        let nodes = parse::parse(text).map_err(|e| {
+            if e.contains("is disabled") {
+                e
+            } else {
+                format!("invalid Liquid template: {e}")
+            }
+        })?;
+        Ok(Liquid { nodes })
+    }
+
+    pub fn render(&self, data: &Value<'_>) -> Result<String, String> {
+        if self.nodes.is_empty() {
+            return Ok(String::new());
+        }
+        let event = LValue::from_json(&data.to_serde());
+        let mut out = String::new();
+        Context::new(&event)
+            .render(&self.nodes, &mut out)
+            .map_err(|e| format!("Liquid rendering failed: {e}"))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::Tape;
+
+    fn render(t: &str, event: &str) -> Result<String, String> {
+        let mut tape = Tape::new();
+        let root = Value::Node(tape.parse(event).unwrap());
+        Liquid::compile(t)?.render(&root)
+    }
+
+    #[test]
+    fn renders_and_tolerates_missing_values() {
+        let e = r#"{"properties":{"test":"abc","n":3,"list":[1,2]}}"#;
+        assert_eq!(render("test", e).unwrap(), "test");
+        assert_eq!(render("{{ properties.test | upcase }}", e).unwrap(), "ABC");
+        assert_eq!(
+            render("[{{ properties.missing }}][{{ nope.a.b }}]", e).unwrap(),
+            "[][]"
+        );
+        assert_eq!(
+            render("{% if properties.n > 2 %}big{% else %}small{% endif %}", e).unwrap(),
+            "big"
+        );
+        assert_eq!(
+            render("{{ properties.list | join: '-' }}", e).unwrap(),
+            "1-2"
+        );
+    }
+
+    /// Where liquidjs differs from Shopify's Liquid, Segment's files follow liquidjs.
+    #[test]
+    fn liquidjs_behaviour() {
+        let e = r#"{"p":{"o":{"a":1},"n":10,"s":"7","l":[1,2]}}"#;
+        assert_eq!(render("{{ p.o }}|{{ p.l }}", e).unwrap(), "[object Object]|12");
+        assert_eq!(render("{{ p.n | divided_by: 4 }}", e).unwrap(), "2.5");
+        assert_eq!(render("{{ p.s | plus: 1 }}|{{ 'x' | times: 2 }}", e).unwrap(), "8|0");
+        assert_eq!(render("{{ p.n | no_such_filter }}", e).unwrap(), "10");
+        assert_eq!(
+            render("{% if false and false or true %}T{% else %}F{% endif %}", e).unwrap(),
+            "F"
+        );
+        assert_eq!(render("{{ -2.5 | round }}|{{ 1.005 | round: 2 }}", e).unwrap(), "-3|1.01");
+        assert_eq!(
+            render("{{ '2024-01-15T10:30:00Z' | date: '%b %-d, %Y %l%P' }}", e).unwrap(),
+            "Jan 15, 2024 10am"
+        );
+    }
+
+    #[test]
+    fn disabled_features_are_errors() {
+        assert!(Liquid::compile("{{ properties.test | sort }}").is_err());
+        assert!(Liquid::compile("{% include %} , {{ properties.test }}").is_err());
+        assert!(Liquid::compile("{% for x in y %}{% endfor %}").is_err());
+        assert!(Liquid::compile(&"x".repeat(1001)).is_err());
+        assert!(Liquid::compile(&"x".repeat(1000)).is_ok());
+        assert!(Liquid::compile("{{ unclosed").is_err());
+    }
+}
