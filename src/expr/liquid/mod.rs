@@ -126,15 +126,24 @@ mod tests {
     #[test]
     fn liquidjs_behaviour() {
         let e = r#"{"p":{"o":{"a":1},"n":10,"s":"7","l":[1,2]}}"#;
-        assert_eq!(render("{{ p.o }}|{{ p.l }}", e).unwrap(), "[object Object]|12");
+        assert_eq!(
+            render("{{ p.o }}|{{ p.l }}", e).unwrap(),
+            "[object Object]|12"
+        );
         assert_eq!(render("{{ p.n | divided_by: 4 }}", e).unwrap(), "2.5");
-        assert_eq!(render("{{ p.s | plus: 1 }}|{{ 'x' | times: 2 }}", e).unwrap(), "8|0");
+        assert_eq!(
+            render("{{ p.s | plus: 1 }}|{{ 'x' | times: 2 }}", e).unwrap(),
+            "8|0"
+        );
         assert_eq!(render("{{ p.n | no_such_filter }}", e).unwrap(), "10");
         assert_eq!(
             render("{% if false and false or true %}T{% else %}F{% endif %}", e).unwrap(),
             "F"
         );
-        assert_eq!(render("{{ -2.5 | round }}|{{ 1.005 | round: 2 }}", e).unwrap(), "-3|1.01");
+        assert_eq!(
+            render("{{ -2.5 | round }}|{{ 1.005 | round: 2 }}", e).unwrap(),
+            "-3|1.01"
+        );
         assert_eq!(
             render("{{ '2024-01-15T10:30:00Z' | date: '%b %-d, %Y %l%P' }}", e).unwrap(),
             "Jan 15, 2024 10am"
