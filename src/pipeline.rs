@@ -20,7 +20,7 @@ use crate::mapping::Config;
 use crate::naming::{MAX_FOLDER_BYTES, MAX_KEY_BYTES};
 use crate::partition::{Partitions, RowGroups, WriteError};
 use crate::sink::{Sink, SinkError, SinkReport};
-use crate::source::{Chunk, FileRanges, Input, Splitter};
+use crate::source::{Chunk, Chunks, Input};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -540,7 +540,7 @@ pub fn run(
 }
 
 /// The reader thread: inputs in order, chunk by chunk. Returns the bytes read. Plain NDJSON
-/// files are only cut into ranges here, and read by the workers (see [`FileRanges`]).
+/// files are only cut into ranges here, and read by the workers (see [`Chunks`]).
 fn read_inputs(
     inputs: &[Input],
     chunk_size: usize,
@@ -555,26 +555,8 @@ fn read_inputs(
             input: input.name(),
             source,
         };
-        let mut ranges = match input {
-            Input::File(path) => FileRanges::open(path, i, chunk_size).map_err(err)?,
-            _ => None,
-        };
-        let mut splitter = match ranges {
-            Some(_) => None,
-            None => {
-                let reader = input.open().map_err(err)?;
-                Some(Splitter::new(reader, i, chunk_size).live(input.is_live()))
-            }
-        };
-        loop {
-            let next = match (&mut ranges, &mut splitter) {
-                (Some(r), _) => r.next_chunk(seq, spare()),
-                (None, Some(s)) => s.next_chunk(seq, spare()),
-                (None, None) => unreachable!("one of the two is set above"),
-            };
-            let Some(chunk) = next.map_err(err)? else {
-                break;
-            };
+        let mut chunks = Chunks::open(input, i, chunk_size).map_err(err)?;
+        while let Some(chunk) = chunks.next_chunk(seq, spare()).map_err(err)? {
             seq += 1;
             bytes += chunk
                 .load
@@ -801,7 +783,11 @@ mod tests {
             "{\"type\":\"track\",\"event\":\"b\"}\n".repeat(500),
         )
         .unwrap();
-        let mut ranges = FileRanges::open(&events, 0, 4096).unwrap().unwrap();
+        let Chunks::Ranges(mut ranges) =
+            Chunks::open(&Input::File(events.clone()), 0, 4096).unwrap()
+        else {
+            panic!("NDJSON in a regular file is cut into ranges");
+        };
         let mut cut_short = ranges.next_chunk(1, Vec::new()).unwrap().unwrap();
         std::fs::File::options()
             .write(true)

@@ -55,8 +55,7 @@ impl Input {
             Input::Stdin => sniff_gzip(Box::new(io::stdin())),
             Input::Http(h) => h.take(),
             Input::File(p) => {
-                let f = File::open(p)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                let f = open_file(p)?;
                 if is_gz(p) {
                     let r = BufReader::with_capacity(256 * 1024, f);
                     Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
@@ -66,6 +65,37 @@ impl Input {
                     Ok(Box::new(f))
                 }
             }
+        }
+    }
+}
+
+/// Opens a file, naming it in the error.
+fn open_file(p: &Path) -> io::Result<File> {
+    File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+}
+
+/// An input's chunks: byte ranges the workers read themselves (plain NDJSON files, see
+/// [`FileRanges`]), or chunks read and cut here (everything else).
+pub enum Chunks {
+    Ranges(FileRanges),
+    Stream(Splitter),
+}
+
+impl Chunks {
+    pub fn open(input: &Input, index: usize, chunk_size: usize) -> io::Result<Chunks> {
+        match input {
+            Input::File(path) if !is_gz(path) => FileRanges::open(path, index, chunk_size),
+            _ => Ok(Chunks::Stream(
+                Splitter::new(input.open()?, index, chunk_size).live(input.is_live()),
+            )),
+        }
+    }
+
+    /// The next chunk, with `spare` as a buffer to reuse, or `None` at the end of the input.
+    pub fn next_chunk(&mut self, seq: u64, spare: Vec<u8>) -> io::Result<Option<Chunk>> {
+        match self {
+            Chunks::Ranges(r) => r.next_chunk(seq, spare),
+            Chunks::Stream(s) => s.next_chunk(seq, spare),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Chunk, Splitter, is_gz};
+use super::{Chunk, Chunks, Splitter, open_file};
 
 /// How much is read at a time when looking for the line break that ends a chunk.
 const PROBE: usize = 16 * 1024;
@@ -77,25 +77,26 @@ pub struct FileRanges {
 }
 
 impl FileRanges {
-    /// A `FileRanges` for `path` when it is a regular, uncompressed file of NDJSON; `None`
-    /// when it must be read as a stream (gzip, pipes, JSON arrays, pretty-printed values).
-    pub fn open(path: &Path, input: usize, chunk_size: usize) -> io::Result<Option<FileRanges>> {
-        if is_gz(path) {
-            return Ok(None);
-        }
-        let file = File::open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    /// Chunks of the uncompressed file at `path`: byte ranges when it is a regular file of
+    /// NDJSON, otherwise a stream (pipes, JSON arrays, pretty-printed values).
+    pub fn open(path: &Path, input: usize, chunk_size: usize) -> io::Result<Chunks> {
+        let file = open_file(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Ok(None);
+            return Ok(Chunks::Stream(Splitter::new(
+                Box::new(file),
+                input,
+                chunk_size,
+            )));
         }
         // The layout is told apart exactly as for streamed input; detection moves only the
-        // clone's file position, which positional reads ignore.
+        // clone's file position, which positional reads ignore. Input that is not NDJSON goes
+        // on streaming from where detection left off.
         let mut splitter = Splitter::new(Box::new(file.try_clone()?), input, chunk_size);
         let Some(start) = splitter.ndjson_start()? else {
-            return Ok(None);
+            return Ok(Chunks::Stream(splitter));
         };
-        Ok(Some(FileRanges {
+        Ok(Chunks::Ranges(FileRanges {
             file: Arc::new(file),
             input,
             chunk_size: chunk_size.max(4096) as u64,
@@ -169,7 +170,7 @@ mod tests {
             .unwrap()
             .write_all(text)
             .unwrap();
-        let Some(mut ranges) = FileRanges::open(&path, 0, chunk).unwrap() else {
+        let Chunks::Ranges(mut ranges) = FileRanges::open(&path, 0, chunk).unwrap() else {
             return (Vec::new(), false);
         };
         ranges.chunk_size = chunk as u64; // below the floor `open` applies
@@ -244,7 +245,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");
         std::fs::write(&path, "{\"a\":1}\n".repeat(1000)).unwrap();
-        let mut ranges = FileRanges::open(&path, 0, 4096).unwrap().unwrap();
+        let Chunks::Ranges(mut ranges) = FileRanges::open(&path, 0, 4096).unwrap() else {
+            panic!("NDJSON in a regular file is cut into ranges");
+        };
         let mut chunk = ranges.next_chunk(0, Vec::new()).unwrap().unwrap();
         std::fs::OpenOptions::new()
             .write(true)
