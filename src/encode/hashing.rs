@@ -52,7 +52,14 @@ pub struct ColumnTransform {
 }
 
 fn js_trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+    s.trim_matches(crate::json::is_js_space)
+}
+
+/// Appends `bytes` as lowercase hexadecimal (how digests are written).
+pub fn write_hex(bytes: &[u8], out: &mut String) {
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
 }
 
 /// Exactly 64 hexadecimal characters (either case): already a SHA-256 digest.
@@ -80,10 +87,7 @@ impl ColumnTransform {
         match self.hash {
             HashAlgorithm::None => out.push_str(&normalized),
             HashAlgorithm::Sha256 => {
-                let digest = Sha256::digest(normalized.as_bytes());
-                for b in digest.iter() {
-                    let _ = write!(out, "{b:02x}");
-                }
+                write_hex(&Sha256::digest(normalized.as_bytes()), out);
             }
         }
     }

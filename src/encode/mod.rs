@@ -7,6 +7,8 @@
 
 mod hashing;
 
+pub(crate) use hashing::write_hex;
+
 pub use hashing::{
     ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex,
 };

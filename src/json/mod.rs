@@ -13,6 +13,8 @@ mod number;
 mod tape;
 mod write;
 
-pub use number::{js_number_to_string, js_string_to_number, write_js_number, write_number_text};
+pub use number::{
+    is_js_space, js_number_to_string, js_string_to_number, write_js_number, write_number_text,
+};
 pub use tape::{Elements, Kind, Members, NodeRef, ParseError, Tape};
 pub use write::{JsonWriter, write_json_string, write_node_json};

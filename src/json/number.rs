@@ -80,9 +80,14 @@ pub fn write_number_text(out: &mut Vec<u8>, text: &str, json: bool) {
     }
 }
 
+/// Whitespace as JavaScript's `trim` and `\s` see it (Unicode white space and the BOM).
+pub fn is_js_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
 /// JavaScript's `Number(string)` (ToNumber applied to a string).
 pub fn js_string_to_number(s: &str) -> f64 {
-    let t = s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let t = s.trim_matches(is_js_space);
     if t.is_empty() {
         return 0.0;
     }

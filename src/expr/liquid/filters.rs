@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 use super::date;
 use super::value::LValue;
-use crate::json::{js_number_to_string, js_string_to_number};
+use crate::encode::write_hex;
+use crate::json::{is_js_space, js_number_to_string};
 
 fn arg(args: &[LValue], i: usize) -> LValue {
     args.get(i).cloned().unwrap_or(LValue::Nil)
@@ -221,12 +222,10 @@ pub fn apply_filter(
         "round" => LValue::Num(round(v.number(), num_or(args, 0, 0.0))),
         "at_least" => LValue::Num(js_max(v.number(), arg(args, 0).number())),
         "at_most" => LValue::Num(js_min(v.number(), arg(args, 0).number())),
+        // A missing value is JavaScript's undefined here: NaN.
         "to_integer" => LValue::Num(match &v {
-            LValue::Num(n) => *n,
-            LValue::Bool(b) => f64::from(u8::from(*b)),
-            LValue::Str(t) => js_string_to_number(t),
-            LValue::Arr(_) => js_string_to_number(&v.js_string()),
-            _ => f64::NAN,
+            LValue::Nil | LValue::Empty | LValue::Blank => f64::NAN,
+            other => other.js_number(),
         }),
 
         // Arrays.
@@ -377,10 +376,6 @@ pub fn apply_filter(
         _ => v,
     };
     Ok(out)
-}
-
-fn is_js_space(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}'
 }
 
 /// Runs of characters matching `sep` replaced by `with`.
@@ -559,7 +554,9 @@ fn decode_uri_component(t: &str) -> Result<String, String> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes.len() * 2);
+    write_hex(bytes, &mut out);
+    out
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {

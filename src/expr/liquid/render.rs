@@ -162,22 +162,11 @@ impl<'e> Context<'e> {
 /// ordered, i.e. they compare equal after conversion.
 fn loosely_equal(l: &LValue, r: &LValue) -> bool {
     !less_than(l, r) && !less_than(r, l) && {
-        let (a, b) = (js_num(l), js_num(r));
+        let (a, b) = (l.js_number(), r.js_number());
         match (l, r) {
             (LValue::Str(_), LValue::Str(_)) => true,
             _ => !a.is_nan() && !b.is_nan(),
         }
-    }
-}
-
-fn js_num(v: &LValue) -> f64 {
-    match v {
-        LValue::Num(n) => *n,
-        LValue::Nil | LValue::Empty | LValue::Blank => 0.0,
-        LValue::Bool(b) => f64::from(u8::from(*b)),
-        LValue::Str(s) => crate::json::js_string_to_number(s),
-        LValue::Arr(_) => crate::json::js_string_to_number(&v.js_string()),
-        LValue::Obj(_) => f64::NAN,
     }
 }
 

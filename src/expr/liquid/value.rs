@@ -73,15 +73,21 @@ impl LValue {
 
     /// liquidjs's `toNumber`: JavaScript's `Number(v)`, and 0 where that is NaN.
     pub fn number(&self) -> f64 {
-        let n = match self {
-            LValue::Num(n) => *n,
-            LValue::Bool(b) => f64::from(u8::from(*b)),
-            LValue::Str(s) => js_string_to_number(s),
-            LValue::Arr(a) if a.is_empty() => 0.0,
-            LValue::Arr(a) if a.len() == 1 => LValue::Str(a[0].js_string()).number(),
-            _ => f64::NAN,
-        };
+        let n = self.js_number();
         if n.is_nan() { 0.0 } else { n }
+    }
+
+    /// JavaScript's `Number(v)` (nil as null: 0). Arrays convert through their text, so
+    /// `[]` is 0, `[5]` is 5 and longer arrays are NaN; objects are NaN.
+    pub fn js_number(&self) -> f64 {
+        match self {
+            LValue::Nil | LValue::Empty | LValue::Blank => 0.0,
+            LValue::Bool(b) => f64::from(u8::from(*b)),
+            LValue::Num(n) => *n,
+            LValue::Str(s) => js_string_to_number(s),
+            LValue::Arr(_) => js_string_to_number(&self.js_string()),
+            LValue::Obj(_) => f64::NAN,
+        }
     }
 
     /// The JavaScript `length` of a string or array.
@@ -179,35 +185,15 @@ pub fn equals(l: &LValue, r: &LValue) -> bool {
 pub fn less_than(l: &LValue, r: &LValue) -> bool {
     match (primitive(l), primitive(r)) {
         (LValue::Str(a), LValue::Str(b)) => a.encode_utf16().lt(b.encode_utf16()),
-        (a, b) => js_to_number(&a) < js_to_number(&b),
+        (a, b) => a.js_number() < b.js_number(),
     }
 }
 
 /// JavaScript's ToPrimitive for the values a template can hold.
 fn primitive(v: &LValue) -> LValue {
     match v {
-        LValue::Arr(_) | LValue::Obj(_) => LValue::Str(v.js_string_object()),
+        LValue::Arr(_) | LValue::Obj(_) => LValue::Str(v.js_string()),
         LValue::Empty | LValue::Blank => LValue::Nil,
         other => other.clone(),
-    }
-}
-
-impl LValue {
-    fn js_string_object(&self) -> String {
-        match self {
-            LValue::Obj(_) => "[object Object]".into(),
-            other => other.js_string(),
-        }
-    }
-}
-
-/// JavaScript's `Number(v)` for primitives (NaN stays NaN).
-fn js_to_number(v: &LValue) -> f64 {
-    match v {
-        LValue::Nil => 0.0,
-        LValue::Bool(b) => f64::from(u8::from(*b)),
-        LValue::Num(n) => *n,
-        LValue::Str(s) => js_string_to_number(s),
-        _ => f64::NAN,
     }
 }
