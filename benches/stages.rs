@@ -83,19 +83,22 @@ fn columns(c: &mut Criterion) {
     g.bench_function("default columns, general evaluator", |b| {
         b.iter(|| {
             for r in &roots {
-                for col in &m.columns {
+                for col in &m.row.columns {
                     black_box(eval(&col.expr, &Value::Node(*r)).unwrap());
                 }
             }
         })
     });
     let mut encoder = Encoder::new();
+    let format = s3actions::encode::format_for(m);
     let mut out = Vec::with_capacity(1 << 20);
     g.bench_function("default columns, encoded CSV row", |b| {
         b.iter(|| {
             out.clear();
             for r in &roots {
-                encoder.encode_row(m, &Value::Node(*r), &mut out).unwrap();
+                format
+                    .encode_row(&mut encoder, &Value::Node(*r), &mut out)
+                    .unwrap();
             }
             black_box(out.len())
         })

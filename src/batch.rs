@@ -12,7 +12,8 @@ use std::path::Path;
 
 use tempfile::NamedTempFile;
 
-use crate::encode::batch_size_suffix;
+use crate::encode::Format;
+use crate::encode::layer::{self, FileLayer};
 use crate::mapping::Mapping;
 use crate::naming::{BatchInfo, BatchTime, FilenameTemplate, object_key};
 use crate::sink::FinishedFile;
@@ -32,6 +33,9 @@ pub struct OpenBatch {
     pub first_event: Option<serde_json::Value>,
     /// When the batch was started, for `batch_max_age_seconds`.
     pub opened: std::time::Instant,
+    /// Sequence number of the input chunk of its first row: nothing of that chunk or later
+    /// ones is durable while this batch is open (see [`crate::source::Acknowledge`]).
+    pub first_seq: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,12 @@ pub enum BatchError {
 
 impl OpenBatch {
     /// Starts a file with its header line.
-    pub fn create(staging: &Path, header: &[u8], part: u64) -> Result<OpenBatch, BatchError> {
+    pub fn create(
+        staging: &Path,
+        header: &[u8],
+        part: u64,
+        first_seq: u64,
+    ) -> Result<OpenBatch, BatchError> {
         let io_err = |source| BatchError::Io {
             dir: staging.display().to_string(),
             source,
@@ -68,6 +77,7 @@ impl OpenBatch {
             part,
             first_event: None,
             opened: std::time::Instant::now(),
+            first_seq,
         })
     }
 
@@ -85,46 +95,55 @@ impl OpenBatch {
         Ok(())
     }
 
-    /// Completes the file: fixes the batch-size field if the batch is not full, names it.
-    pub fn finish(
+    /// Completes the file's content (the slow part, independent of other batches): fixes
+    /// the batch-size field if the batch is not full, adds the footer, then streams the
+    /// result through the file layers.
+    pub fn seal(
         self,
-        m: &Mapping,
-        folder: &str,
-        event_type: &str,
+        format: &dyn Format,
+        layers: &[Box<dyn FileLayer>],
         staging: &Path,
-    ) -> Result<FinishedFile, BatchError> {
-        self.seal(m, staging)?.name(m, folder, event_type)
-    }
-
-    /// Completes the file's content (the slow part, independent of other batches).
-    pub fn seal(self, m: &Mapping, staging: &Path) -> Result<SealedBatch, BatchError> {
+    ) -> Result<SealedBatch, BatchError> {
         let io_err = |source| BatchError::Io {
             dir: staging.display().to_string(),
             source,
         };
-        let file = self
+        let mut file = self
             .writer
             .into_inner()
             .map_err(|e| io_err(e.into_error()))?;
         let mut bytes = self.bytes;
-        if self.rows < m.batch_size && m.batch_size_column.is_some() {
-            let old = batch_size_suffix(m, m.batch_size);
-            let new = batch_size_suffix(m, self.rows);
+        if let Some(fix) = format.batch_size_fix(self.rows).filter(|f| f.old != f.new) {
             bytes = compact_suffixes(
                 file.as_file(),
                 self.header_len,
                 &self.row_lengths,
-                &old,
-                &new,
+                &fix.old,
+                &fix.new,
             )
             .map_err(io_err)?;
         }
+        let footer = format.footer();
+        if !footer.is_empty() {
+            use std::io::Seek;
+            file.seek(io::SeekFrom::End(0)).map_err(io_err)?;
+            file.write_all(footer).map_err(io_err)?;
+            bytes += footer.len() as u64;
+        }
+        let mut temp = file.into_temp_path();
+        let mut size = bytes;
+        if !layers.is_empty() {
+            let (layered, layered_size) = layer::apply(&temp, layers, staging).map_err(io_err)?;
+            temp = layered;
+            size = layered_size;
+        }
         Ok(SealedBatch {
-            temp: file.into_temp_path(),
-            bytes,
+            temp,
+            bytes: size,
             rows: self.rows,
             part: self.part,
             first_event: self.first_event,
+            first_seq: self.first_seq,
         })
     }
 }
@@ -136,6 +155,7 @@ pub struct SealedBatch {
     rows: u64,
     part: u64,
     first_event: Option<serde_json::Value>,
+    first_seq: u64,
 }
 
 impl SealedBatch {
@@ -143,45 +163,31 @@ impl SealedBatch {
     pub fn name(
         self,
         m: &Mapping,
+        format: &dyn Format,
+        layers: &[Box<dyn FileLayer>],
         folder: &str,
         event_type: &str,
     ) -> Result<FinishedFile, BatchError> {
-        let time = BatchTime::next();
         let info = BatchInfo {
             prefix: &m.filename_prefix,
             extension: m.extension.as_str(),
-            time,
+            time: BatchTime::next(),
             event_type,
             mapping: &m.name,
             part: self.part,
             rows: self.rows,
             first_event: self.first_event.as_ref(),
         };
-        let naming_err = |message| BatchError::Naming {
-            mapping: m.name.clone(),
-            message,
-        };
-        let templated = m
-            .filename
-            .render(&info)
-            .and_then(|f| object_key(folder, &f));
-        let key = match templated {
-            Ok(key) => key,
-            // The rows are written: a name that fails for this batch (an event field too
-            // long for a key, say) must not lose them. Segment's own naming always fits.
-            Err(why) if !matches!(m.filename, FilenameTemplate::Segment) => {
-                let fallback = FilenameTemplate::Segment
-                    .render(&info)
-                    .map_err(naming_err)?;
-                let key = object_key(folder, &fallback).map_err(naming_err)?;
-                tracing::warn!(
-                    "mapping {:?}: filename_template failed for a batch ({why}); named {key} instead",
-                    m.name
-                );
-                key
-            }
-            Err(why) => return Err(naming_err(why)),
-        };
+        let (mut key, fallback) = key_for(m, folder, &info)?;
+        if let Some(why) = fallback {
+            tracing::warn!(
+                "mapping {:?}: filename_template failed for a batch ({why}); named {key} instead",
+                m.name
+            );
+        }
+        for l in layers {
+            key.push_str(l.key_suffix());
+        }
         Ok(FinishedFile {
             temp: self.temp,
             key,
@@ -189,8 +195,35 @@ impl SealedBatch {
             bytes: self.bytes,
             mapping: m.name.clone(),
             event_type: event_type.to_string(),
-            content_type: m.extension.content_type(),
+            content_type: format.content_type(),
+            content_encoding: layers.iter().rev().find_map(|l| l.content_encoding()),
+            first_seq: self.first_seq,
         })
+    }
+}
+
+/// The object key of a batch (before file layers add their suffixes), and, when the
+/// mapping's filename template could not name it, why (the key is then Segment's naming).
+///
+/// The rows are written: a name that fails for one batch (an event field too long for a
+/// key, say) must not lose them, and Segment's own naming always fits.
+pub fn key_for(
+    m: &Mapping,
+    folder: &str,
+    info: &BatchInfo<'_>,
+) -> Result<(String, Option<String>), BatchError> {
+    let naming_err = |message| BatchError::Naming {
+        mapping: m.name.clone(),
+        message,
+    };
+    match m.filename.render(info).and_then(|f| object_key(folder, &f)) {
+        Ok(key) => Ok((key, None)),
+        Err(why) if !matches!(m.filename, FilenameTemplate::Segment) => {
+            let fallback = FilenameTemplate::Segment.render(info).map_err(naming_err)?;
+            let key = object_key(folder, &fallback).map_err(naming_err)?;
+            Ok((key, Some(why)))
+        }
+        Err(why) => Err(naming_err(why)),
     }
 }
 

@@ -2,10 +2,13 @@
 //!
 //! The pipeline, one module per stage, data flowing one way:
 //! [`source`] → [`trigger`] → [`expr`] → [`partition`] → [`batch`] → [`encode`] →
-//! [`naming`] → [`sink`]. [`mapping`] loads a mapping file into compiled, ready-to-run
-//! structures; [`pipeline`] runs the stages.
+//! [`naming`] → [`sink`], with an acknowledgement path back to the source once output is
+//! durable ([`source::Acknowledge`]). [`mapping`] loads a mapping file into compiled,
+//! ready-to-run structures; [`route`] is the one routing step (event → row in a partition,
+//! or a reject); [`pipeline`] runs the stages on threads.
 
 pub mod batch;
+pub mod commands;
 pub mod encode;
 pub mod expr;
 pub mod json;
@@ -14,6 +17,7 @@ pub mod naming;
 pub mod partition;
 pub mod pipeline;
 pub mod preview;
+pub mod route;
 pub mod sink;
 pub mod source;
 pub mod spanned;

@@ -9,14 +9,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use s3actions::expr::{Value, compile_top_level, eval};
-use s3actions::json::{Kind, Tape};
-use s3actions::mapping::{Config, LoadError, Secret};
-use s3actions::pipeline::{FailureHook, RejectLog, RunOptions};
-use s3actions::sink::local::LocalSink;
-use s3actions::source::Input;
+use s3actions::commands::{self, CommandError, Destination};
+use s3actions::json::Tape;
+use s3actions::mapping::{Config, Secret};
+use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
+use s3actions::route::Routes;
+use s3actions::sink::Durability;
 use s3actions::source::http::Access;
-use s3actions::spanned::parse_json_or_yaml;
+use s3actions::source::{Input, Inputs};
 use s3actions::trigger::Trigger;
 
 /// Exit code for a command line or mapping file that cannot be used.
@@ -165,40 +165,54 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-/// Runs the pipeline into `--out`, or uploads when there is none.
+/// Exit codes for library errors: unusable settings are a usage error; input that is not
+/// an event is the caller's (1).
+fn exit_for(e: CommandError) -> anyhow::Error {
+    match e {
+        CommandError::Settings(_) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
+        CommandError::Input(msg) => Exit(1, msg).into(),
+        other => other.into(),
+    }
+}
+
+/// Runs the inputs into `--out`, or uploads when there is none; prints the summary.
 fn run_to(
-    config: &s3actions::mapping::Config,
+    config: &Config,
     inputs: Vec<Input>,
     progress: bool,
-    on_failure: Option<FailureHook>,
+    hook: Option<FailureHook>,
     run: RunArgs,
 ) -> Result<u8> {
-    let RunArgs {
-        out,
-        only,
-        threads,
-        rejects,
-        json,
-    } = run;
-    let opts = &RunOptions {
-        inputs,
-        only_mapping: only,
-        threads,
+    let opts = RunOptions {
+        only_mapping: run.only,
+        threads: run.threads,
         progress,
-        on_failure,
-        ..RunOptions::default()
+        on_failure: hook,
     };
-    match out {
-        Some(dir) => {
-            let mut sink = LocalSink::new(&dir)
-                .with_context(|| format!("cannot use output directory {}", dir.display()))?;
-            let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
-            let report = s3actions::pipeline::run(config, opts, &mut sink, &mut log)?;
-            report::print_run(&report, json);
-            Ok(report::exit_code(&report))
+    let destination = run.out.map_or(Destination::Upload, Destination::Dir);
+    let mut source = Inputs::new(inputs, CHUNK_SIZE, Durability::Written);
+    let progress = source.progress();
+    let done = commands::replay(config, &mut source, &opts, &destination, run.rejects);
+    let replayed = match done {
+        Ok(r) => r,
+        Err(e) => {
+            report::print_durable(&progress.durable(), source.names());
+            return Err(exit_for(e));
         }
-        None => upload::replay(config, opts, rejects, json),
+    };
+    report::print_run(&replayed.report, run.json);
+    if let Some(outbox) = &replayed.outbox
+        && !replayed.report.sink.pending.is_empty()
+        && !run.json
+    {
+        eprintln!(
+            "error: {} file(s) could not be uploaded and are waiting in {}; fix the cause above, then run: s3actions flush {}",
+            replayed.report.sink.pending.len(),
+            outbox.display(),
+            config.path.display()
+        );
     }
+    Ok(report::exit_code(&replayed.report))
 }
 
 fn main() -> ExitCode {
@@ -244,11 +258,8 @@ fn dispatch(command: Command) -> Result<u8> {
                 Some(var) => match std::env::var(&var) {
                     Ok(key) if !key.is_empty() => Access::write_key(&Secret::new(key)),
                     _ => {
-                        return Err(Exit(
-                            2,
-                            format!("error: --write-key-env {var}: the variable is not set"),
-                        )
-                        .into());
+                        let msg = format!("error: --write-key-env {var}: the variable is not set");
+                        return Err(Exit(EXIT_USAGE, msg).into());
                     }
                 },
             };
@@ -272,13 +283,30 @@ fn dispatch(command: Command) -> Result<u8> {
             expr,
             expr_inline,
             event,
-        } => eval_command(expr.as_deref(), expr_inline.as_deref(), &event),
+        } => {
+            if expr.as_deref() == Some("-") && event == "-" {
+                bail!("only one of --expr and --event can read stdin");
+            }
+            let (source, name) = match (expr, expr_inline) {
+                (_, Some(text)) => (text, "--expr-inline".to_string()),
+                (Some(path), None) => (read_arg(&path)?, path),
+                (None, None) => bail!("give --expr FILE or --expr-inline JSON"),
+            };
+            let text = commands::event_json(read_arg(&event)?);
+            let result =
+                commands::eval_expression(&source, &name, &text, &event).map_err(exit_for)?;
+            if let Some(json) = result {
+                println!("{json}");
+            }
+            Ok(0)
+        }
         Command::Match { trigger, event } => {
             let t =
                 Trigger::parse(&trigger).map_err(|e| Exit(1, format!("invalid trigger: {e}")))?;
-            let text = read_event(&event)?;
+            let text = commands::event_json(read_arg(&event)?);
             let mut tape = Tape::new();
-            let root = parse_event(&mut tape, &text, &event)?;
+            let root = commands::parse_event(&mut tape, &text, &event)
+                .map_err(|e| Exit(1, format!("error: {e}")))?;
             println!("{}", t.matches(root));
             Ok(0)
         }
@@ -288,181 +316,50 @@ fn dispatch(command: Command) -> Result<u8> {
             json,
         } => {
             let config = load(&mapping, false)?;
-            let text = read_event(&event)?;
+            let text = commands::event_json(read_arg(&event)?);
             let mut tape = Tape::new();
-            let root = parse_event(&mut tape, &text, &event)?;
-            let previews = s3actions::preview::preview(&config, root);
+            let root = commands::parse_event(&mut tape, &text, &event)
+                .map_err(|e| Exit(1, format!("error: {e}")))?;
+            let previews = s3actions::preview::preview(&Routes::new(&config), root);
             report::print_preview(&previews, json);
             Ok(0)
         }
         Command::Check { mapping } => {
             let config = load(&mapping, true)?;
-            upload::check(&config)
+            let results = commands::check(&config).map_err(exit_for)?;
+            Ok(report::print_check(&config, &results))
         }
         Command::Flush { mapping, outbox } => {
             let config = load(&mapping, true)?;
-            upload::flush(&config, outbox)
+            let (done, outbox) = commands::flush(&config, outbox).map_err(exit_for)?;
+            Ok(report::print_flush(&done, &outbox))
         }
-    }
-}
-
-mod upload {
-    //! Commands that talk to S3.
-    use super::*;
-    use s3actions::sink::s3::{self, ClientOptions, OUTBOX_REJECTS, S3Sink};
-
-    /// Uploading needs a bucket, a region and every ${VAR} of the settings.
-    fn require_settings(config: &Config) -> Result<()> {
-        if let Err(problems) = config.settings.check_for_upload() {
-            let path = config.path.display();
-            let lines: Vec<String> = problems.iter().map(|d| format!("  {path}:{d}")).collect();
-            return Err(Exit(
-                EXIT_USAGE,
-                format!("error: cannot upload:\n{}", lines.join("\n")),
-            )
-            .into());
-        }
-        Ok(())
-    }
-
-    pub fn replay(
-        config: &Config,
-        opts: &RunOptions,
-        rejects: Option<PathBuf>,
-        json: bool,
-    ) -> Result<u8> {
-        require_settings(config)?;
-        let outbox = s3::default_outbox(&config.settings);
-        let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
-        let mut log = RejectLog::new(rejects.unwrap_or_else(|| outbox.join(OUTBOX_REJECTS)));
-        let report = s3actions::pipeline::run(config, opts, &mut sink, &mut log)?;
-        report::print_run(&report, json);
-        if !report.sink.pending.is_empty() && !json {
-            eprintln!(
-                "error: {} file(s) could not be uploaded and are waiting in {}; fix the cause above, then run: s3actions flush {}",
-                report.sink.pending.len(),
-                outbox.display(),
-                config.path.display()
-            );
-        }
-        Ok(report::exit_code(&report))
-    }
-
-    pub fn check(config: &Config) -> Result<u8> {
-        require_settings(config)?;
-        let mut folders = Vec::new();
-        for m in config.mappings.iter().filter(|m| m.enabled) {
-            // Templated folders are checked at their fixed part (rendered without an event).
-            let folder = m.folder.constant().unwrap_or_else(|| {
-                let mut tape = Tape::new();
-                let empty = tape.parse("{}").expect("valid JSON");
-                let (mut out, mut scratch) = (String::new(), String::new());
-                m.folder.render_into(empty, &mut out, &mut scratch);
-                out
-            });
-            if !folders.iter().any(|(_, f)| *f == folder) {
-                folders.push((m.name.clone(), folder));
-            }
-        }
-        let bucket = config.settings.bucket.clone().unwrap_or_default();
-        let results = s3::check(&config.settings, &folders, &ClientOptions::default())?;
-        let mut ok = true;
-        for r in &results {
-            match &r.result {
-                Ok(()) => println!("ok: mapping {:?}: wrote s3://{bucket}/{}", r.mapping, r.key),
-                Err(e) => {
-                    ok = false;
-                    println!(
-                        "FAILED: mapping {:?}: s3://{bucket}/{}: {e}",
-                        r.mapping, r.key
-                    );
-                }
-            }
-        }
-        if let Some(role) = &config.settings.role_arn {
-            println!(
-                "{} assuming {role}",
-                if ok {
-                    "connection works,"
-                } else {
-                    "connection check failed,"
-                }
-            );
-        }
-        Ok(if ok { 0 } else { 1 })
-    }
-
-    pub fn flush(config: &Config, outbox: Option<PathBuf>) -> Result<u8> {
-        require_settings(config)?;
-        let outbox = outbox.unwrap_or_else(|| s3::default_outbox(&config.settings));
-        let report = s3::flush(&config.settings, &outbox, &ClientOptions::default())?;
-        for d in &report.delivered {
-            println!("uploaded {}", d.location);
-        }
-        for p in &report.pending {
-            println!(
-                "still waiting: {} ({}): {}",
-                p.key,
-                p.path.display(),
-                p.reason
-            );
-        }
-        println!(
-            "{} file(s) uploaded, {} still waiting in {}",
-            report.delivered.len(),
-            report.pending.len(),
-            outbox.display()
-        );
-        Ok(if report.pending.is_empty() { 0 } else { 1 })
     }
 }
 
 /// Loads a mapping file; problems are printed with their locations (exit code 2).
 /// Settings that only uploading needs are not mentioned for local runs.
 fn load(path: &Path, uploading: bool) -> Result<Config> {
-    match Config::load(path) {
-        Ok(c) => {
-            for w in &c.warnings {
-                let upload_only = c
-                    .settings
-                    .unresolved
-                    .iter()
-                    .any(|u| u.location == w.location);
-                if uploading || !upload_only {
-                    eprintln!("{}:{w}", path.display());
-                }
-            }
-            Ok(c)
+    let c = Config::load(path).map_err(|e| Exit(EXIT_USAGE, format!("error: {e}")))?;
+    for w in &c.warnings {
+        let upload_only = c
+            .settings
+            .unresolved
+            .iter()
+            .any(|u| u.location == w.location);
+        if uploading || !upload_only {
+            eprintln!("{}:{w}", path.display());
         }
-        Err(e @ LoadError::Io { .. }) => Err(Exit(EXIT_USAGE, format!("error: {e}")).into()),
-        Err(e) => Err(Exit(EXIT_USAGE, format!("error: {e}")).into()),
     }
+    Ok(c)
 }
 
 fn validate(path: &Path) -> Result<u8> {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => return Err(Exit(EXIT_USAGE, format!("{e}")).into()),
-    };
+    let config = Config::load(path).map_err(|e| Exit(EXIT_USAGE, format!("{e}")))?;
     for w in &config.warnings {
         println!("{}:{w}", path.display());
     }
-    let enabled = config.mappings.iter().filter(|m| m.enabled).count();
-    println!(
-        "{}: valid ({} mapping{}, {enabled} enabled{})",
-        path.display(),
-        config.mappings.len(),
-        if config.mappings.len() == 1 { "" } else { "s" },
-        if config.warnings.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", {} warning{}",
-                config.warnings.len(),
-                if config.warnings.len() == 1 { "" } else { "s" }
-            )
-        }
-    );
+    report::print_valid(&config);
     Ok(0)
 }
 
@@ -477,78 +374,4 @@ fn read_arg(arg: &str) -> Result<String> {
     } else {
         std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))
     }
-}
-
-/// An event file as JSON text (YAML files are converted).
-fn read_event(arg: &str) -> Result<String> {
-    let text = read_arg(arg)?;
-    let mut tape = Tape::new();
-    if tape.parse(&text).is_ok() {
-        return Ok(text);
-    }
-    // YAML is accepted for hand-written events; anything else is reported as JSON.
-    match parse_json_or_yaml(&text) {
-        Ok(node) if matches!(node.value, s3actions::spanned::SValue::Object(_)) => {
-            Ok(node.to_json().to_string())
-        }
-        _ => Ok(text),
-    }
-}
-
-fn parse_event<'a>(
-    tape: &'a mut Tape,
-    text: &'a str,
-    name: &str,
-) -> Result<s3actions::json::NodeRef<'a>> {
-    let root = tape.parse(text).map_err(|e| {
-        let (l, c) = e.line_col(text.as_bytes());
-        Exit(
-            1,
-            format!("error: {name}:{l}:{c}: invalid JSON: {}", e.message),
-        )
-    })?;
-    if root.kind() != Kind::Object {
-        return Err(Exit(
-            1,
-            format!(
-                "error: {name}: the event must be a JSON object, not {:?}",
-                root.kind()
-            ),
-        )
-        .into());
-    }
-    Ok(root)
-}
-
-fn eval_command(expr: Option<&str>, inline: Option<&str>, event: &str) -> Result<u8> {
-    if expr == Some("-") && event == "-" {
-        bail!("only one of --expr and --event can read stdin");
-    }
-    let (source, name) = match (expr, inline) {
-        (_, Some(text)) => (text.to_string(), "--expr-inline".to_string()),
-        (Some(path), None) => (read_arg(path)?, path.to_string()),
-        (None, None) => bail!("give --expr FILE or --expr-inline JSON"),
-    };
-    let node = parse_json_or_yaml(&source).map_err(|e| Exit(1, format!("error: {name}:{e}")))?;
-    let compiled = compile_top_level(&node).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .iter()
-            .map(|e| {
-                if e.mark.is_known() {
-                    format!("error: {name}:{}: {e}", e.mark)
-                } else {
-                    format!("error: {name}: {e}")
-                }
-            })
-            .collect();
-        Exit(1, lines.join("\n"))
-    })?;
-    let text = read_event(event)?;
-    let mut tape = Tape::new();
-    let root = parse_event(&mut tape, &text, event)?;
-    let value = eval(&compiled, &Value::Node(root)).map_err(|e| Exit(1, format!("error: {e}")))?;
-    if let Some(json) = value.remove_undefined().to_json_string() {
-        println!("{json}");
-    }
-    Ok(0)
 }

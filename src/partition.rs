@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::batch::{BatchError, OpenBatch, SealedBatch};
-use crate::mapping::Mapping;
-use crate::sink::{FinishedFile, Sink, SinkError};
+use crate::route::{Routes, RowTarget};
+use crate::sink::{Sink, SinkError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct PartitionKey {
@@ -35,6 +35,23 @@ pub struct RowGroup {
 #[derive(Debug, Default)]
 pub struct RowGroups {
     pub groups: Vec<RowGroup>,
+    /// Index (in the chunk) of the record being routed, set by the worker.
+    pub record: u32,
+    /// The group whose buffer was handed out last.
+    last: usize,
+}
+
+impl RowTarget for RowGroups {
+    fn buffer(&mut self, mapping: usize, event_type: &str, folder: &str) -> &mut Vec<u8> {
+        &mut self.group(mapping, event_type, folder).bytes
+    }
+
+    fn row_written(&mut self) {
+        let record = self.record;
+        let g = &mut self.groups[self.last];
+        g.row_ends.push(g.bytes.len() as u32);
+        g.row_records.push(record);
+    }
 }
 
 impl RowGroups {
@@ -60,6 +77,7 @@ impl RowGroups {
                 self.groups.len() - 1
             }
         };
+        self.last = i;
         &mut self.groups[i]
     }
 }
@@ -92,15 +110,26 @@ impl Partitions {
         Partitions::default()
     }
 
-    /// Appends a group's rows to its partition, closing and delivering every batch that
-    /// fills up. `first_event` gives the JSON of a record when a filename template needs it.
+    /// The lowest `first_seq` of the open batches: the first chunk not wholly durable.
+    pub fn lowest_open_seq(&self) -> Option<u64> {
+        self.states
+            .iter()
+            .filter_map(|s| s.open.as_ref().map(|b| b.first_seq))
+            .min()
+    }
+
+    /// Appends a group's rows (from chunk `seq`) to its partition, closing and delivering
+    /// every batch that fills up. `first_event` gives the JSON of a record when a filename
+    /// template needs it.
     pub fn write_group(
         &mut self,
         group: RowGroup,
-        mapping: &Mapping,
+        routes: &Routes<'_>,
+        seq: u64,
         sink: &mut dyn Sink,
         first_event: &dyn Fn(u32) -> Option<serde_json::Value>,
     ) -> Result<(), WriteError> {
+        let mapping = routes.mapping(group.key.mapping);
         let RowGroup {
             key,
             bytes,
@@ -126,7 +155,8 @@ impl Partitions {
             let state = &mut self.states[i];
             if state.open.is_none() {
                 state.parts_started += 1;
-                let mut batch = OpenBatch::create(&staging, &mapping.header, state.parts_started)?;
+                let header = routes.format(mapping.index).header();
+                let mut batch = OpenBatch::create(&staging, header, state.parts_started, seq)?;
                 if mapping.filename.uses_event() {
                     batch.first_event = first_event(row_records[row]);
                 }
@@ -159,7 +189,7 @@ impl Partitions {
                 row += take;
             }
             if batch.rows >= mapping.batch_size || take < want {
-                self.close(i, mapping, sink, &staging)?;
+                self.close(i, routes, sink, &staging)?;
             }
         }
         Ok(())
@@ -168,14 +198,21 @@ impl Partitions {
     fn close(
         &mut self,
         i: usize,
-        mapping: &Mapping,
+        routes: &Routes<'_>,
         sink: &mut dyn Sink,
         staging: &Path,
     ) -> Result<(), WriteError> {
         let state = &mut self.states[i];
         if let Some(batch) = state.open.take() {
-            let file: FinishedFile =
-                batch.finish(mapping, &state.key.folder, &state.key.event_type, staging)?;
+            let mi = state.key.mapping;
+            let (format, layers) = (routes.format(mi), routes.layers(mi));
+            let file = batch.seal(format, layers, staging)?.name(
+                routes.mapping(mi),
+                format,
+                layers,
+                &state.key.folder,
+                &state.key.event_type,
+            )?;
             sink.deliver(file)?;
         }
         Ok(())
@@ -184,18 +221,18 @@ impl Partitions {
     /// Closes the batches open longer than their mapping's `batch_max_age_seconds`.
     pub fn close_expired(
         &mut self,
-        mappings: &[Mapping],
+        routes: &Routes<'_>,
         sink: &mut dyn Sink,
     ) -> Result<(), WriteError> {
         let staging = sink.staging_dir().to_path_buf();
         for i in 0..self.states.len() {
-            let m = &mappings[self.states[i].key.mapping];
+            let m = routes.mapping(self.states[i].key.mapping);
             let expired = match (&self.states[i].open, m.batch_max_age) {
                 (Some(batch), Some(age)) => batch.opened.elapsed() >= age,
                 _ => false,
             };
             if expired {
-                self.close(i, m, sink, &staging)?;
+                self.close(i, routes, sink, &staging)?;
             }
         }
         Ok(())
@@ -208,7 +245,7 @@ impl Partitions {
     /// Naming and delivery stay in partition order.
     pub fn close_all(
         &mut self,
-        mappings: &[Mapping],
+        routes: &Routes<'_>,
         sink: &mut dyn Sink,
     ) -> Result<(), WriteError> {
         let staging = sink.staging_dir().to_path_buf();
@@ -229,8 +266,9 @@ impl Partitions {
                 let handles: Vec<_> = round
                     .into_iter()
                     .map(|(i, batch)| {
-                        let m = &mappings[self.states[i].key.mapping];
-                        (i, scope.spawn(move || batch.seal(m, staging)))
+                        let mi = self.states[i].key.mapping;
+                        let (format, layers) = (routes.format(mi), routes.layers(mi));
+                        (i, scope.spawn(move || batch.seal(format, layers, staging)))
                     })
                     .collect();
                 for (i, h) in handles {
@@ -248,9 +286,17 @@ impl Partitions {
         let mut first_error = None;
         for (i, result) in sealed {
             let state = &self.states[i];
-            let m = &mappings[state.key.mapping];
+            let mi = state.key.mapping;
             let delivered = result
-                .and_then(|b| b.name(m, &state.key.folder, &state.key.event_type))
+                .and_then(|b| {
+                    b.name(
+                        routes.mapping(mi),
+                        routes.format(mi),
+                        routes.layers(mi),
+                        &state.key.folder,
+                        &state.key.event_type,
+                    )
+                })
                 .map_err(WriteError::from)
                 .and_then(|file| sink.deliver(file).map_err(WriteError::from));
             if let Err(e) = delivered {

@@ -1,11 +1,14 @@
 //! What each mapping does with one event: trigger result, the row, and where it would go.
 //! The tool for editing a mapping (`s3actions preview`).
+//!
+//! It goes through the same routing step as a run ([`crate::route`]) and names the file as
+//! a run names its batches ([`crate::batch::key_for`]), so a reject reason or a fallback
+//! name shown here is what a run would write.
 
-use crate::encode::{Encoder, batch_size_suffix};
-use crate::expr::Value;
+use crate::batch::key_for;
 use crate::json::NodeRef;
-use crate::mapping::{Config, Mapping};
-use crate::naming::{BatchInfo, BatchTime, object_key};
+use crate::naming::{BatchInfo, BatchTime};
+use crate::route::{Routed, Router, Routes, SingleRow};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MappingPreview {
@@ -15,89 +18,86 @@ pub struct MappingPreview {
     pub matched: bool,
     /// Column name and cell text, in file order (present when the trigger matched).
     pub row: Option<Vec<(String, String)>>,
-    /// Why no row could be made, when that happened.
+    /// Why no row could be made, when that happened: the reason a run writes to the
+    /// rejects file.
     pub error: Option<String>,
+    /// Why the filename template could not name the file, when a run would fall back to
+    /// Segment's naming (`key` is then that name).
+    pub warning: Option<String>,
     /// The object key the row would go to (its timestamp is "now").
     pub key: Option<String>,
-    /// The exact file content if this event were alone in its batch.
+    /// The exact file content if this event were alone in its batch (before file layers).
     pub file: Option<String>,
 }
 
-/// Previews every mapping of `config` for one event (a JSON object).
-pub fn preview(config: &Config, event: NodeRef<'_>) -> Vec<MappingPreview> {
-    let mut encoder = Encoder::new();
-    config
-        .mappings
-        .iter()
-        .map(|m| preview_mapping(m, event, &mut encoder))
+/// Previews every mapping of `routes` for one event (a JSON object).
+pub fn preview(routes: &Routes<'_>, event: NodeRef<'_>) -> Vec<MappingPreview> {
+    let mut router = Router::new(routes);
+    (0..routes.config.mappings.len())
+        .map(|mi| preview_mapping(routes, &mut router, mi, event))
         .collect()
 }
 
-fn preview_mapping(m: &Mapping, event: NodeRef<'_>, encoder: &mut Encoder) -> MappingPreview {
-    let matched = m.trigger.matches(event);
+fn preview_mapping(
+    routes: &Routes<'_>,
+    router: &mut Router<'_, '_>,
+    mi: usize,
+    event: NodeRef<'_>,
+) -> MappingPreview {
+    let m = routes.mapping(mi);
     let mut p = MappingPreview {
         mapping: m.name.clone(),
         enabled: m.enabled,
         trigger: m.trigger.source().to_string(),
-        matched,
+        matched: false,
         row: None,
         error: None,
+        warning: None,
         key: None,
         file: None,
     };
-    if !matched {
-        return p;
+    let mut single = SingleRow::default();
+    match router.route(mi, event, &mut single) {
+        Routed::NotMatched => return p,
+        Routed::Rejected(why) => {
+            p.matched = true;
+            p.error = Some(why);
+            return p;
+        }
+        Routed::Row => p.matched = true,
     }
-    let mut content = m.header.clone();
-    let root = Value::Node(event);
-    if let Err(e) = encoder.encode_row(m, &root, &mut content) {
-        p.error = Some(e.to_string());
-        return p;
+    let format = routes.format(mi);
+    if let Some(fix) = format.batch_size_fix(1) {
+        fix.apply(&mut single.row);
     }
-    content.extend_from_slice(&batch_size_suffix(m, 1));
-    let text = String::from_utf8_lossy(&content).into_owned();
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(m.delimiter)
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map(|h| h.iter().map(str::to_string).collect())
-        .unwrap_or_default();
-    if let Some(Ok(record)) = reader.records().next() {
-        p.row = Some(
-            headers
-                .iter()
-                .cloned()
-                .zip(record.iter().map(str::to_string))
-                .collect(),
-        );
-    }
-    p.file = Some(text);
-    let (mut folder, mut scratch) = (String::new(), String::new());
-    m.folder.render_into(event, &mut folder, &mut scratch);
-    let event_type = event
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or_default();
-    let first = m.filename.uses_event().then(|| root.to_serde());
+    let mut content = format.header().to_vec();
+    content.extend_from_slice(&single.row);
+    content.extend_from_slice(format.footer());
+    p.row = Some(format.cells(&content));
+    p.file = Some(String::from_utf8_lossy(&content).into_owned());
+    let first = m
+        .filename
+        .uses_event()
+        .then(|| crate::expr::Value::Node(event).to_serde());
     let info = BatchInfo {
         prefix: &m.filename_prefix,
         extension: m.extension.as_str(),
         time: BatchTime::next(),
-        event_type: &event_type,
+        event_type: &single.event_type,
         mapping: &m.name,
         part: 1,
         rows: 1,
         first_event: first.as_ref(),
     };
-    match m
-        .filename
-        .render(&info)
-        .and_then(|f| object_key(&folder, &f))
-    {
-        Ok(k) => p.key = Some(k),
-        Err(e) => p.error = Some(e),
+    match key_for(m, &single.folder, &info) {
+        Ok((mut key, fallback)) => {
+            for l in routes.layers(mi) {
+                key.push_str(l.key_suffix());
+            }
+            p.key = Some(key);
+            p.warning = fallback;
+        }
+        Err(e) => p.error = Some(e.to_string()),
     }
     p
 }

@@ -1,7 +1,12 @@
 //! What the commands print.
 
+use std::path::Path;
+
+use s3actions::mapping::Config;
 use s3actions::pipeline::RunReport;
 use s3actions::preview::MappingPreview;
+use s3actions::sink::SinkReport;
+use s3actions::sink::s3::CheckResult;
 
 fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -138,6 +143,9 @@ pub fn print_preview(previews: &[MappingPreview], json: bool) {
         if let Some(e) = &p.error {
             println!("  error: {e}");
         }
+        if let Some(w) = &p.warning {
+            println!("  warning: {w}");
+        }
         if let Some(row) = &p.row {
             let width = row
                 .iter()
@@ -149,4 +157,87 @@ pub fn print_preview(previews: &[MappingPreview], json: bool) {
             }
         }
     }
+}
+
+/// After a failed run: which inputs are wholly in finished files, and how far into the
+/// next one (so a re-run can start there).
+pub fn print_durable(d: &s3actions::source::Durable, names: &[std::sync::Arc<str>]) {
+    if names.is_empty() {
+        return;
+    }
+    let done: Vec<&str> = names.iter().take(d.inputs_done).map(|n| &**n).collect();
+    if !done.is_empty() {
+        eprintln!(
+            "note: every event of {} is in finished files",
+            done.join(", ")
+        );
+    }
+    if let (Some(byte), Some(name)) = (d.byte, names.get(d.inputs_done)) {
+        eprintln!("note: in {name}, every event before byte {byte} is in finished files");
+    }
+}
+
+/// `check`'s lines; the exit code (0 when every folder took the object).
+pub fn print_check(config: &Config, results: &[CheckResult]) -> u8 {
+    let bucket = config.settings.bucket.clone().unwrap_or_default();
+    let mut ok = true;
+    for r in results {
+        match &r.result {
+            Ok(()) => println!("ok: mapping {:?}: wrote s3://{bucket}/{}", r.mapping, r.key),
+            Err(e) => {
+                ok = false;
+                println!(
+                    "FAILED: mapping {:?}: s3://{bucket}/{}: {e}",
+                    r.mapping, r.key
+                );
+            }
+        }
+    }
+    if let Some(role) = &config.settings.role_arn {
+        let state = if ok {
+            "connection works,"
+        } else {
+            "connection check failed,"
+        };
+        println!("{state} assuming {role}");
+    }
+    if ok { 0 } else { 1 }
+}
+
+/// `flush`'s lines; the exit code (0 when nothing is left waiting).
+pub fn print_flush(report: &SinkReport, outbox: &Path) -> u8 {
+    for d in &report.delivered {
+        println!("uploaded {}", d.location);
+    }
+    for p in &report.pending {
+        println!(
+            "still waiting: {} ({}): {}",
+            p.key,
+            p.path.display(),
+            p.reason
+        );
+    }
+    println!(
+        "{} file(s) uploaded, {} still waiting in {}",
+        report.delivered.len(),
+        report.pending.len(),
+        outbox.display()
+    );
+    if report.pending.is_empty() { 0 } else { 1 }
+}
+
+/// `validate`'s summary line.
+pub fn print_valid(config: &Config) {
+    let n = config.mappings.len();
+    let enabled = config.mappings.iter().filter(|m| m.enabled).count();
+    let warnings = match config.warnings.len() {
+        0 => String::new(),
+        1 => ", 1 warning".to_string(),
+        w => format!(", {w} warnings"),
+    };
+    println!(
+        "{}: valid ({n} mapping{}, {enabled} enabled{warnings})",
+        config.path.display(),
+        if n == 1 { "" } else { "s" },
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use s3::*;
 use s3actions::mapping::Config;
 use s3actions::sink::Sink;
-use s3actions::sink::s3::{ClientOptions, S3Sink};
+use s3actions::sink::s3::{ClientOptions, S3Sink, UploadJob};
 
 const FIXTURE: &str = "fixtures/events.ndjson";
 
@@ -303,7 +303,16 @@ fn credentials_are_refreshed_before_they_expire() {
         let p = s.outbox().join(&key);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, format!("h\n\"{i}\"")).unwrap();
-        sink.enqueue(p, key, "text/csv", (1, 5, "m".into(), "track".into()));
+        let job = UploadJob {
+            content_type: "text/csv",
+            content_encoding: None,
+            rows: 1,
+            bytes: 5,
+            mapping: "m".into(),
+            event_type: "track".into(),
+            first_seq: None,
+        };
+        sink.enqueue(p, key, job);
         // Let each upload finish before the next, so each needs credentials anew.
         std::thread::sleep(Duration::from_millis(300));
     }

@@ -1,243 +1,111 @@
-//! CSV/TXT rows, byte-compatible with Segment's files.
+//! The encode stage: rows in a file format ([`Format`]), and file layers ([`layer`]) on the
+//! sealed file's bytes.
 //!
-//! Every value is quoted (inner quotes doubled); objects and arrays are compact JSON as
-//! `JSON.stringify` prints them; null and missing are `""`. Rows are written straight into
-//! the caller's buffer: values that are pieces of the event are copied from the input text
-//! when it is already in the right form, so the common row costs no allocation.
+//! A format sees one event at a time and appends its row to a buffer; it never sees the
+//! whole [`Mapping`](crate::mapping::Mapping), only its [`RowLayout`]. Layers
+//! (compression, later encryption) work on bytes and know nothing of rows, so any format
+//! composes with any layer.
+//!
+//! A new format is a sibling module of [`csv`] implementing [`Format`], chosen in
+//! [`format_for`].
 
+pub mod csv;
 mod hashing;
+pub mod layer;
 
 pub(crate) use hashing::write_hex;
 
+pub use csv::{Csv, write_quoted, write_text};
 pub use hashing::{
     ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex,
 };
 
-use crate::expr::{EvalError, Found, Memo, Plan, Steps, Type, Value, eval};
-use crate::json::{Kind, NodeRef, write_number_text};
-use crate::mapping::{ComputedColumn, Mapping};
-
-/// Appends `text` as a quoted CSV field (inner quotes doubled).
-#[inline]
-pub fn write_quoted(out: &mut Vec<u8>, text: &[u8]) {
-    // Worst case every byte doubled, plus the enclosing quotes and 16 bytes of slack for
-    // the wide stores below.
-    out.reserve(2 * text.len() + 18);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("ssse3") {
-            // SAFETY: the CPU supports SSSE3 (checked above) and `out` has the room the
-            // function writes into.
-            unsafe { quote_ssse3(out, text) };
-            return;
-        }
-    }
-    quote_portable(out, text);
-}
-
-/// Eight bytes at a time when none of them is a quote; otherwise each byte followed by a
-/// speculative second quote that is kept only after a quote.
-fn quote_portable(out: &mut Vec<u8>, text: &[u8]) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QUOTES: u64 = LO * b'"' as u64;
-    let spare = &mut out.spare_capacity_mut()[..2 * text.len() + 3];
-    let mut j = 0;
-    spare[j].write(b'"');
-    j += 1;
-    let mut chunks = text.chunks_exact(8);
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let x = w ^ QUOTES;
-        if x.wrapping_sub(LO) & !x & HI == 0 {
-            for (k, &b) in chunk.iter().enumerate() {
-                spare[j + k].write(b);
-            }
-            j += 8;
-        } else {
-            for &b in chunk {
-                spare[j].write(b);
-                spare[j + 1].write(b'"');
-                j += 1 + usize::from(b == b'"');
-            }
-        }
-    }
-    for &b in chunks.remainder() {
-        spare[j].write(b);
-        spare[j + 1].write(b'"');
-        j += 1 + usize::from(b == b'"');
-    }
-    spare[j].write(b'"');
-    j += 1;
-    // SAFETY: the first `j` bytes of the spare capacity were written above.
-    unsafe { out.set_len(out.len() + j) };
-}
-
-/// For each 8-bit mask of quote positions, the byte shuffle that doubles those bytes.
-#[cfg(target_arch = "x86_64")]
-static DOUBLE_QUOTES: [[u8; 16]; 256] = {
-    let mut table = [[0x80u8; 16]; 256];
-    let mut m = 0;
-    while m < 256 {
-        let mut o = 0;
-        let mut i = 0;
-        while i < 8 {
-            table[m][o] = i as u8;
-            o += 1;
-            if m & (1 << i) != 0 {
-                table[m][o] = i as u8;
-                o += 1;
-            }
-            i += 1;
-        }
-        m += 1;
-    }
-    table
-};
-
-/// Sixteen bytes are copied in one store when they hold no quote; otherwise each half is
-/// expanded with one shuffle.
-///
-/// SAFETY: the caller checks SSSE3 and reserves `2 * text.len() + 18` bytes in `out`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "ssse3")]
-unsafe fn quote_ssse3(out: &mut Vec<u8>, text: &[u8]) {
-    use std::arch::x86_64::*;
-    let len = out.len();
-    let quote = _mm_set1_epi8(b'"' as i8);
-    // SAFETY (whole block): reads stay inside `text`; every store writes at most 16 bytes
-    // at `j`, and `j + 16 <= 2 * i + 17 <= 2 * text.len() + 18` (reserved by the caller).
-    unsafe {
-        let dst = out.as_mut_ptr().add(len);
-        let src = text.as_ptr();
-        *dst = b'"';
-        let mut j = 1usize;
-        let mut i = 0usize;
-        while i + 16 <= text.len() {
-            let v = _mm_loadu_si128(src.add(i) as *const __m128i);
-            let mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u32;
-            if mask == 0 {
-                _mm_storeu_si128(dst.add(j) as *mut __m128i, v);
-                j += 16;
-            } else {
-                let lo = (mask & 0xff) as usize;
-                let shuf = _mm_loadu_si128(DOUBLE_QUOTES[lo].as_ptr() as *const __m128i);
-                _mm_storeu_si128(dst.add(j) as *mut __m128i, _mm_shuffle_epi8(v, shuf));
-                j += 8 + lo.count_ones() as usize;
-                let hi = (mask >> 8) as usize;
-                let v_hi = _mm_srli_si128(v, 8);
-                let shuf = _mm_loadu_si128(DOUBLE_QUOTES[hi].as_ptr() as *const __m128i);
-                _mm_storeu_si128(dst.add(j) as *mut __m128i, _mm_shuffle_epi8(v_hi, shuf));
-                j += 8 + hi.count_ones() as usize;
-            }
-            i += 16;
-        }
-        while i < text.len() {
-            let b = *src.add(i);
-            *dst.add(j) = b;
-            j += 1;
-            if b == b'"' {
-                *dst.add(j) = b'"';
-                j += 1;
-            }
-            i += 1;
-        }
-        *dst.add(j) = b'"';
-        j += 1;
-        out.set_len(len + j);
-    }
-}
-
-/// Appends Segment's text for a value (before quoting): `""` for null and undefined, JSON
-/// for objects and arrays, `String(value)` otherwise.
-pub fn write_text(out: &mut Vec<u8>, v: &Value<'_>) {
-    match v {
-        Value::Undefined | Value::Null => {}
-        Value::Node(n) => write_node_text(out, *n),
-        Value::String(s) => out.extend_from_slice(s.as_bytes()),
-        Value::Array(_) | Value::Object(_) => v.write_json(out),
-        other => out.extend_from_slice(other.to_js_string().as_bytes()),
-    }
-}
-
-fn write_node_text(out: &mut Vec<u8>, n: NodeRef<'_>) {
-    match n.kind() {
-        Kind::Null => {}
-        Kind::Bool => out.extend_from_slice(if n.as_bool() == Some(true) {
-            b"true"
-        } else {
-            b"false"
-        }),
-        Kind::Number => write_number_text(out, n.raw(), false),
-        Kind::String => match n.str_raw() {
-            Some((raw, false)) => out.extend_from_slice(raw.as_bytes()),
-            _ => out.extend_from_slice(n.as_str().unwrap_or_default().as_bytes()),
-        },
-        Kind::Array | Kind::Object => crate::json::write_node_json(out, n),
-    }
-}
-
-/// Writes one value as a quoted field, avoiding the intermediate copy when the value's text
-/// is a slice of the input.
-fn write_field(out: &mut Vec<u8>, v: &Value<'_>, scratch: &mut Vec<u8>) {
-    if let Value::Node(n) = v {
-        match n.kind() {
-            Kind::String => {
-                if let Some((raw, false)) = n.str_raw() {
-                    write_quoted(out, raw.as_bytes());
-                    return;
-                }
-            }
-            Kind::Object | Kind::Array if n.is_canonical() => {
-                write_quoted(out, n.raw().as_bytes());
-                return;
-            }
-            _ => {}
-        }
-    }
-    scratch.clear();
-    write_text(scratch, v);
-    write_quoted(out, scratch);
-}
-
-fn write_transformed(
-    out: &mut Vec<u8>,
-    v: &Value<'_>,
-    t: &ColumnTransform,
-    scratch: &mut Vec<u8>,
-    text: &mut String,
-) {
-    scratch.clear();
-    write_text(scratch, v);
-    let s = String::from_utf8_lossy(scratch);
-    t.apply(&s, text);
-    write_quoted(out, text.as_bytes());
-}
+use crate::expr::{EvalError, Found, Memo, Plan, Steps, Value, eval};
+use crate::mapping::{Mapping, RowLayout};
 
 /// A row could not be built for an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column {column:?}: {message}")]
 pub struct RowError {
     pub column: String,
     pub message: String,
 }
 
-impl std::fmt::Display for RowError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "column {:?}: {}", self.column, self.message)
+/// How the rows of one mapping are written into a file.
+///
+/// Rows are written as if the batch were full: every row may end with a field that depends
+/// on the batch's final row count (Segment's batch-size column). A batch that closes early
+/// replaces that tail in place ([`Format::batch_size_fix`]), which is why file layers run
+/// only after a batch is sealed.
+pub trait Format: Send + Sync {
+    /// The bytes every file starts with (CSV: the header line, without its line break).
+    fn header(&self) -> &[u8];
+
+    /// The bytes every file ends with, after its last row.
+    fn footer(&self) -> &[u8] {
+        &[]
+    }
+
+    /// Appends the row for `event` (with its leading separator) to `out`, ending with the
+    /// batch-size field of a full batch. On error `out` is left as it was.
+    fn encode_row<'a>(
+        &self,
+        scratch: &mut Encoder,
+        event: &Value<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError>;
+
+    /// For a batch that closes with `rows` rows instead of a full batch: the tail every row
+    /// ends with, and what replaces it. `None` when the rows stay as they are.
+    fn batch_size_fix(&self, rows: u64) -> Option<TailFix>;
+
+    /// The object's Content-Type.
+    fn content_type(&self) -> &'static str;
+
+    /// The cells of the single row of `file` (a file this format wrote), by column name,
+    /// for people reading a preview.
+    fn cells(&self, file: &[u8]) -> Vec<(String, String)>;
+}
+
+/// The end of every row of a batch, rewritten once its row count is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TailFix {
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl TailFix {
+    /// Rewrites one row held in memory (a preview's single row).
+    pub fn apply(&self, row: &mut Vec<u8>) {
+        if row.ends_with(&self.old) {
+            row.truncate(row.len() - self.old.len());
+            row.extend_from_slice(&self.new);
+        }
     }
 }
 
-/// Per-worker buffers for encoding rows.
+/// The format of a mapping's files, built once per run.
+pub fn format_for(m: &Mapping) -> Box<dyn Format + '_> {
+    Box::new(Csv::new(&m.row, m.batch_size, m.extension.content_type()))
+}
+
+/// Per-worker buffers for encoding rows, reused from row to row.
 #[derive(Default)]
 pub struct Encoder {
-    scratch: Vec<u8>,
-    text: String,
+    pub(crate) scratch: Vec<u8>,
+    pub(crate) text: String,
     /// The current event's path steps (see [`Steps`]).
-    memo: Memo,
+    pub(crate) memo: Memo,
+}
+
+impl Encoder {
+    pub fn new() -> Encoder {
+        Encoder::default()
+    }
 }
 
 /// Evaluates an expression, through its plan when it has one and the payload is the event.
-fn eval_planned<'a>(
+pub(crate) fn eval_planned<'a>(
     expr: &'a crate::expr::Expr,
     plan: Option<&Plan>,
     event: &Value<'a>,
@@ -257,159 +125,21 @@ fn eval_planned<'a>(
 /// Segment's audience action: `traits_or_props[computation_key]`, when both are truthy.
 /// `memo` holds this event's path steps (reset for each event).
 pub fn audience_action<'a>(
-    m: &'a Mapping,
+    row: &'a RowLayout,
     event: &Value<'a>,
     memo: &mut Memo,
 ) -> Result<Value<'a>, EvalError> {
-    let plan = m.traits_or_props_plan.as_ref();
-    let source = eval_planned(&m.traits_or_props, plan, event, &m.steps, memo)?;
+    let plan = row.traits_or_props_plan.as_ref();
+    let source = eval_planned(&row.traits_or_props, plan, event, &row.steps, memo)?;
     if !source.is_truthy() {
         return Ok(Value::Undefined);
     }
-    let plan = m.computation_key_plan.as_ref();
-    let key = eval_planned(&m.computation_key, plan, event, &m.steps, memo)?;
+    let plan = row.computation_key_plan.as_ref();
+    let key = eval_planned(&row.computation_key, plan, event, &row.steps, memo)?;
     if !key.is_truthy() {
         return Ok(Value::Undefined);
     }
     let key = key.to_js_string();
     let seg = crate::expr::Seg::new(&key);
     Ok(source.member(&seg.key, seg.index))
-}
-
-/// The batch-size field appended to every row of a file with `rows` rows, delimiter included.
-pub fn batch_size_suffix(m: &Mapping, rows: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Some(c) = &m.batch_size_column {
-        out.push(m.delimiter);
-        let n = rows.to_string();
-        write_computed(&mut out, c, &Value::owned_str(n));
-    }
-    out
-}
-
-fn write_computed(out: &mut Vec<u8>, c: &ComputedColumn, v: &Value<'_>) {
-    let mut scratch = Vec::new();
-    match &c.transform {
-        Some(t) => write_transformed(out, v, t, &mut scratch, &mut String::new()),
-        None => write_field(out, v, &mut scratch),
-    }
-}
-
-impl Encoder {
-    pub fn new() -> Encoder {
-        Encoder::default()
-    }
-
-    /// Appends `\n` and the row for `event`, up to (not including) the batch-size field.
-    /// On error the buffer is left as it was.
-    pub fn encode_row<'a>(
-        &mut self,
-        m: &'a Mapping,
-        event: &Value<'a>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RowError> {
-        let start = out.len();
-        self.memo.reset(&m.steps);
-        out.push(b'\n');
-        let result = self.encode_fields(m, event, out);
-        if result.is_err() {
-            out.truncate(start);
-        }
-        result
-    }
-
-    fn encode_fields<'a>(
-        &mut self,
-        m: &'a Mapping,
-        event: &Value<'a>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RowError> {
-        let mut first = true;
-        for c in &m.columns {
-            if !first {
-                out.push(m.delimiter);
-            }
-            first = false;
-            // As in Segment, a column named like the audience-action or batch-size column
-            // holds the computed value.
-            if let Some(a) = &m.audience_action
-                && a.name == c.name
-            {
-                self.write_audience(m, event, out)?;
-                continue;
-            }
-            let v = eval_planned(&c.expr, c.plan.as_ref(), event, &m.steps, &mut self.memo)
-                .map_err(|e| RowError {
-                    column: c.name.clone(),
-                    message: e.0,
-                })?;
-            match &c.transform {
-                Some(t) => write_transformed(out, &v, t, &mut self.scratch, &mut self.text),
-                None => write_field(out, &v, &mut self.scratch),
-            }
-        }
-        if m.audience_action.is_some() {
-            if !first {
-                out.push(m.delimiter);
-            }
-            self.write_audience(m, event, out)?;
-        }
-        Ok(())
-    }
-
-    fn write_audience<'a>(
-        &mut self,
-        m: &'a Mapping,
-        event: &Value<'a>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RowError> {
-        let Some(col) = &m.audience_action else {
-            return Ok(());
-        };
-        let v = audience_action(m, event, &mut self.memo).map_err(|e| RowError {
-            column: col.name.clone(),
-            message: e.0,
-        })?;
-        let v = if v.type_of() == Type::Undefined {
-            Value::Null
-        } else {
-            v
-        };
-        match &col.transform {
-            Some(t) => write_transformed(out, &v, t, &mut self.scratch, &mut self.text),
-            None => write_field(out, &v, &mut self.scratch),
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        let mut out = Vec::new();
-        write_quoted(&mut out, br#"say "hi", ok"#);
-        assert_eq!(out, br#""say ""hi"", ok""#);
-        out.clear();
-        write_quoted(&mut out, b"");
-        assert_eq!(out, b"\"\"");
-        // Every position of a quote relative to the 8- and 16-byte blocks.
-        for len in 0..40 {
-            for q in 0..len {
-                let mut text = vec![b'a'; len];
-                text[q] = b'"';
-                out.clear();
-                write_quoted(&mut out, &text);
-                let want = format!(
-                    "\"{}\"",
-                    String::from_utf8(text.clone())
-                        .unwrap()
-                        .replace('"', "\"\"")
-                );
-                assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
-            }
-        }
-    }
 }

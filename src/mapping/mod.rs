@@ -66,6 +66,7 @@ pub const MAPPING_KEYS: &[&str] = &[
     "filename_template",
     "delimiter",
     "file_extension",
+    "compression",
     "columns_to_transform",
     "enable_batching",
     "traits_or_props",
@@ -114,6 +115,34 @@ pub struct ComputedColumn {
     pub transform: Option<ColumnTransform>,
 }
 
+/// What a row is made of: the narrow view of a mapping that the encode stage reads.
+#[derive(Debug)]
+pub struct RowLayout {
+    pub columns: Vec<Column>,
+    pub audience_action: Option<ComputedColumn>,
+    pub batch_size_column: Option<ComputedColumn>,
+    /// Field separator of delimited formats (`,`, `|`, tab, ...).
+    pub delimiter: u8,
+    pub traits_or_props: Expr,
+    pub computation_key: Expr,
+    pub traits_or_props_plan: Option<expr::Plan>,
+    pub computation_key_plan: Option<expr::Plan>,
+    /// The path prefixes of all the plans above, shared (see [`expr::Steps`]).
+    pub steps: expr::Steps,
+}
+
+impl RowLayout {
+    /// Column names in file order: the columns, then the audience-action and batch-size
+    /// columns.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(self.audience_action.iter().map(|c| c.name.as_str()))
+            .chain(self.batch_size_column.iter().map(|c| c.name.as_str()))
+    }
+}
+
 /// A compiled "Sync to S3" mapping.
 #[derive(Debug)]
 pub struct Mapping {
@@ -121,9 +150,8 @@ pub struct Mapping {
     pub name: String,
     pub enabled: bool,
     pub trigger: Trigger,
-    pub columns: Vec<Column>,
-    pub audience_action: Option<ComputedColumn>,
-    pub batch_size_column: Option<ComputedColumn>,
+    /// The columns of a row (what the encode stage needs of the mapping).
+    pub row: RowLayout,
     pub batch_size: u64,
     pub batch_max_bytes: Option<u64>,
     /// Close a batch this long after its first row (live input), whatever its size.
@@ -131,16 +159,34 @@ pub struct Mapping {
     pub folder: FolderTemplate,
     pub filename_prefix: String,
     pub filename: FilenameTemplate,
-    pub delimiter: u8,
     pub extension: Extension,
-    pub traits_or_props: Expr,
-    pub computation_key: Expr,
-    pub traits_or_props_plan: Option<expr::Plan>,
-    pub computation_key_plan: Option<expr::Plan>,
-    /// The path prefixes of all the plans above, shared (see [`expr::Steps`]).
-    pub steps: expr::Steps,
-    /// The header line, without its trailing newline.
-    pub header: Vec<u8>,
+    /// File layers on the finished file (compression), in the order they are applied.
+    pub compression: Compression,
+}
+
+/// `compression:` of a mapping: a file layer applied to the sealed file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+impl Compression {
+    /// The one name table: parsing, printing and messages use it.
+    pub const NAMES: &[(Compression, &str)] =
+        &[(Compression::None, "none"), (Compression::Gzip, "gzip")];
+
+    pub fn parse(s: &str) -> Option<Compression> {
+        Self::NAMES.iter().find(|(_, n)| *n == s).map(|(c, _)| *c)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("none", |(_, n)| n)
+    }
 }
 
 /// A loaded mapping file.
@@ -355,6 +401,18 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
             }
         },
     };
+    let compression = match r.string("compression") {
+        None => Compression::None,
+        Some((c, mark)) => Compression::parse(&c).unwrap_or_else(|| {
+            let names: Vec<&str> = Compression::NAMES.iter().map(|(_, n)| *n).collect();
+            r.error(
+                "compression",
+                mark,
+                format!("should be one of {}, not {c:?}", names.map_quoted()),
+            );
+            Compression::None
+        }),
+    };
     let batch_size = r
         .integer("batch_size", 1, 10_000_000)
         .unwrap_or(DEFAULT_BATCH_SIZE);
@@ -520,7 +578,6 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
     if errors_now > before {
         return None;
     }
-    let header = header_line(&columns, &audience_action, &batch_size_column, delimiter);
     let mut steps = expr::Steps::default();
     let mut traits_or_props_plan = traits_or_props.as_ref().and_then(expr::Plan::of);
     let mut computation_key_plan = computation_key.as_ref().and_then(expr::Plan::of);
@@ -536,23 +593,25 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         name,
         enabled,
         trigger: trigger?,
-        columns,
-        audience_action,
-        batch_size_column,
+        row: RowLayout {
+            columns,
+            audience_action,
+            batch_size_column,
+            delimiter,
+            traits_or_props: traits_or_props?,
+            computation_key: computation_key?,
+            traits_or_props_plan,
+            computation_key_plan,
+            steps,
+        },
         batch_size,
         batch_max_bytes,
         batch_max_age,
         folder: folder?,
         filename_prefix,
         filename: filename?,
-        delimiter,
         extension,
-        traits_or_props_plan,
-        computation_key_plan,
-        steps,
-        traits_or_props: traits_or_props?,
-        computation_key: computation_key?,
-        header,
+        compression,
     })
 }
 
@@ -599,36 +658,6 @@ fn check_column_name(name: &str, delimiter: u8, at: &str, mark: Mark, diags: &mu
             ),
         ));
     }
-}
-
-/// Segment's header cleaning: the first occurrence of the delimiter is removed from a name
-/// (names are not quoted); with tab, names are unchanged.
-pub fn clean_header_name(name: &str, delimiter: u8) -> String {
-    if delimiter == b'\t' {
-        return name.to_string();
-    }
-    name.replacen(delimiter as char, "", 1)
-}
-
-fn header_line(
-    columns: &[Column],
-    audience: &Option<ComputedColumn>,
-    batch: &Option<ComputedColumn>,
-    delimiter: u8,
-) -> Vec<u8> {
-    let names = columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain(audience.iter().map(|c| c.name.as_str()))
-        .chain(batch.iter().map(|c| c.name.as_str()));
-    let mut out = Vec::new();
-    for (i, n) in names.enumerate() {
-        if i > 0 {
-            out.push(delimiter);
-        }
-        out.extend_from_slice(clean_header_name(n, delimiter).as_bytes());
-    }
-    out
 }
 
 fn apply_transforms(

@@ -10,10 +10,10 @@ fn minimal_mapping_gets_segment_defaults() {
     let m = &c.mappings[0];
     assert_eq!(m.trigger.source(), DEFAULT_TRIGGER);
     assert_eq!(m.batch_size, 100_000);
-    assert_eq!(m.delimiter, b',');
+    assert_eq!(m.row.delimiter, b',');
     assert_eq!(m.extension, Extension::Csv);
     assert_eq!(
-        String::from_utf8(m.header.clone()).unwrap(),
+        String::from_utf8(crate::encode::format_for(m).header().to_vec()).unwrap(),
         "event_name,event_type,user_id,anonymous_id,email,properties,traits,context,timestamp,message_id,integrations,audience_name,audience_id,audience_space_id,audience_action,batch_size"
     );
 }
@@ -35,8 +35,11 @@ mappings:
     )
     .unwrap();
     let m = &c.mappings[0];
-    assert_eq!(String::from_utf8(m.header.clone()).unwrap(), "b|ax|rows");
-    assert!(m.audience_action.is_none());
+    assert_eq!(
+        String::from_utf8(crate::encode::format_for(m).header().to_vec()).unwrap(),
+        "b|ax|rows"
+    );
+    assert!(m.row.audience_action.is_none());
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
 }
 

@@ -2,12 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Delivered, FinishedFile, Sink, SinkError, SinkReport, persist_unique};
+use super::{Delivered, Durability, FinishedFile, Sink, SinkError, SinkReport, persist_unique};
 
+/// Files moved into place under a directory as they are finished: with fsync on (see
+/// [`Sink::require`]) a delivered file is [`Durability::Final`] at once.
 pub struct LocalSink {
     root: PathBuf,
     staging: PathBuf,
     delivered: Vec<Delivered>,
+    fsync: bool,
 }
 
 /// Name of the staging directory inside the output directory.
@@ -22,6 +25,7 @@ impl LocalSink {
             root: root.to_path_buf(),
             staging,
             delivered: Vec::new(),
+            fsync: false,
         })
     }
 }
@@ -31,8 +35,12 @@ impl Sink for LocalSink {
         &self.staging
     }
 
+    fn require(&mut self, level: Durability) {
+        self.fsync |= level >= Durability::Machine;
+    }
+
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
-        let (key, path) = persist_unique(file.temp, &self.root, &file.key)?;
+        let (key, path) = persist_unique(file.temp, &self.root, &file.key, self.fsync)?;
         tracing::debug!(key, rows = file.rows, "file written");
         self.delivered.push(Delivered {
             key,
@@ -43,6 +51,11 @@ impl Sink for LocalSink {
             event_type: file.event_type,
         });
         Ok(())
+    }
+
+    fn undurable_from(&mut self, _level: Durability) -> Option<u64> {
+        // Delivery is synchronous: a delivered file is at its final path, fsynced when asked.
+        None
     }
 
     fn finish(&mut self) -> Result<SinkReport, SinkError> {

@@ -3,6 +3,15 @@
 //! Files are written in full to a staging directory first (on the same filesystem as their
 //! destination), so a reader never sees half a file and nothing is lost if an upload fails:
 //! the S3 sink's staging directory is its outbox.
+//!
+//! ## What "durable" means
+//! One meaning serves every commit point (serve's spool, Kafka offsets, warehouse
+//! snapshots), in three levels ([`Durability`]): a file is *written* once it is at its
+//! final path under `--out` or in the outbox (a crash of the process cannot lose it, a
+//! power loss can); *on this machine* once its content and its directory are also fsynced
+//! there; *final* once it is fsynced at its final path under `--out`, or S3 has
+//! acknowledged it. A sink fsyncs only when a source asks for more than *written*
+//! ([`Sink::require`]): a replay of files can simply be run again.
 
 pub mod local;
 pub mod s3;
@@ -21,6 +30,23 @@ pub struct FinishedFile {
     pub mapping: String,
     pub event_type: String,
     pub content_type: &'static str,
+    /// The object's `Content-Encoding` (gzip), set by the file layers.
+    pub content_encoding: Option<&'static str>,
+    /// Sequence number of the input chunk of the file's first row (see
+    /// [`crate::source::Acknowledge`]).
+    pub first_seq: u64,
+}
+
+/// How far a delivered file has got (see the module's documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Durability {
+    /// At its final path, or in the outbox; not fsynced.
+    #[default]
+    Written,
+    /// fsynced on this machine: at its final path under `--out`, or in the outbox.
+    Machine,
+    /// fsynced at its final path under `--out`, or acknowledged by S3.
+    Final,
 }
 
 /// A file that reached its destination.
@@ -57,8 +83,17 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
+    /// Boxed: an upload error carries its whole context and would make every result large.
+    #[error(transparent)]
+    Upload(Box<s3::UploadError>),
+    #[error("no free name for {key} (10,000 names with a -N suffix are taken)")]
+    NoFreeName { key: String },
+}
+
+impl From<s3::UploadError> for SinkError {
+    fn from(e: s3::UploadError) -> SinkError {
+        SinkError::Upload(Box::new(e))
+    }
 }
 
 impl SinkError {
@@ -74,20 +109,36 @@ pub trait Sink: Send {
     /// Directory for files being written, on the same filesystem as their destination.
     fn staging_dir(&self) -> &Path;
 
+    /// From now on, make every file durable at `level` (fsync from [`Durability::Machine`]
+    /// on). Called by the run when its source acknowledges records.
+    fn require(&mut self, level: Durability);
+
     /// Takes a finished file: moves it into place, or queues its upload.
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError>;
+
+    /// The lowest [`FinishedFile::first_seq`] of the files delivered so far that are not
+    /// yet durable at `level`; `None` when all are.
+    fn undurable_from(&mut self, level: Durability) -> Option<u64>;
 
     /// Waits for queued work and reports what landed and what is waiting.
     fn finish(&mut self) -> Result<SinkReport, SinkError>;
 }
 
 /// Moves `temp` to `root/key` without ever replacing an existing file: when the key is
-/// taken, `-1`, `-2`, ... is added before the extension. Returns the key used.
+/// taken, `-1`, `-2`, ... is added before the extension. Returns the key used. With
+/// `fsync`, the file's content is on disk before it takes its name, and the name (with
+/// every folder created for it) is on disk before this returns.
 pub fn persist_unique(
     temp: TempPath,
     root: &Path,
     key: &str,
+    fsync: bool,
 ) -> Result<(String, PathBuf), SinkError> {
+    if fsync {
+        std::fs::File::open(&temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| SinkError::io("cannot fsync a finished file", e))?;
+    }
     let mut temp = temp;
     for attempt in 0..10_000u32 {
         let candidate = if attempt == 0 {
@@ -105,6 +156,9 @@ pub fn persist_unique(
                 if attempt > 0 {
                     tracing::warn!(key, used = %candidate, "object key already existed; wrote the file under a new name");
                 }
+                if fsync {
+                    sync_dirs(root, &target)?;
+                }
                 return Ok((candidate, target));
             }
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => temp = e.path,
@@ -116,18 +170,53 @@ pub fn persist_unique(
             }
         }
     }
-    Err(SinkError::Other(format!("no free name for {key}")))
+    Err(SinkError::NoFreeName {
+        key: key.to_string(),
+    })
 }
 
-/// `a/b.csv` → `a/b-1.csv`.
+/// fsyncs every directory from `file`'s folder up to `root`, so that the file's name and
+/// the folders made for it survive a power loss.
+pub fn sync_dirs(root: &Path, file: &Path) -> Result<(), SinkError> {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        sync_dir(d)?;
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// fsyncs one directory (its entries: names created, renamed or removed in it).
+pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SinkError::io(format!("cannot fsync the folder {}", dir.display()), e))
+}
+
+/// Suffixes that file layers add after the format's extension.
+const LAYER_SUFFIXES: &[&str] = &[".gz", ".zst", ".gpg"];
+
+/// `a/b.csv` → `a/b-1.csv`; `a/b.csv.gz` → `a/b-1.csv.gz` (the number goes before the
+/// extension and every layer suffix).
 pub fn disambiguate(key: &str, n: u32) -> String {
     let (dir, name) = match key.rfind('/') {
         Some(i) => (&key[..=i], &key[i + 1..]),
         None => ("", key),
     };
-    match name.rfind('.') {
-        Some(dot) if dot > 0 => format!("{dir}{}-{n}{}", &name[..dot], &name[dot..]),
-        _ => format!("{dir}{name}-{n}"),
+    let mut stem = name;
+    while let Some(s) = LAYER_SUFFIXES
+        .iter()
+        .find(|s| stem.len() > s.len() && stem.ends_with(*s))
+    {
+        stem = &stem[..stem.len() - s.len()];
+    }
+    let layers = &name[stem.len()..];
+    match stem.rfind('.') {
+        Some(dot) if dot > 0 => format!("{dir}{}-{n}{}{layers}", &stem[..dot], &stem[dot..]),
+        _ => format!("{dir}{stem}-{n}{layers}"),
     }
 }
 
@@ -140,6 +229,9 @@ mod tests {
         assert_eq!(disambiguate("a/b.csv", 1), "a/b-1.csv");
         assert_eq!(disambiguate("b", 2), "b-2");
         assert_eq!(disambiguate("a.b/c", 3), "a.b/c-3");
+        assert_eq!(disambiguate("a/b.csv.gz", 1), "a/b-1.csv.gz");
+        assert_eq!(disambiguate("a/b.gz", 2), "a/b-2.gz");
+        assert_eq!(disambiguate("a/b", 2), "a/b-2");
     }
 
     #[test]
@@ -150,8 +242,8 @@ mod tests {
             std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
             f.into_temp_path()
         };
-        let (k1, _) = persist_unique(mk("one"), dir.path(), "x/y.csv").unwrap();
-        let (k2, p2) = persist_unique(mk("two"), dir.path(), "x/y.csv").unwrap();
+        let (k1, _) = persist_unique(mk("one"), dir.path(), "x/y.csv", false).unwrap();
+        let (k2, p2) = persist_unique(mk("two"), dir.path(), "x/y.csv", true).unwrap();
         assert_eq!(k1, "x/y.csv");
         assert_eq!(k2, "x/y-1.csv");
         assert_eq!(

@@ -11,9 +11,13 @@ mod ranges;
 
 pub use ranges::{FileRanges, Load};
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::sink::Durability;
 
 /// Where events come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +70,234 @@ impl Input {
                 }
             }
         }
+    }
+}
+
+/// The unit a source counts its records' positions in (see [`Record::line`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unit {
+    /// Lines of a file or stream (1-based).
+    #[default]
+    Line,
+    /// Offsets of a partitioned log (Kafka).
+    Offset,
+    /// Rows of a warehouse model's result.
+    Row,
+}
+
+impl Unit {
+    /// The rejects file's key for a position in this unit.
+    pub fn key(self) -> &'static str {
+        match self {
+            Unit::Line => "line",
+            Unit::Offset => "offset",
+            Unit::Row => "row",
+        }
+    }
+}
+
+/// A source's input could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {input}: {source}")]
+pub struct SourceError {
+    /// The input's name, as in the rejects file.
+    pub input: String,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Where events come from, for the run: chunks of whole records, in order.
+///
+/// The run numbers chunks (`seq`, from 0, across all of the source's streams) and tells the
+/// source's [`Acknowledge`] when every record of the chunks below a number is durable. A
+/// new source (Kafka, S3 archives, warehouse tables) is a sibling module implementing this
+/// trait; the pipeline does not change.
+pub trait Source: Send {
+    /// The next chunk, numbered `seq` (`spare` is a buffer to reuse), or `None` once the
+    /// source has ended.
+    fn next_chunk(&mut self, seq: u64, spare: Vec<u8>) -> Result<Option<Chunk>, SourceError>;
+
+    /// How the source hears that its records are durable, and what durable must mean for
+    /// it. `None`: the source needs no acknowledgement.
+    fn acknowledger(&self) -> Option<Arc<dyn Acknowledge>>;
+}
+
+/// The acknowledgement path back to a source: once output is durable, the source may
+/// commit (Kafka offsets), forget (spool segments) or record (warehouse snapshots) the
+/// records behind it.
+pub trait Acknowledge: Send + Sync {
+    /// What durable must mean before [`Acknowledge::durable_below`] is called: the run
+    /// makes its sink fsync when this is [`Durability::Machine`] or more.
+    fn level(&self) -> Durability;
+
+    /// Every record of the chunks numbered below `seq` is durable at [`Self::level`]: in
+    /// finished files, in the fsynced rejects file, or matched by no mapping. Called with
+    /// increasing numbers, from the run's writer thread.
+    fn durable_below(&self, seq: u64);
+}
+
+/// How far the inputs of a replay are durable (see [`Inputs`]): whole inputs, and the byte
+/// position in a plain file being read.
+#[derive(Debug, Default)]
+pub struct InputProgress {
+    /// (seq, input, byte end of the chunk in a plain file) of chunks handed on, in order.
+    handed: Mutex<VecDeque<(u64, usize, Option<u64>)>>,
+    durable: Mutex<Durable>,
+    level: Durability,
+}
+
+/// What [`InputProgress`] knows is durable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durable {
+    /// Inputs whose every record is durable, in order: the first `inputs_done` inputs.
+    pub inputs_done: usize,
+    /// In the input after those, the byte where durable records end (plain files only).
+    pub byte: Option<u64>,
+}
+
+impl InputProgress {
+    pub fn durable(&self) -> Durable {
+        self.durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Acknowledge for InputProgress {
+    fn level(&self) -> Durability {
+        self.level
+    }
+
+    fn durable_below(&self, seq: u64) {
+        let mut handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(s, input, end)) = handed.front() {
+            if s >= seq {
+                break;
+            }
+            handed.pop_front();
+            if input > durable.inputs_done {
+                durable.inputs_done = input;
+            }
+            durable.byte = end;
+        }
+        // An input whose chunks are all durable and that was followed by another is done.
+        if let Some(&(_, next_input, _)) = handed.front()
+            && next_input > durable.inputs_done
+        {
+            durable.inputs_done = next_input;
+            durable.byte = None;
+        }
+    }
+}
+
+/// The inputs of `replay` and `serve`: files, stdin and HTTP, read one after another.
+pub struct Inputs {
+    inputs: Vec<Input>,
+    names: Vec<Arc<str>>,
+    chunk_size: usize,
+    next: usize,
+    current: Option<Chunks>,
+    progress: Arc<InputProgress>,
+    bytes: u64,
+}
+
+impl Inputs {
+    /// `level`: what durable means for the acknowledgements (see [`InputProgress`]).
+    pub fn new(inputs: Vec<Input>, chunk_size: usize, level: Durability) -> Inputs {
+        let names = inputs.iter().map(|i| Arc::from(i.name())).collect();
+        Inputs {
+            inputs,
+            names,
+            chunk_size,
+            next: 0,
+            current: None,
+            progress: Arc::new(InputProgress {
+                level,
+                ..InputProgress::default()
+            }),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes handed on so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    /// What is durable so far (also once the run has ended).
+    pub fn progress(&self) -> Arc<InputProgress> {
+        self.progress.clone()
+    }
+
+    /// The inputs' names, in order.
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+}
+
+impl Source for Inputs {
+    fn next_chunk(&mut self, seq: u64, spare: Vec<u8>) -> Result<Option<Chunk>, SourceError> {
+        let mut spare = Some(spare);
+        loop {
+            let index = match &self.current {
+                Some(_) => self.next - 1,
+                None => {
+                    if self.next == self.inputs.len() {
+                        return Ok(None);
+                    }
+                    let i = self.next;
+                    self.next += 1;
+                    let opened =
+                        Chunks::open(&self.inputs[i], i, self.chunk_size).map_err(|source| {
+                            SourceError {
+                                input: self.names[i].to_string(),
+                                source,
+                            }
+                        })?;
+                    self.current = Some(opened);
+                    i
+                }
+            };
+            let chunks = self.current.as_mut().expect("opened above");
+            let next = chunks
+                .next_chunk(seq, spare.take().unwrap_or_default())
+                .map_err(|source| SourceError {
+                    input: self.names[index].to_string(),
+                    source,
+                })?;
+            match next {
+                Some(mut chunk) => {
+                    chunk.origin = self.names[index].clone();
+                    let end = chunk.load.as_ref().map(Load::end);
+                    self.bytes += chunk
+                        .load
+                        .as_ref()
+                        .map_or(chunk.data.len() as u64, Load::len);
+                    self.progress
+                        .handed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back((seq, index, end));
+                    return Ok(Some(chunk));
+                }
+                None => {
+                    // Everything of this input has been handed on: once the chunks before
+                    // `seq` are durable, so is the input (see `InputProgress`).
+                    self.current = None;
+                    self.progress
+                        .handed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back((seq, index + 1, None));
+                }
+            }
+        }
+    }
+
+    fn acknowledger(&self) -> Option<Arc<dyn Acknowledge>> {
+        Some(self.progress.clone())
     }
 }
 
@@ -130,7 +362,8 @@ fn sniff_gzip(mut r: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
 pub struct Record {
     pub start: u32,
     pub end: u32,
-    /// 1-based line where the record starts.
+    /// Where the record starts, in its chunk's [`Unit`]: the 1-based line (relative to the
+    /// chunk while [`Chunk::lines`] records are not numbered yet), the offset, or the row.
     pub line: u64,
 }
 
@@ -139,8 +372,14 @@ pub struct Record {
 pub struct Chunk {
     /// Position among all chunks of the run (across inputs).
     pub seq: u64,
-    /// Index of the input in the run's input list.
+    /// Index of the stream (input file, partition, model) within its source; line numbers
+    /// continue from one chunk of a stream to the next.
     pub input: usize,
+    /// The stream's name, as errors and the rejects file give it (`events.ndjson`,
+    /// `kafka:TOPIC/PARTITION`).
+    pub origin: Arc<str>,
+    /// The unit of the records' positions.
+    pub unit: Unit,
     pub data: Vec<u8>,
     pub records: Vec<Record>,
     /// Records that could not be cut out (e.g. an unterminated array), with the reason.

@@ -31,6 +31,11 @@ impl Load {
         self.end - self.start
     }
 
+    /// The byte offset in the file where the range ends.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }

@@ -24,7 +24,9 @@ pub use auth::{RoleProvider, RoleSession};
 pub use errors::UploadError;
 pub use upload::{Uploaded, Uploader};
 
-use super::{Delivered, FinishedFile, Pending, Sink, SinkError, SinkReport, persist_unique};
+use super::{
+    Delivered, Durability, FinishedFile, Pending, Sink, SinkError, SinkReport, persist_unique,
+};
 use crate::mapping::Settings;
 
 /// Directory inside the outbox for files being written.
@@ -136,13 +138,22 @@ fn runtime() -> Result<Runtime, SinkError> {
         .map_err(|e| SinkError::io("cannot start the upload runtime", e))
 }
 
+/// What an upload task was given, beside the file's path and key.
+pub struct UploadJob {
+    pub content_type: &'static str,
+    pub content_encoding: Option<&'static str>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub mapping: String,
+    pub event_type: String,
+    /// See [`FinishedFile::first_seq`]; `None` for files found in the outbox (`flush`).
+    pub first_seq: Option<u64>,
+}
+
 struct Outcome {
     key: String,
     path: PathBuf,
-    rows: u64,
-    bytes: u64,
-    mapping: String,
-    event_type: String,
+    job: UploadJob,
     result: Result<Uploaded, UploadError>,
 }
 
@@ -155,6 +166,11 @@ pub struct S3Sink {
     permits: Arc<Semaphore>,
     tasks: JoinSet<Outcome>,
     report: SinkReport,
+    /// fsync files moved into the outbox (see [`Sink::require`]).
+    fsync: bool,
+    /// `first_seq` of every file not yet in S3 (uploading, or failed and waiting in the
+    /// outbox), with how many files have it.
+    not_final: std::collections::BTreeMap<u64, usize>,
 }
 
 impl S3Sink {
@@ -164,9 +180,7 @@ impl S3Sink {
         opts: &ClientOptions,
     ) -> Result<S3Sink, SinkError> {
         let runtime = runtime()?;
-        let uploader = runtime
-            .block_on(connect(settings, opts))
-            .map_err(|e| SinkError::Other(e.to_string()))?;
+        let uploader = runtime.block_on(connect(settings, opts))?;
         let staging = outbox.join(OUTBOX_STAGING);
         std::fs::create_dir_all(&staging).map_err(|e| {
             SinkError::io(format!("cannot create the outbox {}", outbox.display()), e)
@@ -179,6 +193,8 @@ impl S3Sink {
             permits: Arc::new(Semaphore::new(settings.upload_concurrency.max(1))),
             tasks: JoinSet::new(),
             report: SinkReport::default(),
+            fsync: false,
+            not_final: Default::default(),
         })
     }
 
@@ -188,36 +204,36 @@ impl S3Sink {
     }
 
     /// Queues the upload of a file already in the outbox at `key`.
-    pub fn enqueue(
-        &mut self,
-        path: PathBuf,
-        key: String,
-        content_type: &'static str,
-        meta: (u64, u64, String, String),
-    ) {
+    pub fn enqueue(&mut self, path: PathBuf, key: String, job: UploadJob) {
         // Back-pressure: wait for a free upload slot before taking more work.
         let permit = self
             .runtime
             .block_on(self.permits.clone().acquire_owned())
             .expect("the semaphore is never closed");
+        if let Some(seq) = job.first_seq {
+            *self.not_final.entry(seq).or_default() += 1;
+        }
         let uploader = self.uploader.clone();
-        let (rows, bytes, mapping, event_type) = meta;
         self.tasks.spawn_on(
             async move {
-                let result = uploader.upload_file(&path, &key, content_type).await;
+                let result = uploader
+                    .upload_file(&path, &key, job.content_type, job.content_encoding)
+                    .await;
                 drop(permit);
                 Outcome {
                     key,
                     path,
-                    rows,
-                    bytes,
-                    mapping,
-                    event_type,
+                    job,
                     result,
                 }
             },
             self.runtime.handle(),
         );
+        self.collect_finished();
+    }
+
+    /// Records the uploads that have finished, without waiting.
+    fn collect_finished(&mut self) {
         while let Some(done) = self.tasks.try_join_next() {
             self.record(done);
         }
@@ -228,8 +244,18 @@ impl S3Sink {
             tracing::error!("an upload task panicked; its file stays in the outbox");
             return;
         };
+        let job = o.job;
         match o.result {
             Ok(up) => {
+                if let Some(seq) = job.first_seq
+                    && let std::collections::btree_map::Entry::Occupied(mut e) =
+                        self.not_final.entry(seq)
+                {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
                 if let Err(e) = std::fs::remove_file(&o.path) {
                     tracing::warn!(path = %o.path.display(), error = %e, "uploaded, but could not remove the outbox copy");
                 }
@@ -237,13 +263,14 @@ impl S3Sink {
                 self.report.delivered.push(Delivered {
                     location: format!("s3://{}/{}", self.uploader.bucket, up.key),
                     key: up.key,
-                    rows: o.rows,
-                    bytes: o.bytes,
-                    mapping: o.mapping,
-                    event_type: o.event_type,
+                    rows: job.rows,
+                    bytes: job.bytes,
+                    mapping: job.mapping,
+                    event_type: job.event_type,
                 });
             }
             Err(e) => {
+                // The file stays in the outbox: not final until `flush` sends it.
                 tracing::error!(key = %o.key, error = %e, "upload failed; the file stays in the outbox");
                 self.report.pending.push(Pending {
                     key: o.key,
@@ -260,15 +287,32 @@ impl Sink for S3Sink {
         &self.staging
     }
 
+    fn require(&mut self, level: Durability) {
+        self.fsync |= level >= Durability::Machine;
+    }
+
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
-        let (key, path) = persist_unique(file.temp, &self.outbox, &file.key)?;
-        self.enqueue(
-            path,
-            key,
-            file.content_type,
-            (file.rows, file.bytes, file.mapping, file.event_type),
-        );
+        let (key, path) = persist_unique(file.temp, &self.outbox, &file.key, self.fsync)?;
+        let job = UploadJob {
+            content_type: file.content_type,
+            content_encoding: file.content_encoding,
+            rows: file.rows,
+            bytes: file.bytes,
+            mapping: file.mapping,
+            event_type: file.event_type,
+            first_seq: Some(file.first_seq),
+        };
+        self.enqueue(path, key, job);
         Ok(())
+    }
+
+    fn undurable_from(&mut self, level: Durability) -> Option<u64> {
+        if level < Durability::Final {
+            // In the outbox, fsynced when asked: durable on this machine.
+            return None;
+        }
+        self.collect_finished();
+        self.not_final.keys().next().copied()
     }
 
     fn finish(&mut self) -> Result<SinkReport, SinkError> {
@@ -321,13 +365,19 @@ pub fn outbox_files(outbox: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// Content type from a key's extension.
-pub fn content_type_for(key: &str) -> &'static str {
-    if key.ends_with(".csv") {
+/// Content-Type and Content-Encoding from a key's extension (for files found in the
+/// outbox, whose metadata is their name).
+pub fn headers_for(key: &str) -> (&'static str, Option<&'static str>) {
+    let (plain, encoding) = match key.strip_suffix(".gz") {
+        Some(p) => (p, Some("gzip")),
+        None => (key, None),
+    };
+    let content_type = if plain.ends_with(".csv") {
         "text/csv"
     } else {
         "text/plain"
-    }
+    };
+    (content_type, encoding)
 }
 
 /// Uploads everything in the outbox.
@@ -341,8 +391,17 @@ pub fn flush(
     let mut sink = S3Sink::new(settings, outbox, opts)?;
     for (key, path) in files {
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let ct = content_type_for(&key);
-        sink.enqueue(path, key, ct, (0, bytes, String::new(), String::new()));
+        let (content_type, content_encoding) = headers_for(&key);
+        let job = UploadJob {
+            content_type,
+            content_encoding,
+            rows: 0,
+            bytes,
+            mapping: String::new(),
+            event_type: String::new(),
+            first_seq: None,
+        };
+        sink.enqueue(path, key, job);
     }
     sink.finish()
 }

@@ -169,6 +169,7 @@ impl Uploader {
         path: &Path,
         key: &str,
         content_type: &str,
+        content_encoding: Option<&str>,
     ) -> Result<Uploaded, UploadError> {
         let size = tokio::fs::metadata(path)
             .await
@@ -184,9 +185,11 @@ impl Uploader {
                 crate::sink::disambiguate(key, n)
             };
             let result = if size > self.settings.multipart_threshold_bytes {
-                self.multipart(path, &candidate, content_type, size).await
+                self.multipart(path, &candidate, (content_type, content_encoding), size)
+                    .await
             } else {
-                self.put(path, &candidate, content_type).await
+                self.put(path, &candidate, (content_type, content_encoding))
+                    .await
             };
             match result {
                 Ok(()) => {
@@ -215,7 +218,13 @@ impl Uploader {
         })
     }
 
-    async fn put(&self, path: &Path, key: &str, content_type: &str) -> Result<(), UploadError> {
+    /// `headers`: the object's Content-Type and Content-Encoding.
+    async fn put(
+        &self,
+        path: &Path,
+        key: &str,
+        headers: (&str, Option<&str>),
+    ) -> Result<(), UploadError> {
         let principal = self.principal();
         self.retry("PutObject", || async {
             let body = ByteStream::from_path(path)
@@ -230,7 +239,8 @@ impl Uploader {
                 .bucket(&self.bucket)
                 .key(key)
                 .body(body)
-                .content_type(content_type)
+                .content_type(headers.0)
+                .set_content_encoding(headers.1.map(str::to_string))
                 .if_none_match("*");
             with_object_options!(req, self.object)
                 .send()
@@ -263,7 +273,7 @@ impl Uploader {
         &self,
         path: &Path,
         key: &str,
-        content_type: &str,
+        headers: (&str, Option<&str>),
         size: u64,
     ) -> Result<(), UploadError> {
         let principal = self.principal();
@@ -275,7 +285,8 @@ impl Uploader {
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(key)
-                    .content_type(content_type);
+                    .content_type(headers.0)
+                    .set_content_encoding(headers.1.map(str::to_string));
                 let out = with_object_options!(req, self.object)
                     .send()
                     .await

@@ -1,0 +1,186 @@
+//! What the command line's subcommands do, as library calls: the binary only parses
+//! arguments, calls these, prints their results and maps errors to exit codes.
+
+use std::path::PathBuf;
+
+use crate::expr::{Value, compile_top_level, eval};
+use crate::json::Tape;
+use crate::mapping::Config;
+use crate::pipeline::{RejectLog, RunError, RunOptions, RunReport};
+use crate::route::{Router, Routes, decode};
+use crate::sink::SinkError;
+use crate::sink::local::LocalSink;
+use crate::sink::s3::{self, CheckResult, ClientOptions, OUTBOX_REJECTS, S3Sink};
+use crate::source::Source;
+use crate::spanned::{SValue, parse_json_or_yaml};
+
+/// A command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Settings that uploading needs are missing or unresolved (one line each, with its
+    /// location).
+    #[error("cannot upload:\n{}", .0.join("\n"))]
+    Settings(Vec<String>),
+    #[error("cannot use output directory {}: {source}", dir.display())]
+    OutDir {
+        dir: PathBuf,
+        #[source]
+        source: SinkError,
+    },
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The event or expression given to `eval`/`preview` is not usable.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Where a run's files go.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// Under this directory, at their object keys.
+    Dir(PathBuf),
+    /// To S3, through the outbox.
+    Upload,
+}
+
+/// A finished run, and where its files wait when uploads failed.
+pub struct Replayed {
+    pub report: RunReport,
+    /// The outbox, when uploading.
+    pub outbox: Option<PathBuf>,
+}
+
+/// Runs `source` through the mappings into `destination`; rejects go to `rejects`, or
+/// beside the output (`_rejected.ndjson`).
+pub fn replay(
+    config: &Config,
+    source: &mut dyn Source,
+    opts: &RunOptions,
+    destination: &Destination,
+    rejects: Option<PathBuf>,
+) -> Result<Replayed, CommandError> {
+    match destination {
+        Destination::Dir(dir) => {
+            let mut sink = LocalSink::new(dir).map_err(|source| CommandError::OutDir {
+                dir: dir.clone(),
+                source,
+            })?;
+            let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
+            let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
+            Ok(Replayed {
+                report,
+                outbox: None,
+            })
+        }
+        Destination::Upload => {
+            require_settings(config)?;
+            let outbox = s3::default_outbox(&config.settings);
+            let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
+            let mut log = RejectLog::new(rejects.unwrap_or_else(|| outbox.join(OUTBOX_REJECTS)));
+            let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
+            Ok(Replayed {
+                report,
+                outbox: Some(outbox),
+            })
+        }
+    }
+}
+
+/// Uploading needs a bucket, a region and every ${VAR} of the settings.
+pub fn require_settings(config: &Config) -> Result<(), CommandError> {
+    config.settings.check_for_upload().map_err(|problems| {
+        let path = config.path.display();
+        CommandError::Settings(problems.iter().map(|d| format!("  {path}:{d}")).collect())
+    })
+}
+
+/// Segment's connection test: the folder of every enabled mapping (templated folders at
+/// the folder an event with no fields would go to, as the routing step renders it) gets
+/// `dummy-object.txt`, through the role.
+pub fn check(config: &Config) -> Result<Vec<CheckResult>, CommandError> {
+    require_settings(config)?;
+    let routes = Routes::new(config);
+    let mut router = Router::new(&routes);
+    let mut tape = Tape::new();
+    let empty = tape.parse("{}").expect("valid JSON");
+    let mut folders: Vec<(String, String)> = Vec::new();
+    for m in config.mappings.iter().filter(|m| m.enabled) {
+        // An empty event renders every variable empty: never over the folder limit.
+        let folder = router.folder(m.index, empty).unwrap_or_default();
+        if !folders.iter().any(|(_, f)| *f == folder) {
+            folders.push((m.name.clone(), folder));
+        }
+    }
+    Ok(s3::check(
+        &config.settings,
+        &folders,
+        &ClientOptions::default(),
+    )?)
+}
+
+/// Uploads what waits in the outbox (`settings.outbox_dir` or the default when `None`).
+pub fn flush(
+    config: &Config,
+    outbox: Option<PathBuf>,
+) -> Result<(crate::sink::SinkReport, PathBuf), CommandError> {
+    require_settings(config)?;
+    let outbox = outbox.unwrap_or_else(|| s3::default_outbox(&config.settings));
+    let report = s3::flush(&config.settings, &outbox, &ClientOptions::default())?;
+    Ok((report, outbox))
+}
+
+/// An event given as a file argument, as JSON text: JSON is taken as it is, a YAML mapping
+/// (for hand-written events) is converted, anything else is passed on to fail as JSON.
+pub fn event_json(text: String) -> String {
+    let mut tape = Tape::new();
+    if tape.parse(&text).is_ok() {
+        return text;
+    }
+    match parse_json_or_yaml(&text) {
+        Ok(node) if matches!(node.value, SValue::Object(_)) => node.to_json().to_string(),
+        _ => text,
+    }
+}
+
+/// Parses an event for `eval`, `match` and `preview`, with the reason a run would give.
+pub fn parse_event<'t>(
+    tape: &'t mut Tape,
+    text: &'t str,
+    name: &str,
+) -> Result<crate::json::NodeRef<'t>, CommandError> {
+    decode(tape, text.as_bytes(), Some(text))
+        .map_err(|why| CommandError::Input(format!("{name}: {why}")))
+}
+
+/// `eval`: one mapping expression (JSON or YAML text, named `name` in messages) resolved
+/// against one event; the result as JSON, `None` when it is undefined.
+pub fn eval_expression(
+    source: &str,
+    name: &str,
+    event: &str,
+    event_name: &str,
+) -> Result<Option<String>, CommandError> {
+    let node = parse_json_or_yaml(source)
+        .map_err(|e| CommandError::Input(format!("error: {name}:{e}")))?;
+    let compiled = compile_top_level(&node).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                if e.mark.is_known() {
+                    format!("error: {name}:{}: {e}", e.mark)
+                } else {
+                    format!("error: {name}: {e}")
+                }
+            })
+            .collect();
+        CommandError::Input(lines.join("\n"))
+    })?;
+    let mut tape = Tape::new();
+    let root = parse_event(&mut tape, event, event_name)
+        .map_err(|e| CommandError::Input(format!("error: {e}")))?;
+    let value = eval(&compiled, &Value::Node(root))
+        .map_err(|e| CommandError::Input(format!("error: {e}")))?;
+    Ok(value.remove_undefined().to_json_string())
+}

@@ -1,0 +1,83 @@
+//! The rejects file: every event that could not be written, with its origin and reason.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Where rejected records are appended (created on the first reject).
+pub struct RejectLog {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    written: u64,
+    /// Entries written since the file was last fsynced.
+    unsynced: bool,
+}
+
+impl RejectLog {
+    pub fn new(path: PathBuf) -> RejectLog {
+        RejectLog {
+            path,
+            file: None,
+            written: 0,
+            unsynced: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Entries written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub(super) fn write(&mut self, entry: &serde_json::Value) -> io::Result<()> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.file = Some(BufWriter::new(f));
+        }
+        let f = self.file.as_mut().expect("opened above");
+        serde_json::to_writer(&mut *f, entry)?;
+        f.write_all(b"\n")?;
+        self.written += 1;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    pub(super) fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes, and with `fsync` makes what was written survive a power loss (before the
+    /// records it holds are acknowledged to their source).
+    pub(super) fn sync(&mut self, fsync: bool) -> io::Result<()> {
+        self.flush()?;
+        if fsync && self.unsynced {
+            if let Some(f) = &self.file {
+                f.get_ref().sync_data()?;
+            }
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+}
+
+/// A reject found by a worker, before the writer knows its line in the input.
+pub(super) struct RawReject {
+    /// The record's bytes in its chunk.
+    pub record: (u32, u32),
+    /// Its position, relative to the chunk for NDJSON chunks (see `Chunk::line_offset`).
+    pub line: u64,
+    pub mapping: Option<usize>,
+    pub reason: String,
+}

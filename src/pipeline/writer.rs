@@ -1,0 +1,343 @@
+//! The writer: takes worker results in input order, writes rejects, appends rows to their
+//! partitions' batches, and tells the source what has become durable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::Duration;
+
+use crate::partition::Partitions;
+use crate::route::Routes;
+use crate::sink::{Durability, Sink};
+use crate::source::Acknowledge;
+
+use super::rejects::RejectLog;
+use super::report::RunReport;
+use super::worker::ChunkResult;
+use super::{FailureHook, RunError};
+
+/// What the writer takes results from, and where it returns their buffers.
+pub(super) struct Results {
+    pub done: Receiver<ChunkResult>,
+    pub spare: SyncSender<Vec<u8>>,
+}
+
+/// Who hears about the writer's progress and failure.
+pub(super) struct Watchers<'a> {
+    pub progress: Option<&'a indicatif::ProgressBar>,
+    pub on_failure: Option<&'a FailureHook>,
+    /// The source's acknowledgement path.
+    pub ack: Option<Arc<dyn Acknowledge>>,
+}
+
+/// Logs the run's failure and calls the hook, once.
+fn tell_failure(failure: &Option<RunError>, told: &mut bool, hook: Option<&FailureHook>) {
+    if let (Some(e), false) = (failure, *told) {
+        *told = true;
+        tracing::error!("{e}; the rest of the input is read but not written");
+        if let Some(hook) = hook {
+            (hook.0)(&e.to_string());
+        }
+    }
+}
+
+/// The acknowledgement path: which chunks are durable, told to the source as it grows.
+///
+/// Chunks are applied in order, so every record of a chunk numbered below the lowest
+/// `first_seq` of the batches still open and of the files the sink has not yet made
+/// durable is in a durable file, in the rejects file, or matched nothing.
+struct Acks {
+    ack: Arc<dyn Acknowledge>,
+    level: Durability,
+    /// Every chunk below this has been acknowledged.
+    acked: u64,
+}
+
+impl Acks {
+    fn advance(
+        &mut self,
+        next: u64,
+        partitions: &Partitions,
+        sink: &mut dyn Sink,
+        rejects: &mut RejectLog,
+    ) -> Result<(), RunError> {
+        let low = [
+            partitions.lowest_open_seq(),
+            sink.undurable_from(self.level),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(next)
+        .min(next);
+        if low > self.acked {
+            rejects
+                .sync(self.level >= Durability::Machine)
+                .map_err(|source| RunError::Rejects {
+                    path: rejects.path().to_path_buf(),
+                    source,
+                })?;
+            self.ack.durable_below(low);
+            self.acked = low;
+        }
+        Ok(())
+    }
+}
+
+/// The writer loop: results in input order into partitions, until the workers are done.
+pub(super) fn write_results(
+    routes: &Routes<'_>,
+    results: Results,
+    sink: &mut dyn Sink,
+    rejects: &mut RejectLog,
+    report: &mut RunReport,
+    watchers: Watchers<'_>,
+) -> Result<(), RunError> {
+    let Watchers {
+        progress,
+        on_failure,
+        ack,
+    } = watchers;
+    let mut acks = ack.map(|ack| Acks {
+        level: ack.level(),
+        ack,
+        acked: 0,
+    });
+    let mut partitions = Partitions::new();
+    let mut failure_told = false;
+    let mut next_line: Vec<u64> = Vec::new();
+    let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut failure: Option<RunError> = None;
+    // An input that could not be read ends the run's input there, as if the input had
+    // ended, but what was read before it is still written.
+    let mut unreadable: Option<RunError> = None;
+    let Results { done: rx, spare } = results;
+    // With an age limit, wake up regularly to close old batches even when no input comes;
+    // with acknowledgements, to see uploads finish.
+    let age_tick = routes
+        .config
+        .mappings
+        .iter()
+        .filter_map(|m| m.batch_max_age)
+        .min()
+        .map(|age| (age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    let ack_tick = acks.as_ref().map(|_| Duration::from_millis(200));
+    let tick = age_tick.into_iter().chain(ack_tick).min();
+    loop {
+        let received = match tick {
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(r) => Some(r),
+                Err(_) => break,
+            },
+        };
+        if age_tick.is_some()
+            && failure.is_none()
+            && let Err(e) = partitions.close_expired(routes, sink)
+        {
+            failure = Some(e.into());
+        }
+        tell_failure(&failure, &mut failure_told, on_failure);
+        if let Some(r) = received {
+            pending.insert(r.chunk.seq, r);
+        }
+        while let Some(mut r) = pending.remove(&next) {
+            next += 1;
+            if failure.is_some() || unreadable.is_some() {
+                continue; // keep draining so the workers can finish
+            }
+            if let Some(source) = r.unreadable.take() {
+                unreadable = Some(RunError::Input(crate::source::SourceError {
+                    input: r.chunk.origin.to_string(),
+                    source,
+                }));
+                continue;
+            }
+            let input = r.chunk.input;
+            if next_line.len() <= input {
+                next_line.resize(input + 1, 1);
+            }
+            let line_offset = r.chunk.line_offset(&mut next_line[input]);
+            if let Err(e) = apply(routes, &mut r, line_offset, &mut partitions, sink, rejects) {
+                failure = Some(e);
+            }
+            r.counts.add_to(report);
+            let _ = spare.try_send(std::mem::take(&mut r.chunk.data));
+            if let Some(bar) = progress {
+                bar.set_message(format!(
+                    "{} events read, {} rows written",
+                    report.events_read,
+                    report.rows()
+                ));
+            }
+        }
+        if failure.is_none()
+            && let Some(acks) = &mut acks
+            && let Err(e) = acks.advance(next, &partitions, sink, rejects)
+        {
+            failure = Some(e);
+        }
+        tell_failure(&failure, &mut failure_told, on_failure);
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    partitions.close_all(routes, sink)?;
+    if let Some(acks) = &mut acks {
+        acks.advance(next, &partitions, sink, rejects)?;
+    }
+    unreadable.map_or(Ok(()), Err)
+}
+
+/// Writes one chunk's rejects and rows.
+fn apply(
+    routes: &Routes<'_>,
+    r: &mut ChunkResult,
+    line_offset: u64,
+    partitions: &mut Partitions,
+    sink: &mut dyn Sink,
+    rejects: &mut RejectLog,
+) -> Result<(), RunError> {
+    let ChunkResult {
+        chunk,
+        groups,
+        rejects: raw_rejects,
+        ..
+    } = r;
+    let input: &str = &chunk.origin;
+    for rj in raw_rejects.drain(..) {
+        let raw = String::from_utf8_lossy(&chunk.data[rj.record.0 as usize..rj.record.1 as usize]);
+        let mut entry = serde_json::Value::Object(serde_json::Map::from_iter([
+            ("input".to_string(), serde_json::json!(input)),
+            (
+                chunk.unit.key().to_string(),
+                serde_json::json!(rj.line + line_offset),
+            ),
+            ("reason".to_string(), serde_json::json!(rj.reason)),
+        ]));
+        if let Some(mi) = rj.mapping {
+            entry["mapping"] = serde_json::json!(routes.mapping(mi).name);
+        }
+        // Valid JSON stays JSON; anything else is kept as text.
+        entry["event"] = serde_json::from_str::<serde_json::Value>(&raw)
+            .unwrap_or(serde_json::Value::String(raw.into_owned()));
+        rejects.write(&entry).map_err(|source| RunError::Rejects {
+            path: rejects.path().to_path_buf(),
+            source,
+        })?;
+    }
+    let records = &chunk.records;
+    let data = &chunk.data;
+    let first_event = |ri: u32| -> Option<serde_json::Value> {
+        let rec = records.get(ri as usize)?;
+        serde_json::from_slice(&data[rec.start as usize..rec.end as usize]).ok()
+    };
+    for g in std::mem::take(&mut groups.groups) {
+        partitions.write_group(g, routes, chunk.seq, sink, &first_event)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::Config;
+    use crate::pipeline::MappingStats;
+    use crate::pipeline::worker::Worker;
+    use crate::sink::local::LocalSink;
+    use crate::source::{Chunk, Chunks, Input};
+    use std::path::Path;
+    use std::sync::mpsc::sync_channel;
+
+    /// A chunk whose bytes cannot be read ends its input there: what came before is written,
+    /// what comes after is not, and the run fails naming the input.
+    #[test]
+    fn an_unreadable_chunk_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_str(
+            "mappings:\n  - name: all\n    trigger: 'type = \"track\"'\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let routes = Routes::new(&config);
+        let active = vec![0];
+        let mut worker = Worker::new(&routes, &active);
+        let chunk = |seq, text: &str| Chunk {
+            seq,
+            data: text.as_bytes().to_vec(),
+            origin: "events.ndjson".into(),
+            lines: true,
+            ..Chunk::default()
+        };
+        // A range of a file that is cut short before the worker reads it.
+        let events = dir.path().join("events.ndjson");
+        std::fs::write(
+            &events,
+            "{\"type\":\"track\",\"event\":\"b\"}\n".repeat(500),
+        )
+        .unwrap();
+        let Chunks::Ranges(mut ranges) =
+            Chunks::open(&Input::File(events.clone()), 0, 4096).unwrap()
+        else {
+            panic!("NDJSON in a regular file is cut into ranges");
+        };
+        let mut cut_short = ranges.next_chunk(1, Vec::new()).unwrap().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&events)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        cut_short.seq = 1;
+        cut_short.origin = "events.ndjson".into();
+
+        let (tx, rx) = sync_channel(3);
+        let (spare, _spare_rx) = sync_channel(3);
+        tx.send(worker.process(chunk(0, "{\"type\":\"track\",\"event\":\"a\"}\n"), 1))
+            .unwrap();
+        tx.send(worker.process(cut_short, 1)).unwrap();
+        tx.send(worker.process(chunk(2, "{\"type\":\"track\",\"event\":\"c\"}\n"), 1))
+            .unwrap();
+        drop(tx);
+
+        let out = dir.path().join("out");
+        let mut sink = LocalSink::new(&out).unwrap();
+        let mut rejects = RejectLog::new(dir.path().join("rejects.ndjson"));
+        let mut report = RunReport::default();
+        report.mappings.push(MappingStats::default());
+        let err = write_results(
+            &routes,
+            Results { done: rx, spare },
+            &mut sink,
+            &mut rejects,
+            &mut report,
+            Watchers {
+                progress: None,
+                on_failure: None,
+                ack: None,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read events.ndjson: the file became shorter"),
+            "{err}"
+        );
+        sink.finish().unwrap();
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let csv = std::fs::read_to_string(&files[0]).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{csv}");
+        assert!(rows[0].starts_with("\"a\",\"track\""), "{csv}");
+        assert_eq!(report.events_read, 1);
+    }
+}
