@@ -32,33 +32,19 @@ fn hashed(email: &str) -> String {
         .collect()
 }
 
-fn replay(
-    mapping: &str,
-    fixture: &str,
-) -> (
-    tempfile::TempDir,
-    std::collections::BTreeMap<String, Vec<u8>>,
-) {
-    let out = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "replay",
-        mapping,
-        fixture,
-        "--out",
-        out.path().to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let files = files(out.path());
-    (out, files)
+/// Replays a shipped mapping over its fixture, which must succeed.
+fn replay_ok(mapping: &str, fixture: &str) -> Replayed {
+    let r = replay(mapping, &[fixture], &["-q"]);
+    assert_ok(&r.output);
+    r
 }
 
 #[test]
 fn audience_membership_rows() {
-    let (_out, files) = replay("mappings/audiences.yaml", "fixtures/audiences.ndjson");
+    let r = replay_ok("mappings/audiences.yaml", "fixtures/audiences.ndjson");
     let mut rows: HashMap<String, (String, Vec<String>)> = HashMap::new();
     let mut per_folder: HashMap<String, usize> = HashMap::new();
-    for (key, content) in &files {
+    for (key, content) in &r.files {
         let (header, parsed) = read_csv(content, b',');
         assert_eq!(
             header,
@@ -149,10 +135,10 @@ fn audience_membership_rows() {
 
 #[test]
 fn reverse_etl_rows() {
-    let (_out, files) = replay("mappings/reverse-etl.yaml", "fixtures/reverse-etl.ndjson");
+    let r = replay_ok("mappings/reverse-etl.yaml", "fixtures/reverse-etl.ndjson");
     // Rows per (model, kind), in file order (one file per partition at this size).
     let mut written: HashMap<(String, String), Vec<Vec<String>>> = HashMap::new();
-    for (key, content) in &files {
+    for (key, content) in &r.files {
         let (header, parsed) = read_csv(content, b',');
         let parts: Vec<&str> = key.split('/').collect();
         assert_eq!(parts[0], "reverse-etl");

@@ -7,17 +7,13 @@ use serde_json::Value as J;
 
 #[test]
 fn golden_files_are_byte_identical() {
-    let out = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "replay",
+    let r = replay(
         "tests/golden/edge-cases.yaml",
-        "tests/golden/edge-cases.ndjson",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let got = files(out.path());
+        &["tests/golden/edge-cases.ndjson"],
+        &["--quiet"],
+    );
+    assert_ok(&r.output);
+    let got = &r.files;
     let want = files(&root().join("tests/golden/expected"));
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -34,17 +30,9 @@ fn golden_files_are_byte_identical() {
 
 #[test]
 fn bundled_events_mapping_writes_every_row() {
-    let out = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "replay",
-        "mappings/events.yaml",
-        "fixtures/events.ndjson",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = replay("mappings/events.yaml", &["fixtures/events.ndjson"], &[]);
+    assert_ok(&r.output);
+    let summary = r.summary();
 
     // Independently count what the trigger should take.
     let text = std::fs::read_to_string(root().join("fixtures/events.ndjson")).unwrap();
@@ -62,9 +50,9 @@ fn bundled_events_mapping_writes_every_row() {
     assert_eq!(summary["not_matched"], events.len() - wanted.len());
     assert_eq!(summary["rejected"], 0);
 
-    let written = files(out.path());
+    let written = &r.files;
     let mut rows_by_id = std::collections::HashMap::new();
-    for (key, content) in &written {
+    for (key, content) in written {
         let event_type = key.split('/').nth(1).unwrap();
         assert!(
             key.starts_with(&format!("exports/{event_type}/segment_")) && key.ends_with(".csv"),
@@ -137,17 +125,9 @@ fn batches_split_by_row_count_and_type() {
         "m.yaml",
         "mappings:\n  - name: m\n    batch_size: 40\n    filename_template: \"{{event_type}}-{{part}}-{{rows}}.csv\"\n",
     );
-    let out = dir.path().join("out");
-    let o = run(&[
-        "replay",
-        &mapping,
-        "fixtures/events.ndjson",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let written = files(&out);
+    let r = replay(&mapping, &["fixtures/events.ndjson"], &["-q"]);
+    assert_ok(&r.output);
+    let written = &r.files;
     let names: Vec<&str> = written.keys().map(String::as_str).collect();
     // 193 track rows: 4 full files of 40 and one of 33; 57 identify rows: 40 + 17.
     assert_eq!(
@@ -162,7 +142,7 @@ fn batches_split_by_row_count_and_type() {
             "track-5-33.csv"
         ]
     );
-    for (k, content) in &written {
+    for (k, content) in written {
         let rows: usize = k
             .trim_end_matches(".csv")
             .rsplit('-')
@@ -182,27 +162,15 @@ fn batches_split_by_row_count_and_type() {
 
 #[test]
 fn rejects_are_reported_and_counted() {
-    let out = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "replay",
-        "mappings/events.yaml",
-        "fixtures/bad-input.ndjson",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "rejected input makes the run fail: {}",
-        stderr(&o)
-    );
-    let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = replay("mappings/events.yaml", &["fixtures/bad-input.ndjson"], &[]);
+    // Rejected input makes the run fail.
+    assert_exit(&r.output, 1);
+    let summary = r.summary();
     assert_eq!(summary["events_read"], 8);
     assert_eq!(summary["rejected"], 5);
     assert_eq!(summary["matched"], 2);
     assert_eq!(summary["not_matched"], 1);
-    let rejects = std::fs::read_to_string(out.path().join("_rejected.ndjson")).unwrap();
+    let rejects = r.text_file("_rejected.ndjson");
     let lines: Vec<J> = rejects
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -272,23 +240,14 @@ fn input_layouts_gzip_stdin_and_several_inputs() {
         "m.yaml",
         "mappings:\n  - name: m\n    columns:\n      id: {'@path': '$.messageId'}\n    batch_size_column_name: ''\n    audience_action_column_name: ''\n    filename_template: '{{event_type}}.csv'\n",
     );
-    let out = dir.path().join("out");
-    let o = run_stdin(
-        &[
-            "replay",
-            &mapping,
-            &array,
-            gz_path.to_str().unwrap(),
-            "-",
-            &single,
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ],
+    let r = replay_stdin(
+        &mapping,
+        &[&array, gz_path.to_str().unwrap(), "-", &single],
+        &[],
         format!("{}\n", events[1]).as_bytes(),
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let written = files(&out);
+    assert_ok(&r.output);
+    let written = &r.files;
     assert_eq!(
         String::from_utf8_lossy(&written["track.csv"]),
         "id\n\"1\"\n\"2\"\n\"1\"\n\"2\""
@@ -307,50 +266,34 @@ fn mapping_filter_and_disabled_mappings() {
         "m.yaml",
         "mappings:\n  - name: tracks\n    trigger: 'type = \"track\"'\n    filename_template: 'tracks.csv'\n  - name: ids\n    trigger: 'type = \"identify\"'\n    filename_template: 'ids.csv'\n  - name: off\n    enabled: false\n    filename_template: 'off.csv'\n",
     );
-    let out = dir.path().join("out");
-    let o = run(&[
-        "replay",
-        &mapping,
-        "fixtures/events.ndjson",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all = replay(&mapping, &["fixtures/events.ndjson"], &["-q"]);
+    assert_ok(&all.output);
     assert_eq!(
-        files(&out).keys().cloned().collect::<Vec<_>>(),
+        all.files.keys().cloned().collect::<Vec<_>>(),
         vec!["ids.csv", "tracks.csv"]
     );
-    let out2 = dir.path().join("out2");
-    let o = run(&[
-        "replay",
+    let ids = replay(
         &mapping,
-        "fixtures/events.ndjson",
-        "--out",
-        out2.to_str().unwrap(),
-        "--mapping",
-        "ids",
-        "-q",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
+        &["fixtures/events.ndjson"],
+        &["--mapping", "ids", "-q"],
+    );
+    assert_ok(&ids.output);
     assert_eq!(
-        files(&out2).keys().cloned().collect::<Vec<_>>(),
+        ids.files.keys().cloned().collect::<Vec<_>>(),
         vec!["ids.csv"]
     );
-    let o = run(&[
-        "replay",
+    let nope = replay_into(
+        ids.out(),
         &mapping,
-        "fixtures/events.ndjson",
-        "--out",
-        out2.to_str().unwrap(),
-        "--mapping",
-        "nope",
-    ]);
+        &["fixtures/events.ndjson"],
+        &["--mapping", "nope"],
+    );
+    let o = &nope.output;
     assert_ne!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("no mapping named \"nope\""),
+        stderr(o).contains("no mapping named \"nope\""),
         "{}",
-        stderr(&o)
+        stderr(o)
     );
 }
 
@@ -362,19 +305,12 @@ fn existing_files_are_never_overwritten() {
         "m.yaml",
         "mappings:\n  - name: m\n    filename_template: 'fixed.csv'\n",
     );
-    let out = dir.path().join("out");
-    for _ in 0..2 {
-        let o = run(&[
-            "replay",
-            &mapping,
-            "tests/golden/edge-cases.ndjson",
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    }
-    let names: Vec<String> = files(&out).keys().cloned().collect();
+    let input = ["tests/golden/edge-cases.ndjson"];
+    let first = replay(&mapping, &input, &["-q"]);
+    assert_ok(&first.output);
+    let second = replay_into(first.out(), &mapping, &input, &["-q"]);
+    assert_ok(&second.output);
+    let names: Vec<String> = second.files.keys().cloned().collect();
     assert_eq!(
         names,
         vec!["fixed-1.csv", "fixed-2.csv", "fixed-3.csv", "fixed.csv"]
@@ -389,19 +325,11 @@ fn delimiters_tab_and_txt() {
         "m.yaml",
         "mappings:\n  - name: m\n    delimiter: tab\n    file_extension: txt\n    filename_prefix: feed\n    columns:\n      \"a|b\": {'@path': '$.event'}\n      note: {'@path': '$.properties.note'}\n",
     );
-    let out = dir.path().join("out");
-    let o = run(&[
-        "replay",
-        &mapping,
-        "tests/golden/edge-cases.ndjson",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let written = files(&out);
+    let r = replay(&mapping, &["tests/golden/edge-cases.ndjson"], &["-q"]);
+    assert_ok(&r.output);
+    let written = &r.files;
     assert_eq!(written.len(), 2);
-    for (k, content) in &written {
+    for (k, content) in written {
         assert!(k.starts_with("feed_") && k.ends_with(".txt"), "{k}");
         let (header, rows) = read_csv(content, b'\t');
         assert_eq!(header, vec!["a|b", "note", "audience_action", "batch_size"]);
@@ -426,8 +354,8 @@ fn validate_reports_every_problem() {
         "mappings:\n  - name: m\n    trigger: 'type = '\n    columns:\n      email: {'@if': {then: 1}}\n    delimiter: ';;'\n",
     );
     let o = run(&["validate", &mapping]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stdout(&o) + &stderr(&o);
+    assert_exit(&o, 2);
+    let err = output_text(&o);
     assert!(
         err.contains("bad.yaml:3:14: mappings[0].trigger: 1:8: expected a value after '='"),
         "{err}"
@@ -438,24 +366,16 @@ fn validate_reports_every_problem() {
     );
     assert!(err.contains("mappings[0].delimiter"), "{err}");
     let o = run(&["validate", "mappings/events.yaml"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ok(&o);
     assert!(stdout(&o).contains("valid (1 mapping"));
 }
 
 #[test]
 fn no_temporary_files_are_left_behind() {
-    let out = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "replay",
-        "mappings/events.yaml",
-        "fixtures/events.ndjson",
-        "--out",
-        out.path().to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(!out.path().join(".s3actions-tmp").exists());
-    assert!(files(out.path()).keys().all(|k| !k.contains(".batch-")));
+    let r = replay("mappings/events.yaml", &["fixtures/events.ndjson"], &["-q"]);
+    assert_ok(&r.output);
+    assert!(!r.out().join(".s3actions-tmp").exists());
+    assert!(r.files.keys().all(|k| !k.contains(".batch-")));
 }
 
 /// Live input on stdin: events are written while the producer is still running, once a
@@ -463,7 +383,7 @@ fn no_temporary_files_are_left_behind() {
 #[test]
 fn live_stdin_batches_close_on_age() {
     use std::io::Write as _;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let mapping = write(
         dir.path(),
@@ -492,26 +412,14 @@ fn live_stdin_batches_close_on_age() {
     }
     stdin.flush().unwrap();
     // The producer keeps stdin open; the first file must still appear.
-    let csvs = |dir: &std::path::Path| -> Vec<Vec<u8>> {
-        files(dir)
-            .into_iter()
-            .filter(|(k, _)| k.ends_with(".csv"))
-            .map(|(_, v)| v)
-            .collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while csvs(&out).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no file written while stdin stayed open"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let first = csvs(&out);
+    let first = wait_for(
+        Duration::from_secs(20),
+        "no file written while stdin stayed open",
+        || Some(csv_tables(&out)).filter(|t| !t.is_empty()),
+    );
     assert_eq!(first.len(), 1);
-    let (_, rows) = read_csv(&first[0], b',');
     assert_eq!(
-        rows,
+        first[0],
         vec![
             vec!["m1", "", "3"],
             vec!["m2", "", "3"],
@@ -521,10 +429,9 @@ fn live_stdin_batches_close_on_age() {
     stdin.write_all(event(4).as_bytes()).unwrap();
     drop(stdin);
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let all = csvs(&out);
-    assert_eq!(all.len(), 2);
-    let rows: Vec<Vec<Vec<String>>> = all.iter().map(|c| read_csv(c, b',').1).collect();
+    assert_ok(&o);
+    let rows = csv_tables(&out);
+    assert_eq!(rows.len(), 2);
     assert!(rows.contains(&vec![vec![
         "m4".to_string(),
         String::new(),
@@ -550,17 +457,9 @@ fn events_whose_folder_is_too_long_are_rejected_alone() {
             "{{\"type\":\"track\",\"event\":\"A\",\"messageId\":\"1\"}}\n{{\"type\":\"track\",\"event\":\"{long}\",\"messageId\":\"2\"}}\n{{\"type\":\"track\",\"event\":\"A\",\"messageId\":\"3\"}}\n"
         ),
     );
-    let out = dir.path().join("out");
-    let o = run(&[
-        "replay",
-        &mapping,
-        &input,
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let written = files(&out);
+    let r = replay(&mapping, &[&input], &[]);
+    assert_exit(&r.output, 1);
+    let written = &r.files;
     let csvs: Vec<_> = written
         .iter()
         .filter(|(k, _)| k.ends_with(".csv"))
@@ -569,7 +468,7 @@ fn events_whose_folder_is_too_long_are_rejected_alone() {
     let (key, csv) = csvs[0];
     assert!(key.starts_with("by-event/A/"), "{key}");
     assert_eq!(read_csv(csv, b',').1.len(), 2);
-    let rejects = std::fs::read_to_string(out.join("_rejected.ndjson")).unwrap();
+    let rejects = r.text_file("_rejected.ndjson");
     let entry: J = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
     assert_eq!(entry["line"], 2);
     assert_eq!(entry["mapping"], "m");
@@ -580,8 +479,7 @@ fn events_whose_folder_is_too_long_are_rejected_alone() {
             .contains("s3_aws_folder_name renders to"),
         "{entry}"
     );
-    let summary: J = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(summary["events_read"], 3);
+    assert_eq!(r.summary()["events_read"], 3);
 }
 
 /// A file name template that cannot name a batch (here: an event field too long for a key)
@@ -600,19 +498,31 @@ fn a_failing_filename_template_falls_back_to_segment_naming() {
         "e.ndjson",
         &format!("{{\"type\":\"track\",\"event\":\"{long}\",\"messageId\":\"1\"}}\n"),
     );
-    let out = dir.path().join("out");
-    let o = run(&["replay", &mapping, &input, "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = replay(&mapping, &[&input], &[]);
+    let o = &r.output;
+    assert_ok(o);
     assert!(
-        stderr(&o).contains("filename_template failed"),
+        stderr(o).contains("filename_template failed"),
         "{}",
-        stderr(&o)
+        stderr(o)
     );
-    let written = files(&out);
+    let written = &r.files;
     let csvs: Vec<_> = written.keys().filter(|k| k.ends_with(".csv")).collect();
     assert_eq!(csvs.len(), 1);
     assert!(
         csvs[0].starts_with("exp_") && csvs[0].len() < 40,
         "{csvs:?}"
     );
+}
+
+/// The helpers above must let a failing run fail its test.
+#[test]
+#[should_panic(expected = "exit status")]
+fn assert_ok_fails_on_a_failed_run() {
+    let r = replay(
+        "tests/no-such-mapping.yaml",
+        &["fixtures/events.ndjson"],
+        &[],
+    );
+    assert_ok(&r.output);
 }

@@ -6,9 +6,9 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bin, files, read_csv, write};
+use common::{assert_exit, bin, csv_tables, wait_for, write};
 
 /// One HTTP/1.1 request; returns (status, body).
 fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
@@ -53,14 +53,6 @@ fn start(mapping: &str, out: &std::path::Path, extra: &[&str]) -> (Child, String
     (child, addr)
 }
 
-fn csv_rows(out: &std::path::Path) -> Vec<Vec<Vec<String>>> {
-    files(out)
-        .into_iter()
-        .filter(|(k, _)| k.ends_with(".csv"))
-        .map(|(_, v)| read_csv(&v, b',').1)
-        .collect()
-}
-
 #[test]
 fn events_posted_over_http_are_written_on_age_and_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,15 +88,12 @@ mappings:
     assert_eq!(post(&addr, "/v1/nothing", "{}").0, 404);
 
     // The batch is written after a second, with the server still running.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while csv_rows(&out).is_empty() {
-        assert!(Instant::now() < deadline, "nothing written while serving");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        csv_rows(&out),
-        vec![vec![vec!["track", "m1", "631", "", "1"]]]
+    let written = wait_for(
+        Duration::from_secs(20),
+        "nothing written while serving",
+        || Some(csv_tables(&out)).filter(|t| !t.is_empty()),
     );
+    assert_eq!(written, vec![vec![vec!["track", "m1", "631", "", "1"]]]);
 
     // A single event gets its endpoint's type; shutdown writes the open batch.
     assert_eq!(post(&addr, "/v1/identify", r#"{"messageId": "m3"}"#).0, 200);
@@ -113,14 +102,11 @@ mappings:
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for(
+        Duration::from_secs(20),
+        "serve did not stop on SIGINT",
+        || child.try_wait().unwrap(),
+    );
     let mut stdout = String::new();
     child
         .stdout
@@ -130,7 +116,7 @@ mappings:
         .unwrap();
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("Read 3 events"), "{stdout}");
-    let mut rows = csv_rows(&out);
+    let mut rows = csv_tables(&out);
     rows.sort();
     assert_eq!(
         rows,
@@ -198,7 +184,7 @@ fn a_missing_write_key_variable_is_an_error() {
         .args(["--out", dir.path().join("out").to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    assert_exit(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("NO_SUCH_VAR_S3A"));
 }
 
@@ -211,28 +197,19 @@ fn serve_stops_taking_events_when_they_cannot_be_written() {
     let out = dir.path().join("out");
     let (mut child, addr) = start(&mapping, &out, &[]);
     // The sink creates its directory once the pipeline starts.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !out.join(".s3actions-tmp").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the output directory never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(
+        Duration::from_secs(20),
+        "the output directory never appeared",
+        || out.join(".s3actions-tmp").exists().then_some(()),
+    );
     std::fs::remove_dir_all(&out).unwrap();
     let event = r#"{"type":"track","event":"E"}"#;
     assert_eq!(post(&addr, "/v1/track", event).0, 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve kept running after a write failure"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for(
+        Duration::from_secs(20),
+        "serve kept running after a write failure",
+        || child.try_wait().unwrap(),
+    );
     assert!(!status.success());
     let mut stderr = String::new();
     child

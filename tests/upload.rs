@@ -1,10 +1,12 @@
 //! Uploading through an assumed role, against a real S3+STS server (moto) with
 //! authentication, trust policies and permissions enforced. Run with ./scripts/test.sh.
 
+mod common;
 mod s3;
 
 use std::time::Duration;
 
+use common::{assert_exit, assert_ok, output_text};
 use s3::*;
 use s3actions::mapping::Config;
 use s3actions::sink::Sink;
@@ -18,14 +20,13 @@ fn config(path: &str) -> Config {
 
 #[test]
 fn upload_through_the_role() {
-    let moto = Moto::get();
     let s = Setup::new("upload");
-    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let m = s.mapping("writer").write();
     let o = s3actions(&["replay", &m, FIXTURE, "--json"], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ok(&o);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["files"].as_array().unwrap().len(), 2);
-    let objects = moto.objects(&s.folder);
+    let objects = s.objects();
     assert_eq!(objects.len(), 2, "{objects:?}");
     for (key, body, ct) in &objects {
         assert!(
@@ -42,20 +43,19 @@ fn upload_through_the_role() {
         .sum::<usize>();
     assert!(rows >= 250, "every row arrived");
     assert!(
-        files_under(&s.outbox()).is_empty(),
+        s.outbox_files().is_empty(),
         "uploaded files leave the outbox: {:?}",
-        files_under(&s.outbox())
+        s.outbox_files()
     );
 }
 
 #[test]
 fn wrong_external_id_keeps_files_in_the_outbox_until_flush() {
-    let moto = Moto::get();
     let s = Setup::new("extid");
-    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let m = s.mapping("writer").write();
     let o = s3actions(&["replay", &m, FIXTURE], "not-the-external-id");
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let out = text(&o);
+    assert_exit(&o, 1);
+    let out = output_text(&o);
     assert!(
         out.contains("cannot assume role arn:aws:iam::123456789012:role/writer"),
         "{out}"
@@ -67,33 +67,33 @@ fn wrong_external_id_keeps_files_in_the_outbox_until_flush() {
         "the external ID is never printed"
     );
     assert_eq!(
-        files_under(&s.outbox())
+        s.outbox_files()
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "csv"))
             .count(),
         2
     );
-    assert!(moto.objects(&s.folder).is_empty());
+    assert!(s.objects().is_empty());
 
     // Fix the external ID and flush: everything lands, nothing twice.
     let o = s3actions(&["flush", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(moto.objects(&s.folder).len(), 2);
-    assert!(files_under(&s.outbox()).is_empty());
+    assert_ok(&o);
+    assert_eq!(s.objects().len(), 2);
+    assert!(s.outbox_files().is_empty());
     let o = s3actions(&["flush", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(0));
-    assert!(text(&o).contains("0 file(s) uploaded"));
-    assert_eq!(moto.objects(&s.folder).len(), 2);
+    assert_ok(&o);
+    assert!(output_text(&o).contains("0 file(s) uploaded"));
+    assert_eq!(s.objects().len(), 2);
 }
 
 #[test]
 fn role_without_put_object_on_the_folder() {
     let moto = Moto::get();
     let s = Setup::new("denied");
-    let m = s.mapping(moto.endpoint(), "limited", "", None);
+    let m = s.mapping("limited").write();
     let o = s3actions(&["replay", &m, FIXTURE], "ext-good");
-    assert_eq!(o.status.code(), Some(1));
-    let out = text(&o);
+    assert_exit(&o, 1);
+    let out = output_text(&o);
     assert!(
         out.contains(&format!("role arn:aws:iam::123456789012:role/limited is not allowed s3:PutObject on arn:aws:s3:::s3actions-test/{}/", s.folder)),
         "{out}"
@@ -105,12 +105,12 @@ fn role_without_put_object_on_the_folder() {
 
     // check: the same role may write under allowed/.
     let o = s3actions(&["check", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("FAILED"));
+    assert_exit(&o, 1);
+    assert!(output_text(&o).contains("FAILED"));
     let allowed = unique("allowed/check");
-    let m2 = s.mapping(moto.endpoint(), "limited", "", Some(&format!("{allowed}/")));
+    let m2 = s.mapping("limited").folder(&format!("{allowed}/")).write();
     let o = s3actions(&["check", &m2], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ok(&o);
     let objs = moto.objects(&allowed);
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].0, format!("{allowed}/dummy-object.txt"));
@@ -118,42 +118,39 @@ fn role_without_put_object_on_the_folder() {
 
 #[test]
 fn missing_bucket() {
-    let moto = Moto::get();
     let s = Setup::new("nobucket");
-    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let m = s.mapping("writer").write();
     let text_yaml = std::fs::read_to_string(&m).unwrap().replace(
         "s3_aws_bucket_name: s3actions-test",
         "s3_aws_bucket_name: missing-bucket-zz",
     );
     std::fs::write(&m, text_yaml).unwrap();
     let o = s3actions(&["check", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     assert!(
-        text(&o).contains("bucket \"missing-bucket-zz\" does not exist"),
+        output_text(&o).contains("bucket \"missing-bucket-zz\" does not exist"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 }
 
 #[test]
 fn check_reports_success_and_failure() {
-    let moto = Moto::get();
     let s = Setup::new("check");
-    let m = s.mapping(
-        moto.endpoint(),
-        "writer",
-        "",
-        Some(&format!("{}/", s.folder)),
-    );
+    let m = s.mapping("writer").flat().write();
     let o = s3actions(&["check", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains(&format!(
+    assert_ok(&o);
+    assert!(output_text(&o).contains(&format!(
         "ok: mapping \"m\": wrote s3://s3actions-test/{}/dummy-object.txt",
         s.folder
     )));
     let o = s3actions(&["check", &m], "bad-id");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("cannot assume role"), "{}", text(&o));
+    assert_exit(&o, 1);
+    assert!(
+        output_text(&o).contains("cannot assume role"),
+        "{}",
+        output_text(&o)
+    );
 }
 
 #[test]
@@ -162,32 +159,28 @@ fn role_chaining_through_an_intermediate_role() {
     let s = Setup::new("chain");
     let (mid, _) = moto.role("intermediate");
     let extra = format!("  intermediate_role_arn: {mid}\n  intermediate_external_id: ext-mid\n");
-    let m = s.mapping(moto.endpoint(), "chained", &extra, None);
+    let m = s.mapping("chained").settings(&extra).write();
     let o = s3actions(&["replay", &m, FIXTURE], "ext-chain");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(moto.objects(&s.folder).len(), 2);
+    assert_ok(&o);
+    assert_eq!(s.objects().len(), 2);
 }
 
 #[test]
 fn large_files_go_up_in_parts() {
     let moto = Moto::get();
     let s = Setup::new("multipart");
-    let m = s.mapping(
-        moto.endpoint(),
-        "writer",
-        "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n",
-        None,
-    );
+    let m = s
+        .mapping("writer")
+        .settings("  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n")
+        .write();
     // 12 MB in the outbox, flushed: three parts.
     let key = format!("{}/big.csv", s.folder);
-    let path = s.outbox().join(&key);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let line = "\"abcdefghijklmnopqrstuvwxyz0123456789\",\"0123456789\"\n";
     let content: String = line.repeat(12 * 1024 * 1024 / line.len());
-    std::fs::write(&path, &content).unwrap();
+    s.outbox_file(&key, &content);
     let o = s3actions(&["flush", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let objs = moto.objects(&s.folder);
+    assert_ok(&o);
+    let objs = s.objects();
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].1.len(), content.len());
     assert!(objs[0].1 == content.as_bytes());
@@ -200,7 +193,7 @@ fn large_files_go_up_in_parts() {
     )
     .unwrap();
     assert!(etag.e_tag().unwrap().contains("-3"), "{:?}", etag.e_tag());
-    assert_eq!(moto.open_multipart_uploads(&s.folder), 0);
+    assert_eq!(s.open_multipart_uploads(), 0);
 }
 
 #[test]
@@ -208,20 +201,21 @@ fn failed_multipart_uploads_are_aborted() {
     let moto = Moto::get();
     let proxy = Proxy::start(moto.endpoint());
     let s = Setup::new("abort");
-    let m = s.mapping(
-        &proxy.url,
-        "writer",
-        "  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n",
-        None,
-    );
+    let m = s
+        .mapping("writer")
+        .endpoint(&proxy.url)
+        .settings("  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n")
+        .write();
     let key = format!("{}/big.csv", s.folder);
-    let path = s.outbox().join(&key);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, "x".repeat(11 * 1024 * 1024)).unwrap();
+    let path = s.outbox_file(&key, "x".repeat(11 * 1024 * 1024));
     proxy.inject("PUT", "partNumber=2", FaultKind::InternalError, 100);
     let o = s3actions(&["flush", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("still waiting"), "{}", text(&o));
+    assert_exit(&o, 1);
+    assert!(
+        output_text(&o).contains("still waiting"),
+        "{}",
+        output_text(&o)
+    );
     let log = proxy.log();
     assert!(
         log.iter()
@@ -229,7 +223,7 @@ fn failed_multipart_uploads_are_aborted() {
         "AbortMultipartUpload was sent: {log:?}"
     );
     assert_eq!(
-        moto.open_multipart_uploads(&s.folder),
+        s.open_multipart_uploads(),
         0,
         "no dangling multipart upload"
     );
@@ -241,13 +235,13 @@ fn throttling_server_errors_and_dropped_connections_are_retried() {
     let moto = Moto::get();
     let proxy = Proxy::start(moto.endpoint());
     let s = Setup::new("retry");
-    let m = s.mapping(&proxy.url, "writer", "", Some(&format!("{}/", s.folder)));
+    let m = s.mapping("writer").endpoint(&proxy.url).flat().write();
     proxy.inject("PUT", &s.folder, FaultKind::SlowDown, 2);
     proxy.inject("PUT", &s.folder, FaultKind::InternalError, 1);
     proxy.inject("PUT", &s.folder, FaultKind::Drop, 1);
     let o = s3actions(&["replay", &m, FIXTURE, "-v"], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(moto.objects(&s.folder).len(), 2);
+    assert_ok(&o);
+    assert_eq!(s.objects().len(), 2);
     let puts = proxy
         .log()
         .iter()
@@ -258,7 +252,7 @@ fn throttling_server_errors_and_dropped_connections_are_retried() {
         "4 failed attempts + 2 uploads: {:?}",
         proxy.log()
     );
-    assert!(text(&o).contains("retrying"), "{}", text(&o));
+    assert!(output_text(&o).contains("retrying"), "{}", output_text(&o));
 }
 
 #[test]
@@ -266,43 +260,30 @@ fn permission_errors_are_not_retried() {
     let moto = Moto::get();
     let proxy = Proxy::start(moto.endpoint());
     let s = Setup::new("noretry");
-    let m = s.mapping(&proxy.url, "limited", "", Some(&format!("{}/", s.folder)));
+    let m = s.mapping("limited").endpoint(&proxy.url).flat().write();
     let o = s3actions(&["check", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     let puts = proxy.log().iter().filter(|l| l.starts_with("PUT")).count();
     assert_eq!(puts, 1, "{:?}", proxy.log());
 }
 
 #[test]
 fn credentials_are_refreshed_before_they_expire() {
-    let moto = Moto::get();
     let s = Setup::new("refresh");
-    let m = s.mapping(
-        moto.endpoint(),
-        "writer",
-        "",
-        Some(&format!("{}/", s.folder)),
-    );
-    // SAFETY: set before any other thread of this test reads the environment.
-    unsafe {
-        let (key, secret) = moto.caller_keys();
-        std::env::set_var("EXT", "ext-good");
-        std::env::set_var("AWS_ACCESS_KEY_ID", key);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", secret);
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
+    // In process, so nothing comes from the environment (which other test threads read):
+    // the external ID is in the file and the caller's keys are given to the client.
+    let m = s.mapping("writer").flat().external_id("ext-good").write();
     let cfg = config(&m);
     // A refresh margin longer than the session: every use finds the credentials expiring.
     let opts = ClientOptions {
         refresh_margin: Duration::from_secs(4 * 3600),
+        base_credentials: Some(caller_credentials()),
         ..ClientOptions::default()
     };
     let mut sink = S3Sink::new(&cfg.settings, &s.outbox(), &opts).unwrap();
     for i in 0..3 {
         let key = format!("{}/f{i}.csv", s.folder);
-        let p = s.outbox().join(&key);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, format!("h\n\"{i}\"")).unwrap();
+        let p = s.outbox_file(&key, format!("h\n\"{i}\""));
         let job = UploadJob {
             content_type: "text/csv",
             content_encoding: None,
@@ -329,11 +310,11 @@ fn credentials_are_refreshed_before_they_expire() {
 fn secrets_never_appear_in_output() {
     let moto = Moto::get();
     let s = Setup::new("secrets");
-    let m = s.mapping(moto.endpoint(), "writer", "", None);
+    let m = s.mapping("writer").write();
     let (_, secret) = moto.caller_keys();
     for ext in ["ext-good", "wrong-external-id-xyz"] {
         let mut cmd_out = s3actions(&["replay", &m, FIXTURE, "-vv"], ext);
-        let all = text(&cmd_out);
+        let all = output_text(&cmd_out);
         assert!(!all.contains(ext), "external ID printed");
         assert!(!all.contains(&secret), "secret key printed");
         cmd_out.stdout.clear();
@@ -346,21 +327,17 @@ fn secrets_never_appear_in_output() {
 fn object_options_apply_to_single_and_multipart_uploads() {
     let moto = Moto::get();
     let s = Setup::new("options");
-    let m = s.mapping(
-        moto.endpoint(),
-        "writer",
-        "  server_side_encryption: AES256\n  storage_class: STANDARD_IA\n  tags:\n    team: data\n    source: s3 actions\n  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n",
-        None,
-    );
+    let m = s
+        .mapping("writer")
+        .settings("  server_side_encryption: AES256\n  storage_class: STANDARD_IA\n  tags:\n    team: data\n    source: s3 actions\n  multipart_threshold_mb: 5\n  multipart_part_size_mb: 5\n")
+        .write();
     let small = format!("{}/small.csv", s.folder);
     let big = format!("{}/big.csv", s.folder);
     for (key, size) in [(&small, 100), (&big, 6 * 1024 * 1024)] {
-        let path = s.outbox().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, "x".repeat(size)).unwrap();
+        s.outbox_file(key, "x".repeat(size));
     }
     let o = s3actions(&["flush", &m], "ext-good");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ok(&o);
     let admin = moto.admin();
     for key in [&small, &big] {
         let head = block_on(admin.head_object().bucket(moto.bucket()).key(key).send()).unwrap();

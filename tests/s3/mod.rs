@@ -1,11 +1,13 @@
 //! The real S3+STS server (moto, started by scripts/test.sh) and a fault-injecting proxy.
+//! Uses `crate::common` (tests/common): a test that declares `mod s3;` declares
+//! `mod common;` too.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
@@ -291,7 +293,8 @@ impl Proxy {
     }
 }
 
-/// A mapping file for the test server.
+/// One test's scratch directory (mapping file, outbox) and its own folder in the bucket,
+/// so tests running in parallel never see each other's objects.
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub folder: String,
@@ -309,38 +312,125 @@ impl Setup {
         self.dir.path().join("outbox")
     }
 
-    /// Writes `m.yaml`: settings for `role` (external ID read from $EXT), extra settings
-    /// lines, one mapping into `<folder>/<type>/`.
-    pub fn mapping(
-        &self,
-        endpoint: &str,
-        role: &str,
-        extra_settings: &str,
-        folder: Option<&str>,
-    ) -> String {
+    /// Starts `m.yaml` for `role`: the most common file (moto directly, files under
+    /// `<folder>/<type>/`, external ID from $EXT, no extra settings) unless changed with
+    /// [`MappingFile`]'s methods before [`MappingFile::write`].
+    pub fn mapping<'a>(&'a self, role: &'a str) -> MappingFile<'a> {
+        MappingFile {
+            setup: self,
+            role,
+            endpoint: None,
+            extra_settings: String::new(),
+            folder: None,
+            external_id: "${EXT}".into(),
+        }
+    }
+
+    /// Writes a file into the outbox at `key`, where a run that could not upload leaves its
+    /// files for `flush`; returns its path.
+    pub fn outbox_file(&self, key: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.outbox().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Every file in the outbox (including ones in subfolders).
+    pub fn outbox_files(&self) -> Vec<PathBuf> {
+        files_under(&self.outbox())
+    }
+
+    /// The objects under this test's folder: (key, body, content type), sorted.
+    pub fn objects(&self) -> Vec<(String, Vec<u8>, Option<String>)> {
+        Moto::get().objects(&self.folder)
+    }
+
+    /// Multipart uploads still open under this test's folder.
+    pub fn open_multipart_uploads(&self) -> usize {
+        Moto::get().open_multipart_uploads(&self.folder)
+    }
+}
+
+/// A mapping file being described; [`MappingFile::write`] writes it as `m.yaml` (replacing
+/// an earlier one) and returns its path.
+pub struct MappingFile<'a> {
+    setup: &'a Setup,
+    role: &'a str,
+    endpoint: Option<String>,
+    extra_settings: String,
+    folder: Option<String>,
+    external_id: String,
+}
+
+impl MappingFile<'_> {
+    /// Talk to this endpoint (e.g. a [`Proxy`]) instead of moto directly.
+    pub fn endpoint(mut self, url: &str) -> Self {
+        self.endpoint = Some(url.to_string());
+        self
+    }
+
+    /// Extra lines for the `settings:` block, each indented by two spaces and ending in a
+    /// newline.
+    pub fn settings(mut self, lines: &str) -> Self {
+        self.extra_settings.push_str(lines);
+        self
+    }
+
+    /// The mapping's `s3_aws_folder_name`, as given.
+    pub fn folder(mut self, folder: &str) -> Self {
+        self.folder = Some(folder.to_string());
+        self
+    }
+
+    /// Files straight under the test's folder (`<folder>/`), not one subfolder per type.
+    pub fn flat(self) -> Self {
+        let folder = format!("{}/", self.setup.folder);
+        self.folder(&folder)
+    }
+
+    /// The external ID written into the file, instead of `${EXT}` (which the library
+    /// expands from its own process environment, so in-process tests cannot use it).
+    pub fn external_id(mut self, id: &str) -> Self {
+        self.external_id = id.to_string();
+        self
+    }
+
+    pub fn write(self) -> String {
         let moto = Moto::get();
-        let (arn, _) = moto.role(role);
-        let folder = folder
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}/{{{{type}}}}/", self.folder));
+        let (arn, _) = moto.role(self.role);
+        let endpoint = self.endpoint.as_deref().unwrap_or(moto.endpoint());
+        let folder = self
+            .folder
+            .unwrap_or_else(|| format!("{}/{{{{type}}}}/", self.setup.folder));
         let text = format!(
-            "settings:\n  s3_aws_bucket_name: {bucket}\n  s3_aws_region: us-east-1\n  iam_role_arn: {arn}\n  iam_external_id: ${{EXT}}\n  endpoint_url: {endpoint}\n  outbox_dir: {outbox}\n  max_retries: 4\n{extra_settings}mappings:\n  - name: m\n    s3_aws_folder_name: \"{folder}\"\n",
+            "settings:\n  s3_aws_bucket_name: {bucket}\n  s3_aws_region: us-east-1\n  iam_role_arn: {arn}\n  iam_external_id: {external_id}\n  endpoint_url: {endpoint}\n  outbox_dir: {outbox}\n  max_retries: 4\n{extra_settings}mappings:\n  - name: m\n    s3_aws_folder_name: \"{folder}\"\n",
             bucket = moto.bucket(),
-            outbox = self.outbox().display(),
+            external_id = self.external_id,
+            outbox = self.setup.outbox().display(),
+            extra_settings = self.extra_settings,
         );
-        let p = self.dir.path().join("m.yaml");
+        let p = self.setup.dir.path().join("m.yaml");
         std::fs::write(&p, text).unwrap();
         p.to_string_lossy().into_owned()
     }
 }
 
-/// Runs the CLI with the test caller's keys and nothing else from the environment's AWS
-/// configuration.
+/// The test caller's keys, for in-process tests ([`ClientOptions::base_credentials`]):
+/// the same identity [`s3actions`] gives the binary, without touching the environment.
+///
+/// [`ClientOptions::base_credentials`]: s3actions::sink::s3::ClientOptions::base_credentials
+pub fn caller_credentials() -> SharedCredentialsProvider {
+    let (key, secret) = Moto::get().caller_keys();
+    SharedCredentialsProvider::new(Credentials::new(key, secret, None, None, "test-caller"))
+}
+
+/// Runs the CLI with the test caller's keys, `external_id` as $EXT, and nothing else from
+/// the environment's AWS configuration. The variables are set on the child only: the test
+/// process's own environment, which parallel tests read, never changes.
 pub fn s3actions(args: &[&str], external_id: &str) -> std::process::Output {
     let (key, secret) = Moto::get().caller_keys();
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_s3actions"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
+    let mut c = crate::common::bin();
+    c.args(args)
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("EXT", external_id)
@@ -350,17 +440,8 @@ pub fn s3actions(args: &[&str], external_id: &str) -> std::process::Output {
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_REGION")
-        .env_remove("S3ACTIONS_LOG");
+        .env_remove("AWS_REGION");
     c.output().unwrap()
-}
-
-pub fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {

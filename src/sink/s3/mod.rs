@@ -52,6 +52,10 @@ pub struct ClientOptions {
     pub backoff_base: Duration,
     pub connect_timeout: Duration,
     pub operation_attempt_timeout: Duration,
+    /// The credentials the role is assumed with (or that sign requests, without a role).
+    /// `None`: the standard AWS chain (environment, profile, instance metadata). Tests set
+    /// it, so they need not change the process environment other threads read.
+    pub base_credentials: Option<SharedCredentialsProvider>,
 }
 
 impl Default for ClientOptions {
@@ -61,12 +65,13 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_millis(200),
             connect_timeout: Duration::from_secs(10),
             operation_attempt_timeout: Duration::from_secs(300),
+            base_credentials: None,
         }
     }
 }
 
-/// Builds the S3 client: base credentials from the standard chain, then the role (and the
-/// intermediate role, when chaining).
+/// Builds the S3 client: base credentials from the options or else the standard chain, then
+/// the role (and the intermediate role, when chaining).
 pub async fn connect(settings: &Settings, opts: &ClientOptions) -> Result<Uploader, UploadError> {
     let region = settings
         .region
@@ -82,6 +87,9 @@ pub async fn connect(settings: &Settings, opts: &ClientOptions) -> Result<Upload
         .timeout_config(timeouts);
     if let Some(ep) = &settings.endpoint_url {
         loader = loader.endpoint_url(ep);
+    }
+    if let Some(creds) = &opts.base_credentials {
+        loader = loader.credentials_provider(creds.clone());
     }
     let base = loader.load().await;
     let path_style = base.endpoint_url().is_some();
