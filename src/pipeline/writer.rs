@@ -341,3 +341,118 @@ mod tests {
         assert_eq!(report.events_read, 1);
     }
 }
+
+#[cfg(test)]
+mod ack_tests {
+    use std::sync::{Arc, Mutex};
+
+    use crate::mapping::Config;
+    use crate::pipeline::{RejectLog, RunOptions, run};
+    use crate::sink::Durability;
+    use crate::sink::local::LocalSink;
+    use crate::source::{Acknowledge, Chunk, Input, Inputs, Source, SourceError};
+
+    /// A source that wraps the file inputs and records every acknowledgement.
+    struct Recorded {
+        inner: Inputs,
+        acks: Arc<Log>,
+    }
+
+    #[derive(Default)]
+    struct Log(Mutex<Vec<u64>>);
+
+    impl Acknowledge for Log {
+        fn level(&self) -> Durability {
+            Durability::Final
+        }
+        fn durable_below(&self, seq: u64) {
+            self.0.lock().unwrap().push(seq);
+        }
+    }
+
+    impl Source for Recorded {
+        fn next_chunk(&mut self, seq: u64, spare: Vec<u8>) -> Result<Option<Chunk>, SourceError> {
+            self.inner.next_chunk(seq, spare)
+        }
+        fn acknowledger(&self) -> Option<Arc<dyn Acknowledge>> {
+            Some(self.acks.clone())
+        }
+    }
+
+    fn events(dir: &std::path::Path, name: &str, n: usize) -> Input {
+        let p = dir.join(name);
+        let line =
+            "{\"type\":\"track\",\"event\":\"e\",\"properties\":{\"pad\":\"xxxxxxxxxxxxxxxx\"}}\n";
+        std::fs::write(&p, line.repeat(n)).unwrap();
+        Input::File(p)
+    }
+
+    /// Acknowledgements only grow, never pass an open batch, and end with every chunk.
+    #[test]
+    fn acknowledgements_grow_up_to_every_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_str(
+            "mappings:\n  - name: m\n    trigger: 'type = \"track\"'\n    batch_size: 700\n",
+            std::path::Path::new("m.yaml"),
+        )
+        .unwrap();
+        let inputs = vec![
+            events(dir.path(), "a.ndjson", 1000),
+            events(dir.path(), "b.ndjson", 1000),
+        ];
+        let acks = Arc::new(Log::default());
+        let mut source = Recorded {
+            inner: Inputs::new(inputs, 4096, Durability::Written),
+            acks: acks.clone(),
+        };
+        let progress = source.inner.progress();
+        let mut sink = LocalSink::new(&dir.path().join("out")).unwrap();
+        let mut rejects = RejectLog::new(dir.path().join("rejects.ndjson"));
+        let opts = RunOptions {
+            threads: 2,
+            ..RunOptions::default()
+        };
+        let report = run(&config, &mut source, &opts, &mut sink, &mut rejects).unwrap();
+        assert_eq!(report.mappings[0].rows, 2000);
+        let seen = acks.0.lock().unwrap().clone();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        // Batches of 700 rows stay open across many chunks: the first acknowledgement
+        // comes only once the first batch is closed, and not every chunk is acknowledged
+        // on its own.
+        let chunks = *seen.last().unwrap();
+        assert!(chunks > 10, "{seen:?}");
+        assert!(seen.len() < chunks as usize, "{seen:?}");
+        assert!(seen[0] > 1, "{seen:?}");
+        // The wrapped inputs' own progress was fed by nobody: it knows nothing durable.
+        assert_eq!(progress.durable().inputs_done, 0);
+    }
+
+    /// The inputs of a replay learn, through the same path, how far they are durable.
+    #[test]
+    fn inputs_learn_what_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_str(
+            "mappings:\n  - name: m\n    trigger: 'type = \"track\"'\n",
+            std::path::Path::new("m.yaml"),
+        )
+        .unwrap();
+        let inputs = vec![
+            events(dir.path(), "a.ndjson", 300),
+            events(dir.path(), "b.ndjson", 300),
+        ];
+        let mut source = Inputs::new(inputs, 4096, Durability::Written);
+        let progress = source.progress();
+        let mut sink = LocalSink::new(&dir.path().join("out")).unwrap();
+        let mut rejects = RejectLog::new(dir.path().join("rejects.ndjson"));
+        run(
+            &config,
+            &mut source,
+            &RunOptions::default(),
+            &mut sink,
+            &mut rejects,
+        )
+        .unwrap();
+        assert_eq!(progress.durable().inputs_done, 2);
+        assert_eq!(progress.durable().byte, None);
+    }
+}
