@@ -1,13 +1,16 @@
 //! The `s3actions` command line: argument parsing and output around the library.
 
+mod cli;
 mod report;
 
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
+
+use cli::{Cli, Command, RunArgs};
 
 use s3actions::commands::{self, CommandError, Destination};
 use s3actions::json::Tape;
@@ -21,120 +24,6 @@ use s3actions::trigger::Trigger;
 
 /// Exit code for a command line or mapping file that cannot be used.
 const EXIT_USAGE: u8 = 2;
-
-#[derive(Parser)]
-#[command(
-    name = "s3actions",
-    version,
-    about = "Segment-compatible \"Sync to S3\" mappings, run yourself: replay events into CSV/TXT files and upload them through an assumed IAM role."
-)]
-struct Cli {
-    /// More logging (-v: info, -vv: debug). S3ACTIONS_LOG=<filter> overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// Where a run's files go and how it runs (shared by `replay` and `serve`).
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Write files under this directory at their object keys instead of uploading.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Run only this mapping (by name).
-    #[arg(long = "mapping")]
-    only: Option<String>,
-    /// Worker threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Where rejected events are appended (default: OUT/_rejected.ndjson, or
-    /// <outbox>/_rejected.ndjson when uploading).
-    #[arg(long)]
-    rejects: Option<PathBuf>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run events through a mapping file; write the files under --out, or upload them.
-    Replay {
-        /// The mapping file (YAML).
-        mapping: PathBuf,
-        /// Event files: NDJSON, a JSON array or JSON objects; .gz is decompressed; - is stdin.
-        #[arg(required = true)]
-        inputs: Vec<String>,
-        #[command(flatten)]
-        run: RunArgs,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
-    },
-    /// Receive live events over HTTP (Segment's /v1/batch, /v1/track, ... endpoints) and
-    /// run them through a mapping file until Ctrl-C or SIGTERM, which write every open batch.
-    Serve {
-        /// The mapping file (YAML).
-        mapping: PathBuf,
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:8088")]
-        listen: String,
-        /// Require this environment variable's value as the write key (HTTP Basic
-        /// authentication with the key as user name, as Segment's libraries send it).
-        #[arg(long, value_name = "VAR")]
-        write_key_env: Option<String>,
-        #[command(flatten)]
-        run: RunArgs,
-    },
-    /// Check a mapping file without events: structure, keys, values, triggers, expressions,
-    /// templates.
-    Validate { mapping: PathBuf },
-    /// Resolve one mapping expression against one event and print the result as JSON.
-    Eval {
-        /// The expression (JSON or YAML file; - for stdin).
-        #[arg(
-            long,
-            conflicts_with = "expr_inline",
-            required_unless_present = "expr_inline"
-        )]
-        expr: Option<String>,
-        /// The expression as JSON text.
-        #[arg(long)]
-        expr_inline: Option<String>,
-        /// The event (JSON or YAML file; - for stdin).
-        #[arg(long)]
-        event: String,
-    },
-    /// Evaluate an FQL trigger against one event: prints true or false.
-    Match {
-        #[arg(long)]
-        trigger: String,
-        /// The event (JSON or YAML file; - for stdin).
-        #[arg(long)]
-        event: String,
-    },
-    /// Show what every mapping does with one event: trigger result, row, object key.
-    Preview {
-        mapping: PathBuf,
-        /// The event (JSON or YAML file; - for stdin).
-        #[arg(long)]
-        event: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Verify the S3 connection: assume the role and upload dummy-object.txt to each
-    /// mapping's folder.
-    Check { mapping: PathBuf },
-    /// Upload the files waiting in the outbox.
-    Flush {
-        mapping: PathBuf,
-        /// The outbox directory (default: settings.outbox_dir, else ./s3actions-outbox/<bucket>).
-        #[arg(long)]
-        outbox: Option<PathBuf>,
-    },
-}
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
