@@ -10,6 +10,7 @@ pub mod encode;
 pub mod expr;
 pub mod json;
 pub mod mapping;
+pub mod names;
 pub mod naming;
 pub mod partition;
 pub mod pipeline;

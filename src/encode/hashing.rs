@@ -5,42 +5,25 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashAlgorithm {
-    None,
-    Sha256,
-}
+use crate::names::named_enum;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Normalize {
-    None,
-    Lowercase,
-    Trim,
-    LowercaseTrim,
-}
-
-pub const HASH_ALGORITHMS: &[&str] = &["none", "sha256"];
-pub const NORMALIZATIONS: &[&str] = &["none", "lowercase", "trim", "lowercase_trim"];
-
-impl HashAlgorithm {
-    pub fn parse(s: &str) -> Option<HashAlgorithm> {
-        match s {
-            "none" => Some(HashAlgorithm::None),
-            "sha256" => Some(HashAlgorithm::Sha256),
-            _ => None,
-        }
+named_enum! {
+    /// `hash_algorithm` of `columns_to_transform`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum HashAlgorithm in HASH_ALGORITHMS {
+        None = "none",
+        Sha256 = "sha256",
     }
 }
 
-impl Normalize {
-    pub fn parse(s: &str) -> Option<Normalize> {
-        match s {
-            "none" => Some(Normalize::None),
-            "lowercase" => Some(Normalize::Lowercase),
-            "trim" => Some(Normalize::Trim),
-            "lowercase_trim" => Some(Normalize::LowercaseTrim),
-            _ => None,
-        }
+named_enum! {
+    /// `normalize` of `columns_to_transform`: applied before hashing.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Normalize in NORMALIZATIONS {
+        None = "none",
+        Lowercase = "lowercase",
+        Trim = "trim",
+        LowercaseTrim = "lowercase_trim",
     }
 }
 

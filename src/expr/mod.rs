@@ -16,9 +16,9 @@ mod value;
 
 pub use compile::{ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
-pub use path::{Path, Seg, walk};
+pub use path::{Path, PathError, Seg, walk};
 pub use plan::{Found, Memo, Plan, Steps};
-pub use template::Template;
+pub use template::{Template, TemplateError};
 pub use value::{Object, Type, Value, js_length, set};
 
 use liquid::Liquid;
