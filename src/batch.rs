@@ -15,7 +15,7 @@ use tempfile::NamedTempFile;
 use crate::encode::Format;
 use crate::encode::layer::{self, FileLayer};
 use crate::mapping::Mapping;
-use crate::naming::{BatchInfo, BatchTime, FilenameTemplate, object_key};
+use crate::naming::{BatchInfo, BatchTime, FilenameTemplate, NamingError, object_key};
 use crate::sink::FinishedFile;
 
 /// A batch being written.
@@ -46,8 +46,12 @@ pub enum BatchError {
         #[source]
         source: io::Error,
     },
-    #[error("mapping {mapping:?}: {message}")]
-    Naming { mapping: String, message: String },
+    #[error("mapping {mapping:?}: {source}")]
+    Naming {
+        mapping: String,
+        #[source]
+        source: NamingError,
+    },
 }
 
 impl OpenBatch {
@@ -212,16 +216,22 @@ pub fn key_for(
     folder: &str,
     info: &BatchInfo<'_>,
 ) -> Result<(String, Option<String>), BatchError> {
-    let naming_err = |message| BatchError::Naming {
+    let naming_err = |source| BatchError::Naming {
         mapping: m.name.clone(),
-        message,
+        source,
     };
-    match m.filename.render(info).and_then(|f| object_key(folder, &f)) {
+    match m
+        .filename
+        .file_name(info)
+        .and_then(|f| object_key(folder, &f))
+    {
         Ok(key) => Ok((key, None)),
         Err(why) if !matches!(m.filename, FilenameTemplate::Segment) => {
-            let fallback = FilenameTemplate::Segment.render(info).map_err(naming_err)?;
+            let fallback = FilenameTemplate::Segment
+                .file_name(info)
+                .map_err(naming_err)?;
             let key = object_key(folder, &fallback).map_err(naming_err)?;
-            Ok((key, Some(why)))
+            Ok((key, Some(why.to_string())))
         }
         Err(why) => Err(naming_err(why)),
     }

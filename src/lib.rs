@@ -7,19 +7,21 @@
 //! ready-to-run structures; [`route`] is the one routing step (event → row in a partition,
 //! or a reject); [`pipeline`] runs the stages on threads.
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod commands;
 pub mod encode;
 pub mod expr;
 pub mod json;
 pub mod mapping;
-pub mod naming;
-pub mod partition;
+pub(crate) mod names;
+pub(crate) mod naming;
+pub(crate) mod partition;
 pub mod pipeline;
 pub mod preview;
 pub mod route;
 pub mod sink;
 pub mod source;
 pub mod spanned;
-pub mod suggest;
+pub(crate) mod suggest;
+pub(crate) mod text;
 pub mod trigger;

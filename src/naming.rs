@@ -25,6 +25,21 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// rejected instead.
 pub const MAX_FOLDER_BYTES: usize = MAX_KEY_BYTES - 256;
 
+/// Why a folder or file name could not be made. Each displays as the message users get.
+#[derive(Debug, thiserror::Error)]
+pub enum NamingError {
+    #[error("invalid template: {0}")]
+    InvalidTemplate(#[source] handlebars::TemplateError),
+    #[error("filename_template failed: {0}")]
+    RenderFailed(#[source] handlebars::RenderError),
+    #[error("filename_template rendered an empty file name (from {rendered:?})")]
+    EmptyFileName { rendered: String },
+    #[error(
+        "object key is {len} bytes, over S3's limit of {MAX_KEY_BYTES}; shorten the folder or file name"
+    )]
+    KeyTooLong { len: usize },
+}
+
 fn registry() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.register_escape_fn(handlebars::no_escape);
@@ -71,8 +86,8 @@ fn simple_path(el: &TemplateElement) -> Option<String> {
     }
 }
 
-fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, String> {
-    let t = handlebars::template::Template::compile(src).map_err(|e| e.to_string())?;
+fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, handlebars::TemplateError> {
+    let t = handlebars::template::Template::compile(src)?;
     let mut parts = Vec::new();
     for el in &t.elements {
         match el {
@@ -93,14 +108,14 @@ fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, String> {
 }
 
 impl FolderTemplate {
-    pub fn compile(src: &str) -> Result<FolderTemplate, String> {
-        let parts = compile_parts(src).map_err(|e| format!("invalid template: {e}"))?;
+    pub fn compile(src: &str) -> Result<FolderTemplate, NamingError> {
+        let parts = compile_parts(src).map_err(NamingError::InvalidTemplate)?;
         let engine = match parts {
             Some(_) => None,
             None => {
                 let mut hb = registry();
                 hb.register_template_string("folder", src)
-                    .map_err(|e| format!("invalid template: {e}"))?;
+                    .map_err(NamingError::InvalidTemplate)?;
                 Some(hb)
             }
         };
@@ -277,13 +292,13 @@ pub const FILENAME_VARIABLES: &[&str] = &[
 ];
 
 impl FilenameTemplate {
-    pub fn compile(src: Option<&str>) -> Result<FilenameTemplate, String> {
+    pub fn compile(src: Option<&str>) -> Result<FilenameTemplate, NamingError> {
         let Some(src) = src else {
             return Ok(FilenameTemplate::Segment);
         };
         let mut hb = registry();
         hb.register_template_string("filename", src)
-            .map_err(|e| format!("invalid template: {e}"))?;
+            .map_err(NamingError::InvalidTemplate)?;
         // Does it read anything but the built-in variables? Then the batch keeps its first
         // event for rendering.
         let uses_event = match compile_parts(src) {
@@ -313,7 +328,7 @@ impl FilenameTemplate {
     }
 
     /// The file name of a batch (not yet joined with the folder).
-    pub fn render(&self, info: &BatchInfo<'_>) -> Result<String, String> {
+    pub fn file_name(&self, info: &BatchInfo<'_>) -> Result<String, NamingError> {
         match self {
             FilenameTemplate::Segment => {
                 let suffix = info.time.segment_suffix();
@@ -364,12 +379,10 @@ impl FilenameTemplate {
                 }
                 let rendered = engine
                     .render("filename", &serde_json::Value::Object(ctx))
-                    .map_err(|e| format!("filename_template failed: {e}"))?;
+                    .map_err(NamingError::RenderFailed)?;
                 let clean = sanitize_key(&rendered);
                 if clean.is_empty() {
-                    return Err(format!(
-                        "filename_template rendered an empty file name (from {rendered:?})"
-                    ));
+                    return Err(NamingError::EmptyFileName { rendered });
                 }
                 Ok(clean)
             }
@@ -378,13 +391,10 @@ impl FilenameTemplate {
 }
 
 /// `folder + filename`, checked against S3's key length limit.
-pub fn object_key(folder: &str, filename: &str) -> Result<String, String> {
+pub fn object_key(folder: &str, filename: &str) -> Result<String, NamingError> {
     let key = format!("{folder}{filename}");
     if key.len() > MAX_KEY_BYTES {
-        return Err(format!(
-            "object key is {} bytes, over S3's limit of {MAX_KEY_BYTES}; shorten the folder or file name",
-            key.len()
-        ));
+        return Err(NamingError::KeyTooLong { len: key.len() });
     }
     Ok(key)
 }
@@ -428,7 +438,13 @@ mod tests {
                 .as_deref(),
             Some("x/y/")
         );
-        assert!(FolderTemplate::compile("{{#if}}").is_err());
+        let err = FolderTemplate::compile("{{#if}}").unwrap_err();
+        assert!(matches!(err, NamingError::InvalidTemplate(_)));
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(
+            err.to_string()
+                .starts_with("invalid template: Template error: ")
+        );
     }
 
     #[test]
@@ -449,19 +465,19 @@ mod tests {
         };
         let f = FilenameTemplate::Segment;
         assert_eq!(
-            f.render(&info("segment", "csv")).unwrap(),
+            f.file_name(&info("segment", "csv")).unwrap(),
             "segment_2026-11-22T10-15-30-123Z.csv"
         );
         assert_eq!(
-            f.render(&info("", "txt")).unwrap(),
+            f.file_name(&info("", "txt")).unwrap(),
             "2026-11-22T10-15-30-123Z.txt"
         );
         assert_eq!(
-            f.render(&info("csv_export.csv", "csv")).unwrap(),
+            f.file_name(&info("csv_export.csv", "csv")).unwrap(),
             "csv_export_2026-11-22T10-15-30-123Z.csv"
         );
         assert_eq!(
-            f.render(&info("x.csv", "txt")).unwrap(),
+            f.file_name(&info("x.csv", "txt")).unwrap(),
             "x.csv_2026-11-22T10-15-30-123Z.txt"
         );
     }
@@ -486,12 +502,25 @@ mod tests {
         let f = FilenameTemplate::compile(Some("{{year}}/{{month}}/{{day}}/{{mapping}}-{{part}}-{{rows}}-{{context.k}}-{{timestamp}}.{{extension}}")).unwrap();
         assert!(f.uses_event());
         assert_eq!(
-            f.render(&info).unwrap(),
+            f.file_name(&info).unwrap(),
             "2026/11/22/events-3-10-v-2026-11-22T10-15-30-123Z.csv"
         );
         let f = FilenameTemplate::compile(Some("{{prefix}}_{{uuid}}.{{extension}}")).unwrap();
         assert!(!f.uses_event());
-        assert_eq!(f.render(&info).unwrap().len(), "p_.csv".len() + 36);
+        assert_eq!(f.file_name(&info).unwrap().len(), "p_.csv".len() + 36);
+    }
+
+    #[test]
+    fn key_length() {
+        assert_eq!(object_key("a/", "b").unwrap(), "a/b");
+        let err = object_key(&"a".repeat(1000), &"b".repeat(100)).unwrap_err();
+        assert!(matches!(err, NamingError::KeyTooLong { len: 1100 }));
+        assert_eq!(
+            object_key(&"a".repeat(1000), &"b".repeat(100))
+                .unwrap_err()
+                .to_string(),
+            err.to_string()
+        );
     }
 
     #[test]

@@ -1,65 +1,13 @@
 //! Column transforms (`columns_to_transform`): normalise, then hash, identifiers that ad
-//! platforms expect as SHA-256 digests.
-
-use std::fmt::Write as _;
+//! platforms expect as SHA-256 digests. The transform itself is mapping data
+//! ([`ColumnTransform`]); applying it is the encode stage's.
 
 use sha2::{Digest, Sha256};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashAlgorithm {
-    None,
-    Sha256,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Normalize {
-    None,
-    Lowercase,
-    Trim,
-    LowercaseTrim,
-}
-
-pub const HASH_ALGORITHMS: &[&str] = &["none", "sha256"];
-pub const NORMALIZATIONS: &[&str] = &["none", "lowercase", "trim", "lowercase_trim"];
-
-impl HashAlgorithm {
-    pub fn parse(s: &str) -> Option<HashAlgorithm> {
-        match s {
-            "none" => Some(HashAlgorithm::None),
-            "sha256" => Some(HashAlgorithm::Sha256),
-            _ => None,
-        }
-    }
-}
-
-impl Normalize {
-    pub fn parse(s: &str) -> Option<Normalize> {
-        match s {
-            "none" => Some(Normalize::None),
-            "lowercase" => Some(Normalize::Lowercase),
-            "trim" => Some(Normalize::Trim),
-            "lowercase_trim" => Some(Normalize::LowercaseTrim),
-            _ => None,
-        }
-    }
-}
-
-/// What to do to one column's text before it is quoted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ColumnTransform {
-    pub hash: HashAlgorithm,
-    pub normalize: Normalize,
-}
+use crate::mapping::{ColumnTransform, HashAlgorithm, Normalize};
 
 fn js_trim(s: &str) -> &str {
     s.trim_matches(crate::json::is_js_space)
-}
-
-/// Appends `bytes` as lowercase hexadecimal (how digests are written).
-pub fn write_hex(bytes: &[u8], out: &mut String) {
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
 }
 
 /// Exactly 64 hexadecimal characters (either case): already a SHA-256 digest.
@@ -87,7 +35,7 @@ impl ColumnTransform {
         match self.hash {
             HashAlgorithm::None => out.push_str(&normalized),
             HashAlgorithm::Sha256 => {
-                write_hex(&Sha256::digest(normalized.as_bytes()), out);
+                crate::text::write_hex(&Sha256::digest(normalized.as_bytes()), out);
             }
         }
     }

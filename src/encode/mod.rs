@@ -13,12 +13,9 @@ pub mod csv;
 mod hashing;
 pub mod layer;
 
-pub(crate) use hashing::write_hex;
-
+pub use crate::mapping::{ColumnTransform, HashAlgorithm, Normalize};
 pub use csv::{Csv, write_quoted, write_text};
-pub use hashing::{
-    ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize, is_sha256_hex,
-};
+pub use hashing::is_sha256_hex;
 
 use crate::expr::{EvalError, Found, Memo, Plan, Steps, Value, eval};
 use crate::mapping::{Mapping, RowLayout};

@@ -203,7 +203,9 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
     let at = here.as_str();
     match name {
         "@path" => match &arg.value {
-            SValue::String(s) => Path::parse(s).map(Expr::Path).map_err(|m| err(at, arg, m)),
+            SValue::String(s) => Path::parse(s)
+                .map(Expr::Path)
+                .map_err(|m| err(at, arg, m.to_string())),
             _ if is_directive(arg) => Ok(Expr::PathDyn(Box::new(compile(arg, at)?))),
             _ => Err(err(
                 at,
@@ -217,7 +219,7 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
         "@template" => match &arg.value {
             SValue::String(s) => Template::compile(s)
                 .map(Expr::Template)
-                .map_err(|m| err(at, arg, m)),
+                .map_err(|m| err(at, arg, m.to_string())),
             _ if is_directive(arg) => Ok(Expr::TemplateDyn(Box::new(compile(arg, at)?))),
             _ => Err(err(
                 at,
@@ -247,7 +249,7 @@ fn directive(node: &SNode, members: &[(String, Mark, SNode)], at: &str) -> Resul
         "@liquid" => match &arg.value {
             SValue::String(s) => Liquid::compile(s)
                 .map(|l| Expr::Liquid(Box::new(l)))
-                .map_err(|m| err(at, arg, m)),
+                .map_err(|m| err(at, arg, m.to_string())),
             _ => Err(err(
                 at,
                 arg,
@@ -607,7 +609,7 @@ fn compile_array_path(arg: &SNode, at: &str) -> Result<Expr, Errors> {
     let root = match &first.value {
         // A plain string is looked up directly (not through @path).
         SValue::String(s) => {
-            Expr::Path(Path::parse(s).map_err(|m| err(&format!("{at}[0]"), first, m))?)
+            Expr::Path(Path::parse(s).map_err(|m| err(&format!("{at}[0]"), first, m.to_string()))?)
         }
         _ if is_directive(first) => compile(first, &format!("{at}[0]"))?,
         _ => {

@@ -69,12 +69,14 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
         Expr::Path(p) => p.lookup(payload),
         Expr::PathDyn(inner) => {
             let path = dynamic_text(inner, payload, "@path")?;
-            Path::parse(&path).map_err(EvalError)?.lookup(payload)
+            Path::parse(&path)
+                .map_err(|e| EvalError(e.to_string()))?
+                .lookup(payload)
         }
         Expr::Template(t) => Value::owned_str(t.render(payload)),
         Expr::TemplateDyn(inner) => {
             let text = dynamic_text(inner, payload, "@template")?;
-            let t = super::Template::compile(&text).map_err(EvalError)?;
+            let t = super::Template::compile(&text).map_err(|e| EvalError(e.to_string()))?;
             Value::owned_str(t.render(payload))
         }
         Expr::If {
@@ -203,7 +205,9 @@ pub fn eval<'a>(expr: &'a Expr, payload: &Value<'a>) -> Result<Value<'a>, EvalEr
                 clean_nulls(v)
             }
         }
-        Expr::Liquid(l) => Value::owned_str(l.render(payload).map_err(EvalError)?),
+        Expr::Liquid(l) => {
+            Value::owned_str(l.render(payload).map_err(|e| EvalError(e.to_string()))?)
+        }
     })
 }
 

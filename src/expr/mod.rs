@@ -16,9 +16,9 @@ mod value;
 
 pub use compile::{ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
-pub use path::{Path, Seg, walk};
+pub use path::{Path, PathError, Seg, walk};
 pub use plan::{Found, Memo, Plan, Steps};
-pub use template::Template;
+pub use template::{Template, TemplateError};
 pub use value::{Object, Type, Value, js_length, set};
 
 use liquid::Liquid;
@@ -103,15 +103,4 @@ pub struct Replace {
     pub second: Option<(String, String)>,
     pub global: bool,
     pub ignore_case: bool,
-}
-
-impl Expr {
-    /// The plain path of a bare `@path` directive, used by callers that can read the event
-    /// directly (triggers, folders).
-    pub fn as_path(&self) -> Option<&Path> {
-        match self {
-            Expr::Path(p) => Some(p),
-            _ => None,
-        }
-    }
 }

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use jsonpath_rust::parser::errors::JsonPathError;
 use jsonpath_rust::parser::model::JpQuery;
 
 use super::value::Value;
@@ -44,6 +45,17 @@ fn canonical_index(key: &str) -> Option<usize> {
         .ok()
         .filter(|&n| n < u32::MAX as u64)
         .map(|n| n as usize)
+}
+
+/// Why a path does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("invalid JSONPath {path:?}: {source}")]
+    InvalidJsonPath {
+        path: String,
+        #[source]
+        source: JsonPathError,
+    },
 }
 
 #[derive(Clone)]
@@ -94,11 +106,14 @@ fn is_extended_jsonpath(path: &str) -> bool {
 
 impl Path {
     /// Compiles a path as `@path` receives it.
-    pub fn parse(path: &str) -> Result<Path, String> {
+    pub fn parse(path: &str) -> Result<Path, PathError> {
         if is_extended_jsonpath(path) {
             return jsonpath_rust::parser::parse_json_path(path)
                 .map(|q| Path::JsonPath(Box::new(q)))
-                .map_err(|e| format!("invalid JSONPath {path:?}: {e}"));
+                .map_err(|source| PathError::InvalidJsonPath {
+                    path: path.to_string(),
+                    source,
+                });
         }
         // Segment: path.replace('$.', '') removes the first occurrence, wherever it is.
         let stripped: Cow<'_, str> = match path.find("$.") {

@@ -6,8 +6,15 @@
 //! into literal text and paths; one with triple braces keeps the two-pass behaviour (a
 //! value inserted by the first pass can itself contain `{{...}}`).
 
-use super::path::Path;
+use super::path::{Path, PathError};
 use super::value::Value;
+
+/// Why a template does not compile: one of its placeholders is not a valid path.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
 
 #[derive(Clone, Debug)]
 enum Part {
@@ -47,7 +54,7 @@ fn matches(text: &str, n: usize) -> Vec<(usize, usize, &str)> {
     out
 }
 
-fn compile_pass(text: &str, n: usize) -> Result<Vec<Part>, String> {
+fn compile_pass(text: &str, n: usize) -> Result<Vec<Part>, TemplateError> {
     let mut parts = Vec::new();
     let mut last = 0;
     for (start, end, inner) in matches(text, n) {
@@ -70,7 +77,7 @@ fn push_value(out: &mut String, v: &Value<'_>) {
 }
 
 impl Template {
-    pub fn compile(text: &str) -> Result<Template, String> {
+    pub fn compile(text: &str) -> Result<Template, TemplateError> {
         let two_pass = !matches(text, 3).is_empty();
         let parts = compile_pass(text, if two_pass { 3 } else { 2 })?;
         Ok(Template { parts, two_pass })

@@ -4,6 +4,7 @@
 //! node knows the index just past its subtree (`next`), so skipping a value is O(1). The
 //! `Vec` is reused from event to event, so steady-state parsing allocates nothing.
 
+use crate::text::is_ws;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -157,11 +158,6 @@ struct Parser<'a, 'n> {
     pos: usize,
     nodes: &'n mut Vec<Node>,
     spans: &'n mut Vec<(u32, u32)>,
-}
-
-#[inline]
-fn is_ws(c: u8) -> bool {
-    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -853,11 +849,6 @@ impl<'a> NodeRef<'a> {
     /// True for an object in which some key occurs more than once.
     pub fn has_duplicate_keys(&self) -> bool {
         self.node().flags & DUP_KEYS != 0
-    }
-
-    /// Whether `self` and `other` are the same node of the same document.
-    pub fn same_node(&self, other: &NodeRef<'_>) -> bool {
-        std::ptr::eq(self.nodes.as_ptr(), other.nodes.as_ptr()) && self.idx == other.idx
     }
 }
 

@@ -8,18 +8,23 @@
 mod diag;
 mod keys;
 mod settings;
+mod transform;
 
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, LoadError, Severity, render as render_diagnostics};
-pub use settings::{Secret, Settings, check_bucket_name, check_role_arn, interpolate_env};
+pub use settings::{
+    ACLS, Acl, EnvLookup, STORAGE_CLASSES, Secret, Settings, SettingsError, StorageClass,
+    check_bucket_name, check_role_arn, interpolate_env, interpolate_env_with, process_env,
+};
 
-use crate::encode::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};
 use crate::expr::{self, Expr};
+use crate::names::{UnknownName, named_enum};
 use crate::naming::{FilenameTemplate, FolderTemplate};
 use crate::spanned::{Mark, SNode, SValue, parse_yaml};
 use crate::trigger::Trigger;
 use keys::{Reader, check_keys};
+pub use transform::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};
 
 /// Segment's subscription for "Sync to S3" when none is given.
 pub const DEFAULT_TRIGGER: &str = r#"type = "identify" or type = "track""#;
@@ -73,7 +78,30 @@ pub const MAPPING_KEYS: &[&str] = &[
     "computation_key",
 ];
 
-pub const DELIMITERS: &[&str] = &[",", "|", "tab", ";", ":"];
+named_enum! {
+    /// `delimiter`: what separates fields (`"tab"`, or a tab itself, for a tab).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Delimiter in DELIMITERS {
+        Comma = ",",
+        Pipe = "|",
+        Tab = "tab" | "\t",
+        Semicolon = ";",
+        Colon = ":",
+    }
+}
+
+impl Delimiter {
+    /// The byte written between fields.
+    pub const fn byte(self) -> u8 {
+        match self {
+            Delimiter::Comma => b',',
+            Delimiter::Pipe => b'|',
+            Delimiter::Tab => b'\t',
+            Delimiter::Semicolon => b';',
+            Delimiter::Colon => b':',
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Extension {
@@ -211,12 +239,21 @@ impl Config {
 
     /// Compiles mapping text; `path` is only used in messages.
     pub fn from_str(text: &str, path: &Path) -> Result<Config, LoadError> {
+        Config::from_str_with_env(text, path, &process_env)
+    }
+
+    /// [`Config::from_str`] with `${VAR}` references looked up in `env`.
+    pub fn from_str_with_env(
+        text: &str,
+        path: &Path,
+        env: EnvLookup<'_>,
+    ) -> Result<Config, LoadError> {
         let root = parse_yaml(text).map_err(|err| LoadError::Syntax {
             path: path.to_path_buf(),
             err,
         })?;
         let mut diags = Vec::new();
-        let (settings, mappings) = compile(&root, &mut diags);
+        let (settings, mappings) = compile(&root, env, &mut diags);
         if diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| (!d.is_error(), d.mark.line, d.mark.col));
             return Err(LoadError::Invalid {
@@ -237,7 +274,11 @@ impl Config {
     }
 }
 
-fn compile(root: &SNode, diags: &mut Vec<Diagnostic>) -> (Settings, Vec<Mapping>) {
+fn compile(
+    root: &SNode,
+    env: EnvLookup<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Settings, Vec<Mapping>) {
     let SValue::Object(members) = &root.value else {
         diags.push(Diagnostic::error(
             "",
@@ -247,7 +288,7 @@ fn compile(root: &SNode, diags: &mut Vec<Diagnostic>) -> (Settings, Vec<Mapping>
         return (Settings::default(), Vec::new());
     };
     check_keys(members, TOP_KEYS, "", diags);
-    let settings = settings::load(root.get("settings"), diags);
+    let settings = settings::load(root.get("settings"), env, diags);
     let mut mappings = Vec::new();
     match root.get("mappings") {
         None => diags.push(Diagnostic::error(
@@ -366,26 +407,20 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
     };
 
     let delimiter = match r.string("delimiter") {
-        None => b',',
-        Some((d, mark)) => match d.as_str() {
-            "," => b',',
-            "|" => b'|',
-            "tab" | "\t" => b'\t',
-            ";" => b';',
-            ":" => b':',
-            _ => {
-                r.error(
-                    "delimiter",
-                    mark,
-                    format!(
-                        "should be one of {} (\"tab\" for a tab), not {d:?}",
-                        DELIMITERS.map_quoted()
-                    ),
-                );
-                b','
-            }
-        },
-    };
+        None => Delimiter::Comma,
+        Some((d, mark)) => Delimiter::parse(&d).unwrap_or_else(|| {
+            r.error(
+                "delimiter",
+                mark,
+                format!(
+                    "should be one of {} (\"tab\" for a tab), not {d:?}",
+                    Delimiter::NAMES.map_quoted()
+                ),
+            );
+            Delimiter::Comma
+        }),
+    }
+    .byte();
     let extension = match r.string("file_extension") {
         None => Extension::Csv,
         Some((e, mark)) => match e.trim_start_matches('.') {
@@ -439,7 +474,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         Some((s, mark)) => match FolderTemplate::compile(s) {
             Ok(f) => Some(f),
             Err(e) => {
-                r.error("s3_aws_folder_name", *mark, e);
+                r.error("s3_aws_folder_name", *mark, e.to_string());
                 None
             }
         },
@@ -461,7 +496,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         Some((s, mark)) => match FilenameTemplate::compile(Some(&s)) {
             Ok(f) => Some(f),
             Err(e) => {
-                r.error("filename_template", mark, e);
+                r.error("filename_template", mark, e.to_string());
                 None
             }
         },
@@ -707,23 +742,15 @@ fn apply_transforms(
         };
         let hash = match r.string("hash_algorithm") {
             None => HashAlgorithm::None,
-            Some((h, mark)) => HashAlgorithm::parse(&h).unwrap_or_else(|| {
-                r.error(
-                    "hash_algorithm",
-                    mark,
-                    format!("should be one of {}, not {h:?}", HASH_ALGORITHMS.join(", ")),
-                );
+            Some((h, mark)) => h.parse().unwrap_or_else(|e: UnknownName| {
+                r.error("hash_algorithm", mark, e.to_string());
                 HashAlgorithm::None
             }),
         };
         let normalize = match r.string("normalize") {
             None => Normalize::None,
-            Some((n, mark)) => Normalize::parse(&n).unwrap_or_else(|| {
-                r.error(
-                    "normalize",
-                    mark,
-                    format!("should be one of {}, not {n:?}", NORMALIZATIONS.join(", ")),
-                );
+            Some((n, mark)) => n.parse().unwrap_or_else(|e: UnknownName| {
+                r.error("normalize", mark, e.to_string());
                 Normalize::None
             }),
         };

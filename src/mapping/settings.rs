@@ -1,10 +1,12 @@
 //! Destination settings (`settings:`): where files go and how they get there.
 
+use std::env::VarError;
 use std::fmt;
 use std::path::PathBuf;
 
 use super::diag::Diagnostic;
 use super::keys::{Reader, check_keys};
+use crate::names::named_enum;
 use crate::spanned::{Mark, SNode, SValue};
 
 /// A value that must never be printed: external IDs, keys, tokens.
@@ -57,27 +59,83 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "role_session_duration_seconds",
 ];
 
-pub const ACLS: &[&str] = &[
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "aws-exec-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-];
+named_enum! {
+    /// `acl`: the canned ACL of uploaded objects (S3's names).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Acl in ACLS {
+        Private = "private",
+        PublicRead = "public-read",
+        PublicReadWrite = "public-read-write",
+        AuthenticatedRead = "authenticated-read",
+        AwsExecRead = "aws-exec-read",
+        BucketOwnerRead = "bucket-owner-read",
+        BucketOwnerFullControl = "bucket-owner-full-control",
+    }
+}
 
-pub const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-    "GLACIER_IR",
-    "EXPRESS_ONEZONE",
-];
+named_enum! {
+    /// `storage_class`: the storage class of uploaded objects (S3's names).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum StorageClass in STORAGE_CLASSES {
+        Standard = "STANDARD",
+        ReducedRedundancy = "REDUCED_REDUNDANCY",
+        StandardIa = "STANDARD_IA",
+        OnezoneIa = "ONEZONE_IA",
+        IntelligentTiering = "INTELLIGENT_TIERING",
+        Glacier = "GLACIER",
+        DeepArchive = "DEEP_ARCHIVE",
+        GlacierIr = "GLACIER_IR",
+        ExpressOnezone = "EXPRESS_ONEZONE",
+    }
+}
+
+/// Why a setting's value was refused. Each displays as the message the mapping file gets.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("unclosed ${{ in value")]
+    UnclosedReference,
+    #[error("${{{name}}} is not a valid environment variable reference")]
+    InvalidReference { name: String },
+    /// Only matters when uploading: local runs are not stopped by it.
+    #[error("environment variable {name} is not set")]
+    UnsetVariable {
+        name: String,
+        #[source]
+        source: VarError,
+    },
+    #[error("{name:?} is a URI or ARN; give the bucket name only (e.g. \"acme-events\")")]
+    BucketIsUri { name: String },
+    #[error("bucket names are 3 to 63 characters long ({name:?} has {len})")]
+    BucketLength { name: String, len: usize },
+    #[error(
+        "bucket names use lowercase letters, digits, dots and hyphens only ({name:?} has {found:?})"
+    )]
+    BucketCharacter { name: String, found: char },
+    #[error("bucket names begin and end with a letter or digit ({name:?})")]
+    BucketEdge { name: String },
+    #[error("bucket names cannot contain two adjacent dots ({name:?})")]
+    BucketAdjacentDots { name: String },
+    #[error("bucket names cannot be IP addresses ({name:?})")]
+    BucketIpAddress { name: String },
+    #[error("{name:?} uses a prefix or suffix S3 reserves")]
+    BucketReserved { name: String },
+    #[error("{arn:?} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>")]
+    NotRoleArn { arn: String },
+    #[error("{arn:?}: the account ID must be 12 digits")]
+    AccountId { arn: String },
+    #[error("{arn:?}: invalid role name")]
+    RoleName { arn: String },
+    #[error("{region:?} is not an AWS region name (e.g. us-east-1)")]
+    Region { region: String },
+}
+
+/// Where `${NAME}` references are looked up: [`process_env`], or a table in tests.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Result<String, VarError>;
+
+/// The process environment, as an [`EnvLookup`].
+pub fn process_env(name: &str) -> Result<String, VarError> {
+    std::env::var(name)
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -90,8 +148,8 @@ pub struct Settings {
     pub intermediate_external_id: Option<Secret>,
     pub server_side_encryption: Option<String>,
     pub ssekms_key_id: Option<String>,
-    pub acl: Option<String>,
-    pub storage_class: Option<String>,
+    pub acl: Option<Acl>,
+    pub storage_class: Option<StorageClass>,
     pub tags: Vec<(String, String)>,
     pub upload_concurrency: usize,
     pub requests_per_second: u32,
@@ -138,27 +196,35 @@ impl Default for Settings {
 }
 
 /// Replaces `${NAME}` with the environment variable NAME.
-pub fn interpolate_env(s: &str) -> Result<String, String> {
+pub fn interpolate_env(s: &str) -> Result<String, SettingsError> {
+    interpolate_env_with(s, &process_env)
+}
+
+/// Replaces `${NAME}` with what `env` gives for NAME.
+pub fn interpolate_env_with(s: &str, env: EnvLookup<'_>) -> Result<String, SettingsError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err("unclosed ${ in value".into());
+            return Err(SettingsError::UnclosedReference);
         };
         let name = &after[..end];
         let valid = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err(format!(
-                "${{{name}}} is not a valid environment variable reference"
-            ));
+            return Err(SettingsError::InvalidReference { name: name.into() });
         }
-        match std::env::var(name) {
+        match env(name) {
             Ok(v) => out.push_str(&v),
-            Err(_) => return Err(format!("environment variable {name} is not set")),
+            Err(source) => {
+                return Err(SettingsError::UnsetVariable {
+                    name: name.into(),
+                    source,
+                });
+            }
         }
         rest = &after[end + 1..];
     }
@@ -167,58 +233,50 @@ pub fn interpolate_env(s: &str) -> Result<String, String> {
 }
 
 /// S3 bucket naming rules (general purpose buckets).
-pub fn check_bucket_name(name: &str) -> Result<(), String> {
+pub fn check_bucket_name(name: &str) -> Result<(), SettingsError> {
+    let owned = || name.to_string();
     if name.contains("://") || name.starts_with("arn:") {
-        return Err(format!(
-            "{name:?} is a URI or ARN; give the bucket name only (e.g. \"acme-events\")"
-        ));
+        return Err(SettingsError::BucketIsUri { name: owned() });
     }
     if !(3..=63).contains(&name.len()) {
-        return Err(format!(
-            "bucket names are 3 to 63 characters long ({name:?} has {})",
-            name.len()
-        ));
+        return Err(SettingsError::BucketLength {
+            name: owned(),
+            len: name.len(),
+        });
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
     {
-        return Err(format!(
-            "bucket names use lowercase letters, digits, dots and hyphens only ({name:?} has {c:?})"
-        ));
+        return Err(SettingsError::BucketCharacter {
+            name: owned(),
+            found: c,
+        });
     }
     let first = name.as_bytes()[0];
     let last = name.as_bytes()[name.len() - 1];
     if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return Err(format!(
-            "bucket names begin and end with a letter or digit ({name:?})"
-        ));
+        return Err(SettingsError::BucketEdge { name: owned() });
     }
     if name.contains("..") {
-        return Err(format!(
-            "bucket names cannot contain two adjacent dots ({name:?})"
-        ));
+        return Err(SettingsError::BucketAdjacentDots { name: owned() });
     }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        return Err(format!("bucket names cannot be IP addresses ({name:?})"));
+        return Err(SettingsError::BucketIpAddress { name: owned() });
     }
     if name.starts_with("xn--")
         || name.starts_with("sthree-")
         || name.ends_with("-s3alias")
         || name.ends_with("--ol-s3")
     {
-        return Err(format!("{name:?} uses a prefix or suffix S3 reserves"));
+        return Err(SettingsError::BucketReserved { name: owned() });
     }
     Ok(())
 }
 
 /// `arn:aws:iam::<12 digits>:role/<name>` (other AWS partitions accepted).
-pub fn check_role_arn(arn: &str) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "{arn:?} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>"
-        )
-    };
+pub fn check_role_arn(arn: &str) -> Result<(), SettingsError> {
+    let bad = || SettingsError::NotRoleArn { arn: arn.into() };
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     if parts.len() != 6
         || parts[0] != "arn"
@@ -229,7 +287,7 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
         return Err(bad());
     }
     if parts[4].len() != 12 || !parts[4].chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{arn:?}: the account ID must be 12 digits"));
+        return Err(SettingsError::AccountId { arn: arn.into() });
     }
     let Some(name) = parts[5].strip_prefix("role/") else {
         return Err(bad());
@@ -241,12 +299,12 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
     {
-        return Err(format!("{arn:?}: invalid role name"));
+        return Err(SettingsError::RoleName { arn: arn.into() });
     }
     Ok(())
 }
 
-fn check_region(region: &str) -> Result<(), String> {
+fn check_region(region: &str) -> Result<(), SettingsError> {
     let ok = !region.is_empty()
         && region
             .chars()
@@ -255,13 +313,17 @@ fn check_region(region: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{region:?} is not an AWS region name (e.g. us-east-1)"
-        ))
+        Err(SettingsError::Region {
+            region: region.into(),
+        })
     }
 }
 
-pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Settings {
+pub(crate) fn load(
+    node: Option<&SNode>,
+    env_lookup: EnvLookup<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Settings {
     let mut s = Settings::default();
     let Some(node) = node else {
         return s;
@@ -283,9 +345,9 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
     let mut r = Reader::new("settings", node, diags);
     let mut env = |r: &mut Reader, key: &str| -> Option<(String, Mark)> {
         let (v, mark) = r.string(key)?;
-        match interpolate_env(&v) {
+        match interpolate_env_with(&v, env_lookup) {
             Ok(v) => Some((v, mark)),
-            Err(e) if e.ends_with("is not set") => {
+            Err(e @ SettingsError::UnsetVariable { .. }) => {
                 let message =
                     format!("{e} (needed to upload to S3; local runs with --out do not use it)");
                 unresolved.push(Diagnostic::error(r.at(key), mark, message.clone()));
@@ -293,7 +355,7 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
                 None
             }
             Err(e) => {
-                r.error(key, mark, e);
+                r.error(key, mark, e.to_string());
                 None
             }
         }
@@ -301,13 +363,13 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
     if let Some((b, mark)) = env(&mut r, "s3_aws_bucket_name") {
         match check_bucket_name(&b) {
             Ok(()) => s.bucket = Some(b),
-            Err(e) => r.error("s3_aws_bucket_name", mark, e),
+            Err(e) => r.error("s3_aws_bucket_name", mark, e.to_string()),
         }
     }
     if let Some((v, mark)) = env(&mut r, "s3_aws_region") {
         match check_region(&v) {
             Ok(()) => s.region = Some(v),
-            Err(e) => r.error("s3_aws_region", mark, e),
+            Err(e) => r.error("s3_aws_region", mark, e.to_string()),
         }
     }
     for (key, slot) in [
@@ -317,7 +379,7 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
         if let Some((v, mark)) = env(&mut r, key) {
             match check_role_arn(&v) {
                 Ok(()) => *slot = Some(v),
-                Err(e) => r.error(key, mark, e),
+                Err(e) => r.error(key, mark, e.to_string()),
             }
         }
     }
@@ -347,25 +409,15 @@ pub(crate) fn load(node: Option<&SNode>, diags: &mut Vec<Diagnostic>) -> Setting
     }
     s.ssekms_key_id = env(&mut r, "ssekms_key_id").map(|(v, _)| v);
     if let Some((v, mark)) = env(&mut r, "acl") {
-        if ACLS.contains(&v.as_str()) {
-            s.acl = Some(v);
-        } else {
-            r.error(
-                "acl",
-                mark,
-                format!("should be one of {}, not {v:?}", ACLS.join(", ")),
-            );
+        match v.parse() {
+            Ok(acl) => s.acl = Some(acl),
+            Err(e) => r.error("acl", mark, e.to_string()),
         }
     }
     if let Some((v, mark)) = env(&mut r, "storage_class") {
-        if STORAGE_CLASSES.contains(&v.as_str()) {
-            s.storage_class = Some(v);
-        } else {
-            r.error(
-                "storage_class",
-                mark,
-                format!("should be one of {}, not {v:?}", STORAGE_CLASSES.join(", ")),
-            );
+        match v.parse() {
+            Ok(class) => s.storage_class = Some(class),
+            Err(e) => r.error("storage_class", mark, e.to_string()),
         }
     }
     if let Some(tags) = node.get("tags") {
@@ -527,21 +579,47 @@ mod tests {
 
     #[test]
     fn env_interpolation() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("S3ACTIONS_TEST_VAR", "xyz") };
+        let env = |name: &str| match name {
+            "S3ACTIONS_TEST_VAR" => Ok("xyz".to_string()),
+            _ => Err(VarError::NotPresent),
+        };
         assert_eq!(
-            interpolate_env("a-${S3ACTIONS_TEST_VAR}-b").unwrap(),
+            interpolate_env_with("a-${S3ACTIONS_TEST_VAR}-b", &env).unwrap(),
             "a-xyz-b"
         );
-        assert!(
-            interpolate_env("${S3ACTIONS_SURELY_UNSET_VAR}")
-                .unwrap_err()
-                .contains("S3ACTIONS_SURELY_UNSET_VAR")
+        let unset = interpolate_env_with("${S3ACTIONS_SURELY_UNSET_VAR}", &env).unwrap_err();
+        assert!(matches!(unset, SettingsError::UnsetVariable { .. }));
+        assert_eq!(
+            unset.to_string(),
+            "environment variable S3ACTIONS_SURELY_UNSET_VAR is not set"
         );
-        assert!(interpolate_env("${1X}").is_err());
+        assert!(matches!(
+            interpolate_env_with("${1X}", &env),
+            Err(SettingsError::InvalidReference { .. })
+        ));
+        assert_eq!(
+            interpolate_env_with("a${b", &env).unwrap_err().to_string(),
+            "unclosed ${ in value"
+        );
+        // The process environment, read without changing it.
+        assert_eq!(interpolate_env("no references").unwrap(), "no references");
         assert_eq!(
             format!("{:?} {}", Secret::new("shh"), Secret::new("shh")),
             "Secret(***) ***"
         );
+    }
+
+    #[test]
+    fn acls_and_storage_classes() {
+        for &(acl, name) in ACLS {
+            assert_eq!(name.parse::<Acl>(), Ok(acl));
+        }
+        assert_eq!(
+            "nope".parse::<Acl>().unwrap_err().to_string(),
+            "should be one of private, public-read, public-read-write, authenticated-read, \
+             aws-exec-read, bucket-owner-read, bucket-owner-full-control, not \"nope\""
+        );
+        assert_eq!(StorageClass::GlacierIr.name(), "GLACIER_IR");
+        assert_eq!(StorageClass::parse("standard"), None);
     }
 }

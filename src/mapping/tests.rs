@@ -4,6 +4,17 @@ fn load(yaml: &str) -> Result<Config, String> {
     Config::from_str(yaml, Path::new("m.yaml")).map_err(|e| e.to_string())
 }
 
+/// Loads with `${VAR}` looked up in `vars` instead of the process environment.
+fn load_with_env(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, String> {
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .ok_or(std::env::VarError::NotPresent)
+    };
+    Config::from_str_with_env(yaml, Path::new("m.yaml"), &env).map_err(|e| e.to_string())
+}
+
 #[test]
 fn minimal_mapping_gets_segment_defaults() {
     let c = load("mappings:\n  - name: events\n").unwrap();
@@ -82,10 +93,22 @@ mappings:
 }
 
 #[test]
+fn delimiters_come_from_one_table() {
+    for &(d, name) in DELIMITERS {
+        let c = load(&format!(
+            "mappings:\n  - name: m\n    delimiter: {name:?}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.mappings[0].row.delimiter, d.byte(), "{name}");
+    }
+    assert_eq!(Delimiter::parse("\t"), Some(Delimiter::Tab));
+    assert_eq!(Delimiter::Tab.name(), "tab");
+}
+
+#[test]
 fn settings_and_secrets() {
-    // SAFETY: this variable is only used by this test.
-    unsafe { std::env::set_var("S3ACTIONS_TEST_EXTERNAL_ID", "ext-123") };
-    let c = load(
+    let env = [("S3ACTIONS_TEST_EXTERNAL_ID", "ext-123")];
+    let c = load_with_env(
         r#"
 settings:
   s3_aws_bucket_name: acme-events
@@ -96,6 +119,7 @@ settings:
 mappings:
   - name: m
 "#,
+        &env,
     )
     .unwrap();
     assert_eq!(c.settings.external_id.as_ref().unwrap().expose(), "ext-123");
@@ -105,8 +129,9 @@ mappings:
         vec![("team".into(), "data".into()), ("n".into(), "3".into())]
     );
     // An unset variable only matters for uploading: a warning at load, an error for upload.
-    let c = load(
+    let c = load_with_env(
         "settings:\n  iam_external_id: ${S3ACTIONS_NOT_SET_ANYWHERE}\nmappings:\n  - name: m\n",
+        &env,
     )
     .unwrap();
     assert!(

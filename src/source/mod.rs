@@ -11,6 +11,7 @@ mod ranges;
 
 pub use ranges::{FileRanges, Load};
 
+use crate::text::is_ws;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -517,10 +518,6 @@ fn scan_value(b: &[u8]) -> Scan {
         i += 1;
     }
     Scan::Incomplete
-}
-
-fn is_ws(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 impl Splitter {

@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 
 use super::date;
 use super::value::LValue;
-use crate::encode::write_hex;
 use crate::json::{is_js_space, js_number_to_string};
+use crate::text::write_hex;
 
 fn arg(args: &[LValue], i: usize) -> LValue {
     args.get(i).cloned().unwrap_or(LValue::Nil)
@@ -61,12 +61,23 @@ fn clamp_index(i: f64, len: usize) -> usize {
     i as usize
 }
 
+/// Why a filter failed on its input (liquidjs throws for these).
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// `url_decode` of a `%` not followed by two hexadecimal digits.
+    #[error("url_decode: URI malformed")]
+    MalformedUri,
+    /// `url_decode` of escapes that are not UTF-8.
+    #[error("url_decode: URI malformed")]
+    MalformedUriText(#[source] std::string::FromUtf8Error),
+}
+
 pub fn apply_filter(
     name: &str,
     v: LValue,
     args: &[LValue],
     named: &[(&str, LValue)],
-) -> Result<LValue, String> {
+) -> Result<LValue, FilterError> {
     let s = |v: &LValue| v.render();
     let out = match name {
         // Strings.
@@ -533,7 +544,7 @@ fn encode_uri(t: &str) -> String {
     percent_encode(t, "-_.!~*'();/?:@&=+$,#")
 }
 
-fn decode_uri_component(t: &str) -> Result<String, String> {
+fn decode_uri_component(t: &str) -> Result<String, FilterError> {
     let b = t.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -542,7 +553,7 @@ fn decode_uri_component(t: &str) -> Result<String, String> {
             let hex = t
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "url_decode: URI malformed".to_string())?;
+                .ok_or(FilterError::MalformedUri)?;
             out.push(hex);
             i += 3;
         } else {
@@ -550,7 +561,7 @@ fn decode_uri_component(t: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "url_decode: URI malformed".to_string())
+    String::from_utf8(out).map_err(FilterError::MalformedUriText)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -16,8 +16,8 @@ mod value;
 use std::fmt;
 
 use super::value::{Value, js_length};
-use parse::Node;
-use render::Context;
+use parse::{Node, ParseError};
+use render::{Context, RenderError};
 use value::LValue;
 
 /// Segment's limit on template length (JavaScript string length).
@@ -50,6 +50,36 @@ pub const DISABLED_FILTERS: &[&str] = &[
     "type",
 ];
 
+/// Why a `@liquid` template does not compile or render. Each displays as the message
+/// mappings and events get.
+#[derive(Debug, thiserror::Error)]
+pub enum LiquidError {
+    #[error(
+        "Liquid templates are limited to {MAX_LIQUID_LENGTH} characters (this one has {length})"
+    )]
+    TooLong { length: usize },
+    /// A disabled tag or filter: shown without the "invalid Liquid template" prefix.
+    #[error("{0}")]
+    Disabled(#[source] ParseError),
+    #[error("invalid Liquid template: {0}")]
+    Invalid(#[source] ParseError),
+    #[error("Liquid rendering failed: {0}")]
+    Render(#[source] RenderError),
+}
+
+impl LiquidError {
+    fn from_parse(e: ParseError) -> LiquidError {
+        // The message has always been shown bare when it says "is disabled", which includes
+        // other errors that quote template text saying so (`unexpected "is disabled" in
+        // ...`); kept so that no message changes.
+        if e.is_disabled() || e.to_string().contains("is disabled") {
+            LiquidError::Disabled(e)
+        } else {
+            LiquidError::Invalid(e)
+        }
+    }
+}
+
 /// A compiled `@liquid` template.
 pub struct Liquid {
     nodes: Vec<Node>,
@@ -62,24 +92,16 @@ impl fmt::Debug for Liquid {
 }
 
 impl Liquid {
-    pub fn compile(text: &str) -> Result<Liquid, String> {
-        if js_length(text) > MAX_LIQUID_LENGTH {
-            return Err(format!(
-                "Liquid templates are limited to {MAX_LIQUID_LENGTH} characters (this one has {})",
-                js_length(text)
-            ));
+    pub fn compile(text: &str) -> Result<Liquid, LiquidError> {
+        let length = js_length(text);
+        if length > MAX_LIQUID_LENGTH {
+            return Err(LiquidError::TooLong { length });
         }
-        let nodes = parse::parse(text).map_err(|e| {
-            if e.contains("is disabled") {
-                e
-            } else {
-                format!("invalid Liquid template: {e}")
-            }
-        })?;
+        let nodes = parse::parse(text).map_err(LiquidError::from_parse)?;
         Ok(Liquid { nodes })
     }
 
-    pub fn render(&self, data: &Value<'_>) -> Result<String, String> {
+    pub fn render(&self, data: &Value<'_>) -> Result<String, LiquidError> {
         if self.nodes.is_empty() {
             return Ok(String::new());
         }
@@ -87,7 +109,7 @@ impl Liquid {
         let mut out = String::new();
         Context::new(&event)
             .render(&self.nodes, &mut out)
-            .map_err(|e| format!("Liquid rendering failed: {e}"))?;
+            .map_err(LiquidError::Render)?;
         Ok(out)
     }
 }
@@ -97,7 +119,7 @@ mod tests {
     use super::*;
     use crate::json::Tape;
 
-    fn render(t: &str, event: &str) -> Result<String, String> {
+    fn render(t: &str, event: &str) -> Result<String, LiquidError> {
         let mut tape = Tape::new();
         let root = Value::Node(tape.parse(event).unwrap());
         Liquid::compile(t)?.render(&root)
@@ -158,5 +180,33 @@ mod tests {
         assert!(Liquid::compile(&"x".repeat(1001)).is_err());
         assert!(Liquid::compile(&"x".repeat(1000)).is_ok());
         assert!(Liquid::compile("{{ unclosed").is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_cause() {
+        use std::error::Error;
+        let e = Liquid::compile("{{ a | sort }}").unwrap_err();
+        assert!(matches!(e, LiquidError::Disabled(_)));
+        assert_eq!(e.to_string(), "filter \"sort\" is disabled");
+        let e = Liquid::compile("{{ a b }}").unwrap_err();
+        assert!(matches!(
+            e,
+            LiquidError::Invalid(ParseError::Unexpected { .. })
+        ));
+        assert_eq!(
+            e.source().unwrap().to_string(),
+            "unexpected \"b\" in \"a b\""
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid Liquid template: unexpected \"b\" in \"a b\""
+        );
+        let e = render("{{ '%ff' | url_decode }}", "{}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Liquid rendering failed: url_decode: URI malformed"
+        );
+        // The render error, then the UTF-8 error (the filter error is transparent).
+        assert!(e.source().and_then(Error::source).is_some());
     }
 }

@@ -3,6 +3,58 @@
 use super::value::LValue;
 use super::{DISABLED_FILTERS, DISABLED_TAGS};
 
+/// Why template text does not parse. Each displays as liquidjs-style text (Liquid's compile
+/// error adds its prefix).
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// `what` is "output" or "tag"; `shown` the first 40 characters from its opening.
+    #[error("{what} \"{shown}\" not closed")]
+    NotClosed { what: &'static str, shown: String },
+    #[error("tag {{% {name} %}} not closed")]
+    TagNotClosed { name: String },
+    #[error("unexpected tag \"{tag}\"")]
+    UnexpectedTag { tag: String },
+    #[error("tag \"{name}\" is disabled")]
+    DisabledTag { name: String },
+    #[error("filter \"{name}\" is disabled")]
+    DisabledFilter { name: String },
+    #[error("tag \"{name}\" not found")]
+    UnknownTag { name: String },
+    #[error("empty tag {{% %}}")]
+    EmptyTag,
+    #[error("illegal assign \"{args}\": expected name = value")]
+    AssignWithoutValue { args: String },
+    #[error("illegal assign \"{args}\": \"{var}\" is not a variable name")]
+    AssignName { args: String, var: String },
+    #[error("capture needs a variable name, not \"{args}\"")]
+    CaptureName { args: String },
+    /// `increment` or `decrement` without a variable name.
+    #[error("{tag} needs a variable name, not \"{args}\"")]
+    CounterName { tag: String, args: String },
+    #[error("invalid value expression: \"{text}\"")]
+    InvalidExpression { text: String },
+    #[error("unexpected \"{rest}\" in \"{text}\"")]
+    Unexpected { rest: String, text: String },
+    #[error("a value is missing in \"{text}\"")]
+    MissingValue { text: String },
+    #[error("unterminated string in \"{text}\"")]
+    UnterminatedString { text: String },
+    #[error("invalid range in \"{text}\"")]
+    InvalidRange { text: String },
+    #[error("missing \"]\" in \"{text}\"")]
+    MissingBracket { text: String },
+}
+
+impl ParseError {
+    /// A tag or filter Segment disables.
+    pub fn is_disabled(&self) -> bool {
+        matches!(
+            self,
+            ParseError::DisabledTag { .. } | ParseError::DisabledFilter { .. }
+        )
+    }
+}
+
 #[derive(Debug)]
 pub enum Node {
     Text(String),
@@ -68,7 +120,7 @@ enum Token<'a> {
 
 /// Cuts the template into text, `{{ output }}` and `{% tag %}` pieces, applying whitespace
 /// control (`{{-`, `-%}`...), which removes all whitespace on that side.
-fn tokenize(src: &str) -> Result<Vec<Token<'_>>, String> {
+fn tokenize(src: &str) -> Result<Vec<Token<'_>>, ParseError> {
     let mut tokens = Vec::new();
     let mut pos = 0;
     let mut trim_next = false;
@@ -89,7 +141,7 @@ fn tokenize(src: &str) -> Result<Vec<Token<'_>>, String> {
         let Some(end) = find_close(&rest[inner_start..], close) else {
             let what = if is_output { "output" } else { "tag" };
             let shown: String = rest[at..].chars().take(40).collect();
-            return Err(format!("{what} \"{shown}\" not closed"));
+            return Err(ParseError::NotClosed { what, shown });
         };
         push_text(&mut tokens, &rest[..at], trim_next, trim_left);
         let mut inner = &rest[inner_start..inner_start + end];
@@ -116,8 +168,12 @@ fn tokenize(src: &str) -> Result<Vec<Token<'_>>, String> {
             if name == "raw" || name == "comment" {
                 let endname = format!("end{name}");
                 let body_start = after;
-                let (body_end, next) = find_end_tag(src, body_start, &endname)
-                    .ok_or_else(|| format!("tag {{% {name} %}} not closed"))?;
+                let (body_end, next) =
+                    find_end_tag(src, body_start, &endname).ok_or_else(|| {
+                        ParseError::TagNotClosed {
+                            name: name.to_string(),
+                        }
+                    })?;
                 if name == "raw" {
                     tokens.push(Token::Text(&src[body_start..body_end.0]));
                 }
@@ -185,13 +241,15 @@ fn find_end_tag(src: &str, from: usize, endname: &str) -> Option<((usize, bool),
 }
 
 /// Parses a whole template.
-pub fn parse(src: &str) -> Result<Vec<Node>, String> {
+pub fn parse(src: &str) -> Result<Vec<Node>, ParseError> {
     let tokens = tokenize(src)?;
     let mut it = tokens.into_iter().peekable();
     let (nodes, end) = parse_block(&mut it, &[])?;
     match end {
         None => Ok(nodes),
-        Some(tag) => Err(format!("unexpected tag \"{tag}\"")),
+        Some(tag) => Err(ParseError::UnexpectedTag {
+            tag: tag.to_string(),
+        }),
     }
 }
 
@@ -201,7 +259,7 @@ type Tokens<'a> = std::iter::Peekable<std::vec::IntoIter<Token<'a>>>;
 fn parse_block<'a>(
     it: &mut Tokens<'a>,
     stops: &[&str],
-) -> Result<(Vec<Node>, Option<&'a str>), String> {
+) -> Result<(Vec<Node>, Option<&'a str>), ParseError> {
     let mut nodes = Vec::new();
     while let Some(tok) = it.next() {
         match tok {
@@ -219,7 +277,9 @@ fn parse_block<'a>(
     if stops.is_empty() {
         Ok((nodes, None))
     } else {
-        Err(format!("tag {{% {} %}} not closed", stops[stops.len() - 1]))
+        Err(ParseError::TagNotClosed {
+            name: stops[stops.len() - 1].to_string(),
+        })
     }
 }
 
@@ -238,9 +298,11 @@ fn parse_tag(
     args: &str,
     it: &mut Tokens<'_>,
     nodes: &mut Vec<Node>,
-) -> Result<(), String> {
+) -> Result<(), ParseError> {
     if DISABLED_TAGS.contains(&name) {
-        return Err(format!("tag \"{name}\" is disabled"));
+        return Err(ParseError::DisabledTag {
+            name: name.to_string(),
+        });
     }
     match name {
         "if" | "unless" => {
@@ -268,21 +330,26 @@ fn parse_tag(
             nodes.push(Node::If(branches, else_nodes));
         }
         "assign" => {
-            let (var, value) = args
-                .split_once('=')
-                .ok_or_else(|| format!("illegal assign \"{args}\": expected name = value"))?;
+            let (var, value) =
+                args.split_once('=')
+                    .ok_or_else(|| ParseError::AssignWithoutValue {
+                        args: args.to_string(),
+                    })?;
             let var = var.trim();
             if !is_identifier(var) {
-                return Err(format!(
-                    "illegal assign \"{args}\": \"{var}\" is not a variable name"
-                ));
+                return Err(ParseError::AssignName {
+                    args: args.to_string(),
+                    var: var.to_string(),
+                });
             }
             nodes.push(Node::Assign(var.to_string(), parse_expr(value)?));
         }
         "capture" => {
             let var = args.trim().trim_matches(|c| c == '"' || c == '\'');
             if !is_identifier(var) {
-                return Err(format!("capture needs a variable name, not \"{args}\""));
+                return Err(ParseError::CaptureName {
+                    args: args.to_string(),
+                });
             }
             let (body, _) = parse_block(it, &["endcapture"])?;
             nodes.push(Node::Capture(var.to_string(), body));
@@ -290,7 +357,10 @@ fn parse_tag(
         "increment" | "decrement" => {
             let var = args.trim();
             if !is_identifier(var) {
-                return Err(format!("{name} needs a variable name, not \"{args}\""));
+                return Err(ParseError::CounterName {
+                    tag: name.to_string(),
+                    args: args.to_string(),
+                });
             }
             nodes.push(if name == "increment" {
                 Node::Increment(var.to_string())
@@ -322,8 +392,12 @@ fn parse_tag(
         }
         "echo" => nodes.push(Node::Output(parse_expr(args)?)),
         "#" => {}
-        "" => return Err("empty tag {% %}".into()),
-        other => return Err(format!("tag \"{other}\" not found")),
+        "" => return Err(ParseError::EmptyTag),
+        other => {
+            return Err(ParseError::UnknownTag {
+                name: other.to_string(),
+            });
+        }
     }
     Ok(())
 }
@@ -336,10 +410,12 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// `value | filter: arg, name: arg | ...`
-pub fn parse_expr(text: &str) -> Result<Expr, String> {
+pub fn parse_expr(text: &str) -> Result<Expr, ParseError> {
     let mut lexer = Lexer::new(text);
     if lexer.at_end() {
-        return Err(format!("invalid value expression: \"{}\"", text.trim()));
+        return Err(ParseError::InvalidExpression {
+            text: text.trim().to_string(),
+        });
     }
     let head = lexer.operand()?;
     let mut filters = Vec::new();
@@ -349,7 +425,7 @@ pub fn parse_expr(text: &str) -> Result<Expr, String> {
             continue;
         };
         if DISABLED_FILTERS.contains(&name.as_str()) {
-            return Err(format!("filter \"{name}\" is disabled"));
+            return Err(ParseError::DisabledFilter { name });
         }
         let mut filter = Filter {
             name,
@@ -379,17 +455,19 @@ pub fn parse_expr(text: &str) -> Result<Expr, String> {
 }
 
 /// `a == b and not c or d contains 'x'`
-fn parse_cond(text: &str) -> Result<Cond, String> {
+fn parse_cond(text: &str) -> Result<Cond, ParseError> {
     let mut lexer = Lexer::new(text);
     if lexer.at_end() {
-        return Err(format!("invalid value expression: \"{}\"", text.trim()));
+        return Err(ParseError::InvalidExpression {
+            text: text.trim().to_string(),
+        });
     }
     let cond = cond_chain(&mut lexer)?;
     lexer.end()?;
     Ok(cond)
 }
 
-fn cond_chain(lexer: &mut Lexer<'_>) -> Result<Cond, String> {
+fn cond_chain(lexer: &mut Lexer<'_>) -> Result<Cond, ParseError> {
     let left = cond_term(lexer)?;
     if lexer.keyword("and") {
         Ok(Cond::And(Box::new(left), Box::new(cond_chain(lexer)?)))
@@ -400,7 +478,7 @@ fn cond_chain(lexer: &mut Lexer<'_>) -> Result<Cond, String> {
     }
 }
 
-fn cond_term(lexer: &mut Lexer<'_>) -> Result<Cond, String> {
+fn cond_term(lexer: &mut Lexer<'_>) -> Result<Cond, ParseError> {
     if lexer.keyword("not") {
         return Ok(Cond::Not(Box::new(cond_term(lexer)?)));
     }
@@ -450,12 +528,21 @@ impl<'a> Lexer<'a> {
         self.rest().is_empty()
     }
 
-    fn end(&mut self) -> Result<(), String> {
+    fn end(&mut self) -> Result<(), ParseError> {
         let rest = self.rest();
         if rest.is_empty() {
             Ok(())
         } else {
-            Err(format!("unexpected \"{rest}\" in \"{}\"", self.s.trim()))
+            Err(ParseError::Unexpected {
+                rest: rest.to_string(),
+                text: self.s.trim().to_string(),
+            })
+        }
+    }
+
+    fn invalid_range(&self) -> ParseError {
+        ParseError::InvalidRange {
+            text: self.s.trim().to_string(),
         }
     }
 
@@ -489,15 +576,19 @@ impl<'a> Lexer<'a> {
         Some(rest[..len].to_string())
     }
 
-    fn operand(&mut self) -> Result<Operand, String> {
+    fn operand(&mut self) -> Result<Operand, ParseError> {
         let rest = self.rest();
         let Some(c) = rest.chars().next() else {
-            return Err(format!("a value is missing in \"{}\"", self.s.trim()));
+            return Err(ParseError::MissingValue {
+                text: self.s.trim().to_string(),
+            });
         };
         if c == '"' || c == '\'' {
             let end = rest[1..]
                 .find(c)
-                .ok_or_else(|| format!("unterminated string in \"{}\"", self.s.trim()))?;
+                .ok_or_else(|| ParseError::UnterminatedString {
+                    text: self.s.trim().to_string(),
+                })?;
             self.pos += end + 2;
             return Ok(Operand::Lit(LValue::Str(rest[1..1 + end].to_string())));
         }
@@ -505,11 +596,11 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
             let from = self.operand()?;
             if !self.eat("..") {
-                return Err(format!("invalid range in \"{}\"", self.s.trim()));
+                return Err(self.invalid_range());
             }
             let to = self.operand()?;
             if !self.eat(")") {
-                return Err(format!("invalid range in \"{}\"", self.s.trim()));
+                return Err(self.invalid_range());
             }
             return Ok(Operand::Range(Box::new(from), Box::new(to)));
         }
@@ -521,7 +612,9 @@ impl<'a> Lexer<'a> {
             if c == '[' {
                 return self.variable(Vec::new());
             }
-            return Err(format!("invalid value expression: \"{}\"", rest));
+            return Err(ParseError::InvalidExpression {
+                text: rest.to_string(),
+            });
         };
         let lit = match root.as_str() {
             "true" => Some(LValue::Bool(true)),
@@ -539,7 +632,7 @@ impl<'a> Lexer<'a> {
         self.variable(vec![Operand::Lit(LValue::Str(root))])
     }
 
-    fn variable(&mut self, mut path: Vec<Operand>) -> Result<Operand, String> {
+    fn variable(&mut self, mut path: Vec<Operand>) -> Result<Operand, ParseError> {
         loop {
             let rest = &self.s[self.pos..];
             if let Some(after) = rest.strip_prefix('.') {
@@ -555,7 +648,9 @@ impl<'a> Lexer<'a> {
                 self.pos += 1;
                 let key = self.operand()?;
                 if !self.eat("]") {
-                    return Err(format!("missing \"]\" in \"{}\"", self.s.trim()));
+                    return Err(ParseError::MissingBracket {
+                        text: self.s.trim().to_string(),
+                    });
                 }
                 path.push(key);
             } else {
@@ -563,7 +658,9 @@ impl<'a> Lexer<'a> {
             }
         }
         if path.is_empty() {
-            return Err(format!("invalid value expression: \"{}\"", self.s.trim()));
+            return Err(ParseError::InvalidExpression {
+                text: self.s.trim().to_string(),
+            });
         }
         Ok(Operand::Var(path))
     }

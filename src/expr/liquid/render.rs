@@ -2,12 +2,22 @@
 
 use std::collections::HashMap;
 
-use super::filters::apply_filter;
+use super::filters::{FilterError, apply_filter};
 use super::parse::{CmpOp, Cond, Expr, Node, Operand};
 use super::value::{LValue, equals, less_than};
 
 /// liquidjs gives up on ranges longer than this (its memory limit); so do we.
 const MAX_RANGE: f64 = 100_000.0;
+
+/// Why rendering failed. Each displays as liquidjs-style text (Liquid's render error adds
+/// its prefix).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the range ({from}..{to}) is too long")]
+    RangeTooLong { from: f64, to: f64 },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+}
 
 pub struct Context<'e> {
     event: &'e LValue,
@@ -26,7 +36,7 @@ impl<'e> Context<'e> {
         }
     }
 
-    pub fn render(&mut self, nodes: &[Node], out: &mut String) -> Result<(), String> {
+    pub fn render(&mut self, nodes: &[Node], out: &mut String) -> Result<(), RenderError> {
         for node in nodes {
             match node {
                 Node::Text(t) => out.push_str(t),
@@ -73,7 +83,7 @@ impl<'e> Context<'e> {
         Ok(())
     }
 
-    fn eval(&self, e: &Expr) -> Result<LValue, String> {
+    fn eval(&self, e: &Expr) -> Result<LValue, RenderError> {
         let mut v = self.value(&e.head)?;
         for f in &e.filters {
             let args = f
@@ -85,20 +95,20 @@ impl<'e> Context<'e> {
                 .named
                 .iter()
                 .map(|(k, a)| Ok((k.as_str(), self.value(a)?)))
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, RenderError>>()?;
             v = apply_filter(&f.name, v, &args, &named)?;
         }
         Ok(v)
     }
 
-    fn value(&self, op: &Operand) -> Result<LValue, String> {
+    fn value(&self, op: &Operand) -> Result<LValue, RenderError> {
         match op {
             Operand::Lit(v) => Ok(v.clone()),
             Operand::Range(from, to) => {
                 let (a, b) = (self.value(from)?.number(), self.value(to)?.number());
                 let (a, b) = (a.trunc(), b.trunc());
                 if b - a > MAX_RANGE {
-                    return Err(format!("the range ({a}..{b}) is too long"));
+                    return Err(RenderError::RangeTooLong { from: a, to: b });
                 }
                 let mut items = Vec::new();
                 let mut i = a;
@@ -130,7 +140,7 @@ impl<'e> Context<'e> {
         }
     }
 
-    fn test(&self, cond: &Cond) -> Result<bool, String> {
+    fn test(&self, cond: &Cond) -> Result<bool, RenderError> {
         Ok(match cond {
             Cond::Value(v) => self.value(v)?.truthy(),
             Cond::Not(c) => !self.test(c)?,

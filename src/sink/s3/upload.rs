@@ -51,8 +51,8 @@ impl ObjectOptions {
                 .as_deref()
                 .map(ServerSideEncryption::from),
             ssekms_key_id: s.ssekms_key_id.clone(),
-            acl: s.acl.as_deref().map(ObjectCannedAcl::from),
-            storage_class: s.storage_class.as_deref().map(StorageClass::from),
+            acl: s.acl.map(|a| ObjectCannedAcl::from(a.name())),
+            storage_class: s.storage_class.map(|c| StorageClass::from(c.name())),
             tagging,
         }
     }
