@@ -25,3 +25,4 @@ pub mod spanned;
 pub(crate) mod suggest;
 pub(crate) mod text;
 pub mod trigger;
+pub mod value;

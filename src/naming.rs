@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use handlebars::Handlebars;
 use handlebars::template::{Parameter, TemplateElement};
 
-use crate::expr::{Seg, Value, walk};
 use crate::json::NodeRef;
+use crate::value::{Seg, Value, walk};
 
 /// S3's limit on key length, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;

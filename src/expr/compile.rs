@@ -7,11 +7,11 @@
 use std::fmt;
 
 use super::liquid::Liquid;
-use super::path::Path;
 use super::template::Template;
-use super::value::js_length;
 use super::{Const, Expr, IfMode, JsonMode, Replace};
 use crate::spanned::{Mark, SNode, SValue};
+use crate::value::Path;
+use crate::value::js_length;
 
 /// Directives, in the order the README documents them.
 pub const DIRECTIVES: &[&str] = &[

@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::path::Path;
 use super::replace::js_replace;
-use super::value::{Object, Type, Value, set};
 use super::{Const, Expr, IfMode, JsonMode};
+use crate::value::Path;
+use crate::value::{Object, Type, Value, set};
 
 /// A failure that depends on the event (e.g. `@path` given a directive that resolved to a
 /// number). Reported per event, never for the whole run.

@@ -8,18 +8,16 @@
 mod compile;
 mod eval;
 mod liquid;
-mod path;
 mod plan;
 mod replace;
 mod template;
-mod value;
 
+pub use crate::value::{Object, Type, Value, js_length, set};
+pub use crate::value::{Path, PathError, Seg, walk};
 pub use compile::{ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
-pub use path::{Path, PathError, Seg, walk};
 pub use plan::{Found, Memo, Plan, Steps};
 pub use template::{Template, TemplateError};
-pub use value::{Object, Type, Value, js_length, set};
 
 use liquid::Liquid;
 

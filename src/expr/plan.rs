@@ -7,9 +7,9 @@
 //!
 //! [`eval`]: super::eval
 
-use super::path::{Path, Seg};
 use super::{Expr, IfMode};
 use crate::json::{Kind, NodeRef};
+use crate::value::{Path, Seg};
 
 /// What a plan found.
 #[derive(Clone, Copy, Debug)]

@@ -6,8 +6,8 @@
 //! into literal text and paths; one with triple braces keeps the two-pass behaviour (a
 //! value inserted by the first pass can itself contain `{{...}}`).
 
-use super::path::{Path, PathError};
-use super::value::Value;
+use crate::value::Value;
+use crate::value::{Path, PathError};
 
 /// Why a template does not compile: one of its placeholders is not a valid path.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,8 @@ mod parser;
 
 use std::fmt;
 
-use crate::expr::{Seg, Value, walk};
 use crate::json::{NodeRef, js_string_to_number};
+use crate::value::{Seg, Value, walk};
 
 pub use parser::FIELDS;
 

@@ -2,8 +2,8 @@
 
 use super::lexer::{Tok, Token, lex};
 use super::{Field, Node, Ordering, Test, TriggerError, written_number};
-use crate::expr::{Path, Seg};
 use crate::json::js_number_to_string;
+use crate::value::{Path, Seg};
 
 /// The fields a condition can test, for error messages.
 pub const FIELDS: &[&str] = &[

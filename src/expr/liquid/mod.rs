@@ -15,7 +15,7 @@ mod value;
 
 use std::fmt;
 
-use super::value::{Value, js_length};
+use crate::value::{Value, js_length};
 use parse::{Node, ParseError};
 use render::{Context, RenderError};
 use value::LValue;

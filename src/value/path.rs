@@ -13,7 +13,7 @@ use std::fmt;
 use jsonpath_rust::parser::errors::JsonPathError;
 use jsonpath_rust::parser::model::JpQuery;
 
-use super::value::Value;
+use super::Value;
 
 /// One step of a dot path: the property key, and its value as an array index when the key
 /// is a canonical index.

@@ -5,6 +5,14 @@
 //! (`@merge`, `@flatten`, objects written in the mapping, ...) produce owned values.
 //! `Undefined` is JavaScript's `undefined`: different from `null`, dropped from objects when
 //! written, and `null` inside arrays.
+//!
+//! A leaf module (it needs only [`crate::json`]) with [`Path`], [`Seg`] and [`walk`], so
+//! that triggers, naming and expressions share values and paths without depending on
+//! each other.
+
+mod path;
+
+pub use path::{Path, PathError, Seg, walk};
 
 use std::borrow::Cow;
 
