@@ -375,3 +375,38 @@ fn object_options_apply_to_single_and_multipart_uploads() {
         );
     }
 }
+
+/// `compression: gzip`: objects are `.csv.gz` with the CSV Content-Type and
+/// `Content-Encoding: gzip`, whether uploaded by the run or later by `flush` (which reads
+/// both from the file's name in the outbox).
+#[test]
+fn gzip_files_carry_their_content_encoding() {
+    let s = Setup::new("gzip");
+    let m = s.mapping("writer").write();
+    let mut text = std::fs::read_to_string(&m).unwrap();
+    text.push_str("    compression: gzip\n");
+    std::fs::write(&m, text).unwrap();
+    // Wrong external ID first: the files wait in the outbox, then `flush` sends them.
+    let o = s3actions(&["replay", &m, FIXTURE, "--json"], "wrong-external-id");
+    assert_exit(&o, 1);
+    assert!(s.objects().is_empty());
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_ok(&o);
+    let o = s3actions(&["replay", &m, FIXTURE, "--json"], "ext-good");
+    assert_ok(&o);
+    let objects = s.objects();
+    assert_eq!(objects.len(), 4, "{objects:?}");
+    for (key, body, ct) in &objects {
+        assert!(key.ends_with(".csv.gz"), "{key}");
+        assert_eq!(ct.as_deref(), Some("text/csv"), "{key}");
+        assert_eq!(
+            Moto::get().content_encoding(key).as_deref(),
+            Some("gzip"),
+            "{key}"
+        );
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        assert!(plain.starts_with(b"event_name,event_type,"), "{key}");
+    }
+}

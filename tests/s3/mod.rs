@@ -112,6 +112,21 @@ impl Moto {
         })
     }
 
+    /// The object's Content-Encoding header.
+    pub fn content_encoding(&self, key: &str) -> Option<String> {
+        block_on(async {
+            let got = self
+                .admin()
+                .head_object()
+                .bucket(self.bucket())
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            got.content_encoding().map(str::to_string)
+        })
+    }
+
     /// Multipart uploads still open under a prefix.
     pub fn open_multipart_uploads(&self, prefix: &str) -> usize {
         block_on(async {
