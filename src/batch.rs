@@ -182,15 +182,12 @@ impl SealedBatch {
             rows: self.rows,
             first_event: self.first_event.as_ref(),
         };
-        let (mut key, fallback) = key_for(m, folder, &info)?;
+        let (key, fallback) = key_for(m, layers, folder, &info)?;
         if let Some(why) = fallback {
             tracing::warn!(
                 "mapping {:?}: filename_template failed for a batch ({why}); named {key} instead",
                 m.name
             );
-        }
-        for l in layers {
-            key.push_str(l.key_suffix());
         }
         Ok(FinishedFile {
             temp: self.temp,
@@ -206,12 +203,26 @@ impl SealedBatch {
     }
 }
 
-/// The object key of a batch (before file layers add their suffixes), and, when the
+/// The object key of a batch (with the suffixes of its file layers), and, when the
 /// mapping's filename template could not name it, why (the key is then Segment's naming).
 ///
 /// The rows are written: a name that fails for one batch (an event field too long for a
 /// key, say) must not lose them, and Segment's own naming always fits.
 pub fn key_for(
+    m: &Mapping,
+    layers: &[Box<dyn FileLayer>],
+    folder: &str,
+    info: &BatchInfo<'_>,
+) -> Result<(String, Option<String>), BatchError> {
+    let (mut key, fallback) = plain_key(m, folder, info)?;
+    for l in layers {
+        key.push_str(l.key_suffix());
+    }
+    Ok((key, fallback))
+}
+
+/// [`key_for`] before the file layers' suffixes.
+fn plain_key(
     m: &Mapping,
     folder: &str,
     info: &BatchInfo<'_>,

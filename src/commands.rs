@@ -151,7 +151,7 @@ pub fn parse_event<'t>(
     name: &str,
 ) -> Result<crate::json::NodeRef<'t>, CommandError> {
     decode(tape, text.as_bytes(), Some(text))
-        .map_err(|why| CommandError::Input(format!("{name}: {why}")))
+        .map_err(|why| CommandError::Input(format!("error: {name}: {why}")))
 }
 
 /// `eval`: one mapping expression (JSON or YAML text, named `name` in messages) resolved
@@ -178,8 +178,7 @@ pub fn eval_expression(
         CommandError::Input(lines.join("\n"))
     })?;
     let mut tape = Tape::new();
-    let root = parse_event(&mut tape, event, event_name)
-        .map_err(|e| CommandError::Input(format!("error: {e}")))?;
+    let root = parse_event(&mut tape, event, event_name)?;
     let value = eval(&compiled, &Value::Node(root))
         .map_err(|e| CommandError::Input(format!("error: {e}")))?;
     Ok(value.remove_undefined().to_json_string())

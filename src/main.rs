@@ -194,8 +194,7 @@ fn dispatch(command: Command) -> Result<u8> {
                 Trigger::parse(&trigger).map_err(|e| Exit(1, format!("invalid trigger: {e}")))?;
             let text = commands::event_json(read_arg(&event)?);
             let mut tape = Tape::new();
-            let root = commands::parse_event(&mut tape, &text, &event)
-                .map_err(|e| Exit(1, format!("error: {e}")))?;
+            let root = commands::parse_event(&mut tape, &text, &event).map_err(exit_for)?;
             println!("{}", t.matches(root));
             Ok(0)
         }
@@ -207,8 +206,7 @@ fn dispatch(command: Command) -> Result<u8> {
             let config = load(&mapping, false)?;
             let text = commands::event_json(read_arg(&event)?);
             let mut tape = Tape::new();
-            let root = commands::parse_event(&mut tape, &text, &event)
-                .map_err(|e| Exit(1, format!("error: {e}")))?;
+            let root = commands::parse_event(&mut tape, &text, &event).map_err(exit_for)?;
             let previews = s3actions::preview::preview(&Routes::new(&config), root);
             report::print_preview(&previews, json);
             Ok(0)

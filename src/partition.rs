@@ -205,16 +205,30 @@ impl Partitions {
         let state = &mut self.states[i];
         if let Some(batch) = state.open.take() {
             let mi = state.key.mapping;
-            let (format, layers) = (routes.format(mi), routes.layers(mi));
-            let file = batch.seal(format, layers, staging)?.name(
-                routes.mapping(mi),
-                format,
-                layers,
-                &state.key.folder,
-                &state.key.event_type,
-            )?;
-            sink.deliver(file)?;
+            let sealed = batch.seal(routes.format(mi), routes.layers(mi), staging)?;
+            self.deliver(i, sealed, routes, sink)?;
         }
+        Ok(())
+    }
+
+    /// Names partition `i`'s sealed batch and hands it to the sink.
+    fn deliver(
+        &self,
+        i: usize,
+        sealed: SealedBatch,
+        routes: &Routes<'_>,
+        sink: &mut dyn Sink,
+    ) -> Result<(), WriteError> {
+        let state = &self.states[i];
+        let mi = state.key.mapping;
+        let file = sealed.name(
+            routes.mapping(mi),
+            routes.format(mi),
+            routes.layers(mi),
+            &state.key.folder,
+            &state.key.event_type,
+        )?;
+        sink.deliver(file)?;
         Ok(())
     }
 
@@ -285,20 +299,9 @@ impl Partitions {
         // Deliver every batch that could be completed, then report the first failure.
         let mut first_error = None;
         for (i, result) in sealed {
-            let state = &self.states[i];
-            let mi = state.key.mapping;
             let delivered = result
-                .and_then(|b| {
-                    b.name(
-                        routes.mapping(mi),
-                        routes.format(mi),
-                        routes.layers(mi),
-                        &state.key.folder,
-                        &state.key.event_type,
-                    )
-                })
                 .map_err(WriteError::from)
-                .and_then(|file| sink.deliver(file).map_err(WriteError::from));
+                .and_then(|sealed| self.deliver(i, sealed, routes, sink));
             if let Err(e) = delivered {
                 first_error.get_or_insert(e);
             }

@@ -89,11 +89,8 @@ fn preview_mapping(
         rows: 1,
         first_event: first.as_ref(),
     };
-    match key_for(m, &single.folder, &info) {
-        Ok((mut key, fallback)) => {
-            for l in routes.layers(mi) {
-                key.push_str(l.key_suffix());
-            }
+    match key_for(m, routes.layers(mi), &single.folder, &info) {
+        Ok((key, fallback)) => {
             p.key = Some(key);
             p.warning = fallback;
         }

@@ -254,10 +254,7 @@ fn encode_fields<'a>(
                 message: e.0,
             },
         )?;
-        match &c.transform {
-            Some(t) => write_transformed(out, &v, t, &mut enc.scratch, &mut enc.text),
-            None => write_field(out, &v, &mut enc.scratch),
-        }
+        write_cell(out, &v, c.transform.as_ref(), enc);
     }
     if m.audience_action.is_some() {
         if !first {
@@ -343,10 +340,7 @@ fn write_audience<'a>(
     } else {
         v
     };
-    match &col.transform {
-        Some(t) => write_transformed(out, &v, t, &mut enc.scratch, &mut enc.text),
-        None => write_field(out, &v, &mut enc.scratch),
-    }
+    write_cell(out, &v, col.transform.as_ref(), enc);
     Ok(())
 }
 
@@ -362,10 +356,19 @@ pub fn batch_size_suffix(m: &RowLayout, rows: u64) -> Vec<u8> {
 }
 
 fn write_computed(out: &mut Vec<u8>, c: &ComputedColumn, v: &Value<'_>) {
-    let mut scratch = Vec::new();
-    match &c.transform {
-        Some(t) => write_transformed(out, v, t, &mut scratch, &mut String::new()),
-        None => write_field(out, v, &mut scratch),
+    write_cell(out, v, c.transform.as_ref(), &mut Encoder::new());
+}
+
+/// One quoted cell, through the column's transform when it has one.
+fn write_cell(
+    out: &mut Vec<u8>,
+    v: &Value<'_>,
+    transform: Option<&ColumnTransform>,
+    enc: &mut Encoder,
+) {
+    match transform {
+        Some(t) => write_transformed(out, v, t, &mut enc.scratch, &mut enc.text),
+        None => write_field(out, v, &mut enc.scratch),
     }
 }
 

@@ -201,7 +201,6 @@ pub struct Inputs {
     next: usize,
     current: Option<Chunks>,
     progress: Arc<InputProgress>,
-    bytes: u64,
 }
 
 impl Inputs {
@@ -218,13 +217,7 @@ impl Inputs {
                 level,
                 ..InputProgress::default()
             }),
-            bytes: 0,
         }
-    }
-
-    /// Bytes handed on so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes
     }
 
     /// What is durable so far (also once the run has ended).
@@ -272,10 +265,6 @@ impl Source for Inputs {
                 Some(mut chunk) => {
                     chunk.origin = self.names[index].clone();
                     let end = chunk.load.as_ref().map(Load::end);
-                    self.bytes += chunk
-                        .load
-                        .as_ref()
-                        .map_or(chunk.data.len() as u64, Load::len);
                     self.progress
                         .handed
                         .lock()
