@@ -18,7 +18,8 @@ use s3actions::mapping::{Config, Secret};
 use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
 use s3actions::route::Routes;
 use s3actions::sink::Durability;
-use s3actions::source::http::Access;
+use s3actions::source::http::{Access, HttpInput};
+use s3actions::source::intake::MemoryIntake;
 use s3actions::source::{Input, Inputs};
 use s3actions::trigger::Trigger;
 
@@ -152,8 +153,10 @@ fn dispatch(command: Command) -> Result<u8> {
                     }
                 },
             };
-            let (server, input) = s3actions::source::http::serve(&listen, access)
+            let (intake, stream) = MemoryIntake::new();
+            let server = s3actions::source::http::serve(&listen, access, intake)
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let input = Input::Http(HttpInput::new(server.addr(), stream));
             eprintln!(
                 "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",
                 server.addr()

@@ -2,33 +2,28 @@
 //!
 //! `POST /v1/batch` (or `/v1/import`) takes `{"batch": [event, ...]}`; `POST /v1/track`,
 //! `/v1/identify`, `/v1/page`, `/v1/screen`, `/v1/group` and `/v1/alias` take one event,
-//! whose `type` defaults to the endpoint's. Accepted events become NDJSON lines on an
-//! in-process stream that the pipeline reads like stdin (see [`Input::Http`]), so they go
-//! through exactly the same triggers, mappings and batches as replayed files.
+//! whose `type` defaults to the endpoint's. Accepted events become NDJSON lines handed to an
+//! [`Intake`], which the pipeline reads like any other source, so they go through exactly
+//! the same triggers, mappings and batches as replayed files.
 //!
-//! A request is answered once its events are queued for the pipeline (the queue is bounded:
-//! a slow sink slows the senders down rather than growing memory). Queued events are written
-//! when their batch closes: on size, on `batch_max_age_seconds`, or when the server stops
-//! (Ctrl-C or SIGTERM stop accepting, then every open batch is written).
+//! A request is answered once the intake has taken its events: fsynced in the spool
+//! (`--durability fsync`, see [`super::spool`]) or queued in memory (`none`). They are
+//! written when their batch closes: on size, on `batch_max_age_seconds`, or when the server
+//! stops (Ctrl-C or SIGTERM stop accepting, then every open batch is written).
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use super::intake::{Intake, IntakeError, Received};
+use crate::json::{Kind, Tape};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::mpsc;
-
-use super::Input;
-use crate::json::{Kind, Tape};
 
 /// Largest request body accepted (Segment's own limit for a batch is 500 KB).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
-
-/// Requests whose events are waiting for the pipeline, at most.
-const QUEUE: usize = 64;
 
 /// Endpoints taking a single event, and the type they give it.
 const SINGLE: [(&str, &str); 6] = [
@@ -123,50 +118,30 @@ fn compact_into(out: &mut Vec<u8>, raw: &[u8]) {
     }
 }
 
-/// The pipeline's end of the stream: blocks for the next request's events; ends when the
-/// server has stopped and every queued request is read.
-struct Stream {
-    rx: mpsc::Receiver<Vec<u8>>,
-    current: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
-            match self.rx.blocking_recv() {
-                Some(next) => {
-                    self.current = next;
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// The reader handed to the pipeline, taken once.
+/// The reader handed to the pipeline by `--durability none` (see
+/// [`super::intake::MemoryIntake`]), taken once.
 #[derive(Clone)]
 pub struct HttpInput {
     addr: SocketAddr,
-    stream: Arc<Mutex<Option<Stream>>>,
+    stream: Arc<Mutex<Option<Box<dyn Read + Send>>>>,
 }
 
 impl HttpInput {
+    /// The input of a server listening on `addr`, reading what `stream` yields.
+    pub fn new(addr: SocketAddr, stream: Box<dyn Read + Send>) -> HttpInput {
+        HttpInput {
+            addr,
+            stream: Arc::new(Mutex::new(Some(stream))),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     pub(super) fn take(&self) -> io::Result<Box<dyn Read + Send>> {
         let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match stream {
-            Some(s) => Ok(Box::new(s)),
-            None => Err(io::Error::other("the HTTP input was already read")),
-        }
+        stream.ok_or_else(|| io::Error::other("the HTTP input was already read"))
     }
 }
 
@@ -262,62 +237,48 @@ impl std::fmt::Debug for Access {
     }
 }
 
-/// Binds `listen` and serves on a thread of its own; returns the server and the input
-/// that yields what it receives.
-pub fn serve(listen: &str, access: Access) -> io::Result<(HttpServer, Input)> {
+/// Binds `listen` and serves on a thread of its own, handing accepted events to `intake`.
+pub fn serve(listen: &str, access: Access, intake: Arc<dyn Intake>) -> io::Result<HttpServer> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let input = HttpInput {
-        addr,
-        stream: Arc::new(Mutex::new(Some(Stream {
-            rx,
-            current: Vec::new(),
-            pos: 0,
-        }))),
-    };
     let thread = std::thread::Builder::new()
         .name("s3actions-http".into())
         .spawn({
             let stop = stop.clone();
-            move || runtime.block_on(accept_loop(listener, tx, stop, access))
+            move || runtime.block_on(accept_loop(listener, intake, stop, access))
         })?;
-    Ok((
-        HttpServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        },
-        Input::Http(input),
-    ))
+    Ok(HttpServer {
+        addr,
+        stop,
+        thread: Some(thread),
+    })
 }
 
-/// Senders are taken per request from `shared`, which shutdown empties: idle keep-alive
-/// connections then hold none, and the stream ends once in-flight requests are queued.
+/// On stop, the intake is closed: requests in flight are refused or finish, idle
+/// keep-alive connections can send nothing more, and the pipeline's input ends.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    tx: mpsc::Sender<Vec<u8>>,
+    intake: Arc<dyn Intake>,
     stop: Arc<tokio::sync::Notify>,
     access: Access,
 ) {
-    let shared = Arc::new(Mutex::new(Some(tx)));
     let stopping = shutdown_signal();
     tokio::pin!(stopping);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
-                let shared = shared.clone();
+                let intake = intake.clone();
                 let access = access.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        let sender = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
                         let allowed = access.allows(req.headers().get(hyper::header::AUTHORIZATION));
-                        handle(req, sender, allowed)
+                        let intake = intake.clone();
+                        async move { handle(req, &*intake, allowed).await }
                     });
                     let io = hyper_util::rt::TokioIo::new(socket);
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -333,7 +294,7 @@ async fn accept_loop(
         }
     }
     tracing::info!("HTTP source stopping: no new requests; writing what was received");
-    shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+    intake.close();
 }
 
 async fn shutdown_signal() {
@@ -374,7 +335,7 @@ fn reply(status: StatusCode, message: Option<&str>) -> Response<Full<Bytes>> {
 
 async fn handle(
     req: Request<Incoming>,
-    sender: Option<mpsc::Sender<Vec<u8>>>,
+    intake: &dyn Intake,
     allowed: bool,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     if !allowed {
@@ -422,21 +383,30 @@ async fn handle(
         Ok(l) => l,
         Err(Refused(m)) => return Ok(reply(StatusCode::BAD_REQUEST, Some(&m))),
     };
-    let Some(sender) = sender else {
-        return Ok(reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("the server is stopping"),
-        ));
+    let received = Received {
+        lines,
+        message_ids: Vec::new(),
     };
-    if lines.is_empty() {
-        return Ok(reply(StatusCode::OK, None));
-    }
-    match sender.send(lines).await {
+    match intake.accept(received).await {
         Ok(()) => Ok(reply(StatusCode::OK, None)),
-        Err(_) => Ok(reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("the pipeline has stopped"),
-        )),
+        Err(e) => Ok(refusal(&e)),
+    }
+}
+
+/// The answer to events the intake did not take: `503` (with `Retry-After` when the spool
+/// is full) while the sender may retry, `500` when they could not be stored.
+fn refusal(e: &IntakeError) -> Response<Full<Bytes>> {
+    match e {
+        IntakeError::Full { retry_after, .. } => {
+            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string()));
+            let secs = retry_after.as_secs().max(1).to_string();
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&secs) {
+                r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+            }
+            r
+        }
+        IntakeError::Stopped(_) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string())),
+        IntakeError::Failed(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, Some(&e.to_string())),
     }
 }
 

@@ -7,6 +7,7 @@
 //! on so that a bad one can be reported precisely.
 
 pub mod http;
+pub mod intake;
 mod ranges;
 
 pub use ranges::{FileRanges, Load};
