@@ -36,6 +36,9 @@ pub struct OpenBatch {
     /// Sequence number of the input chunk of its first row: nothing of that chunk or later
     /// ones is durable while this batch is open (see [`crate::source::Acknowledge`]).
     pub first_seq: u64,
+    /// Sequence number of the last row's record, for sources that number them (see
+    /// [`crate::journal`]).
+    pub last_record: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,7 @@ impl OpenBatch {
             first_event: None,
             opened: std::time::Instant::now(),
             first_seq,
+            last_record: None,
         })
     }
 
@@ -148,6 +152,7 @@ impl OpenBatch {
             part: self.part,
             first_event: self.first_event,
             first_seq: self.first_seq,
+            last_record: self.last_record,
         })
     }
 }
@@ -160,6 +165,7 @@ pub struct SealedBatch {
     part: u64,
     first_event: Option<serde_json::Value>,
     first_seq: u64,
+    last_record: Option<u64>,
 }
 
 impl SealedBatch {
@@ -199,6 +205,8 @@ impl SealedBatch {
             content_type: format.content_type(),
             content_encoding: layers.iter().rev().find_map(|l| l.content_encoding()),
             first_seq: self.first_seq,
+            folder: folder.to_string(),
+            last_record: self.last_record,
         })
     }
 }

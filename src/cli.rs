@@ -39,6 +39,13 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// `serve --durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    Fsync,
+    None,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run events through a mapping file; write the files under --out, or upload them.
@@ -66,6 +73,15 @@ pub enum Command {
         /// authentication with the key as user name, as Segment's libraries send it).
         #[arg(long, value_name = "VAR")]
         write_key_env: Option<String>,
+        /// When a request is answered 200: `fsync` once its events are fsynced in the
+        /// spool (kept whatever happens next); `none` once they are queued in memory
+        /// (faster; a crash loses what was not yet in a file).
+        #[arg(long, value_enum, default_value = "fsync")]
+        durability: DurabilityArg,
+        /// The spool's folder (default: .s3actions-spool inside --out, or inside the
+        /// outbox when uploading).
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },

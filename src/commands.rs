@@ -88,6 +88,17 @@ pub fn replay(
     }
 }
 
+/// Where serve's spool lives unless `--spool` says: inside the output directory, or
+/// inside the outbox when uploading, so that a restart of the same command finds it.
+pub fn default_spool(config: &Config, destination: &Destination) -> PathBuf {
+    match destination {
+        Destination::Dir(dir) => dir.join(crate::source::spool::SPOOL_DIR),
+        Destination::Upload => {
+            s3::default_outbox(&config.settings).join(crate::source::spool::SPOOL_DIR)
+        }
+    }
+}
+
 /// Uploading needs a bucket, a region and every ${VAR} of the settings.
 pub fn require_settings(config: &Config) -> Result<(), CommandError> {
     config.settings.check_for_upload().map_err(|problems| {

@@ -5,12 +5,14 @@
 //! [`naming`] → [`sink`], with an acknowledgement path back to the source once output is
 //! durable ([`source::Acknowledge`]). [`mapping`] loads a mapping file into compiled,
 //! ready-to-run structures; [`route`] is the one routing step (event → row in a partition,
-//! or a reject); [`pipeline`] runs the stages on threads.
+//! or a reject); [`pipeline`] runs the stages on threads; [`journal`] records finished
+//! batches for sources that replay after a crash.
 
 pub(crate) mod batch;
 pub mod commands;
 pub mod encode;
 pub mod expr;
+pub mod journal;
 pub mod json;
 pub mod mapping;
 pub(crate) mod names;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, DurabilityArg, RunArgs};
 
 use s3actions::commands::{self, CommandError, Destination};
 use s3actions::json::Tape;
@@ -20,7 +20,7 @@ use s3actions::route::Routes;
 use s3actions::sink::Durability;
 use s3actions::source::http::{Access, HttpInput};
 use s3actions::source::intake::MemoryIntake;
-use s3actions::source::{Input, Inputs};
+use s3actions::source::{Input, Inputs, spool};
 use s3actions::trigger::Trigger;
 
 /// Exit code for a command line or mapping file that cannot be used.
@@ -140,6 +140,8 @@ fn dispatch(command: Command) -> Result<u8> {
             mapping,
             listen,
             write_key_env,
+            durability,
+            spool,
             run,
         } => {
             let config = load(&mapping, run.out.is_none())?;
@@ -153,22 +155,55 @@ fn dispatch(command: Command) -> Result<u8> {
                     }
                 },
             };
-            let (intake, stream) = MemoryIntake::new();
+            let listening = |server: &s3actions::source::http::HttpServer| {
+                eprintln!(
+                    "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",
+                    server.addr()
+                );
+                let stop = server.stopper();
+                FailureHook(std::sync::Arc::new(move |why: &str| {
+                    eprintln!("error: {why}; no longer accepting events");
+                    stop();
+                }))
+            };
+            if durability == DurabilityArg::None {
+                let (intake, stream) = MemoryIntake::new();
+                let server = s3actions::source::http::serve(&listen, access, intake)
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let input = Input::Http(HttpInput::new(server.addr(), stream));
+                let hook = listening(&server);
+                let code = run_to(&config, vec![input], false, Some(hook), run);
+                drop(server);
+                return code;
+            }
+            let destination = run
+                .out
+                .clone()
+                .map_or(Destination::Upload, Destination::Dir);
+            let dir = spool.unwrap_or_else(|| commands::default_spool(&config, &destination));
+            let (intake, mut source) = spool::open(&dir, config.settings.spool_max_bytes)
+                .with_context(|| "cannot open the spool (--spool)".to_string())?;
+            if source.recovered() > 0 {
+                eprintln!(
+                    "spool {}: {} event(s) left by the last run are written first",
+                    dir.display(),
+                    source.recovered()
+                );
+            }
             let server = s3actions::source::http::serve(&listen, access, intake)
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            let input = Input::Http(HttpInput::new(server.addr(), stream));
-            eprintln!(
-                "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",
-                server.addr()
-            );
-            let stop = server.stopper();
-            let hook = FailureHook(std::sync::Arc::new(move |why: &str| {
-                eprintln!("error: {why}; no longer accepting events");
-                stop();
-            }));
-            let code = run_to(&config, vec![input], false, Some(hook), run);
+            let hook = listening(&server);
+            let opts = RunOptions {
+                only_mapping: run.only,
+                threads: run.threads,
+                progress: false,
+                on_failure: Some(hook),
+            };
+            let done = commands::replay(&config, &mut source, &opts, &destination, run.rejects);
             drop(server);
-            code
+            let replayed = done.map_err(exit_for)?;
+            report::print_run(&replayed.report, run.json);
+            Ok(report::exit_code(&replayed.report))
         }
         Command::Validate { mapping } => validate(&mapping),
         Command::Eval {

@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::batch::{BatchError, OpenBatch, SealedBatch};
+use crate::journal::{Journal, JournalError, PartitionName};
 use crate::route::{Routes, RowTarget};
 use crate::sink::{Sink, SinkError};
+use crate::source::Record;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct PartitionKey {
@@ -86,6 +89,9 @@ struct PartitionState {
     key: PartitionKey,
     parts_started: u64,
     open: Option<OpenBatch>,
+    /// Rows whose record number is at most this are in finished files already (a replay
+    /// after a crash, see [`crate::journal`]).
+    written_through: Option<u64>,
 }
 
 /// Every partition seen so far, with its open batch. Lives on the writer thread.
@@ -93,6 +99,23 @@ struct PartitionState {
 pub struct Partitions {
     index: HashMap<PartitionKey, usize>,
     states: Vec<PartitionState>,
+    /// Where finished batches are recorded before they take their name.
+    journal: Option<Arc<Journal>>,
+    /// Rows left out because they were already written before a crash.
+    skipped: u64,
+}
+
+/// The record numbers of one chunk's rows: the chunk's first number and its records.
+#[derive(Clone, Copy)]
+pub struct RecordSeqs<'a> {
+    pub first: u64,
+    pub records: &'a [Record],
+}
+
+impl RecordSeqs<'_> {
+    fn of(&self, record: u32) -> u64 {
+        self.first + self.records.get(record as usize).map_or(0, |r| r.line)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +126,23 @@ pub enum WriteError {
     Sink(#[from] SinkError),
     #[error("cannot write a batch file: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl Partitions {
-    pub fn new() -> Partitions {
-        Partitions::default()
+    /// Partitions that record every finished batch in `journal` before it takes its name,
+    /// and leave out the rows it says are written.
+    pub fn with_journal(journal: Option<Arc<Journal>>) -> Partitions {
+        Partitions {
+            journal,
+            ..Partitions::default()
+        }
+    }
+
+    /// Rows left out so far because the journal says they were written before a crash.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// The lowest `first_seq` of the open batches: the first chunk not wholly durable.
@@ -120,12 +155,13 @@ impl Partitions {
 
     /// Appends a group's rows (from chunk `seq`) to its partition, closing and delivering
     /// every batch that fills up. `first_event` gives the JSON of a record when a filename
-    /// template needs it.
+    /// template needs it; `seqs` numbers the rows when the source numbers its records.
     pub fn write_group(
         &mut self,
         group: RowGroup,
         routes: &Routes<'_>,
         seq: u64,
+        seqs: Option<RecordSeqs<'_>>,
         sink: &mut dyn Sink,
         first_event: &dyn Fn(u32) -> Option<serde_json::Value>,
     ) -> Result<(), WriteError> {
@@ -139,10 +175,15 @@ impl Partitions {
         let i = match self.index.get(&key) {
             Some(&i) => i,
             None => {
+                let written_through = self
+                    .journal
+                    .as_ref()
+                    .and_then(|j| j.written_through(&partition_name(routes, &key)));
                 self.states.push(PartitionState {
                     key: key.clone(),
                     parts_started: 0,
                     open: None,
+                    written_through,
                 });
                 self.index.insert(key, self.states.len() - 1);
                 self.states.len() - 1
@@ -151,6 +192,19 @@ impl Partitions {
         let staging = sink.staging_dir().to_path_buf();
         let mut row = 0usize;
         let mut offset = 0usize;
+        if let (Some(done), Some(seqs)) = (self.states[i].written_through, seqs) {
+            // Rows come in record order: those already written are a prefix.
+            while row < row_records.len() && seqs.of(row_records[row]) <= done {
+                row += 1;
+            }
+            if row > 0 {
+                offset = row_ends[row - 1] as usize;
+                self.skipped += row as u64;
+            }
+            if row < row_records.len() {
+                self.states[i].written_through = None;
+            }
+        }
         while row < row_ends.len() {
             let state = &mut self.states[i];
             if state.open.is_none() {
@@ -185,6 +239,9 @@ impl Partitions {
                     .map(|e| e - offset as u32)
                     .collect();
                 batch.append(&bytes[offset..end], &ends)?;
+                if let Some(seqs) = seqs {
+                    batch.last_record = Some(seqs.of(row_records[row + take - 1]));
+                }
                 offset = end;
                 row += take;
             }
@@ -228,6 +285,9 @@ impl Partitions {
             &state.key.folder,
             &state.key.event_type,
         )?;
+        if let (Some(journal), Some(through)) = (&self.journal, file.last_record) {
+            journal.record(&file, partition_name(routes, &state.key), through)?;
+        }
         sink.deliver(file)?;
         Ok(())
     }
@@ -307,5 +367,14 @@ impl Partitions {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A partition's names, as the journal keeps them across restarts.
+fn partition_name(routes: &Routes<'_>, key: &PartitionKey) -> PartitionName {
+    PartitionName {
+        mapping: routes.mapping(key.mapping).name.clone(),
+        event_type: key.event_type.clone(),
+        folder: key.folder.clone(),
     }
 }

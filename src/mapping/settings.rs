@@ -55,6 +55,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "multipart_part_size_mb",
     "max_retries",
     "outbox_dir",
+    "spool_max_bytes",
     "role_session_name",
     "role_session_duration_seconds",
 ];
@@ -157,6 +158,8 @@ pub struct Settings {
     pub multipart_part_size_bytes: u64,
     pub max_retries: u32,
     pub outbox_dir: Option<PathBuf>,
+    /// `spool_max_bytes`: the size of serve's spool at which requests are refused (503).
+    pub spool_max_bytes: u64,
     pub role_session_name: String,
     pub role_session_duration_seconds: u32,
     /// Where the settings block is, for messages about missing values.
@@ -187,6 +190,7 @@ impl Default for Settings {
             multipart_part_size_bytes: 8 * 1024 * 1024,
             max_retries: 8,
             outbox_dir: None,
+            spool_max_bytes: crate::source::spool::DEFAULT_MAX_BYTES,
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
             mark: Mark::default(),
@@ -462,6 +466,9 @@ pub(crate) fn load(
     }
     if let Some((v, _)) = env(&mut r, "outbox_dir") {
         s.outbox_dir = Some(PathBuf::from(v));
+    }
+    if let Some(n) = r.integer("spool_max_bytes", 4096, 1 << 50) {
+        s.spool_max_bytes = n;
     }
     if let Some((v, mark)) = env(&mut r, "role_session_name") {
         if (2..=64).contains(&v.len())

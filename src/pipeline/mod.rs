@@ -6,6 +6,7 @@
 //! Every event read ends up counted exactly once as matched by at least one mapping, not
 //! matched by any trigger, or rejected (with a reason, in the rejects file).
 
+mod recover;
 mod rejects;
 mod report;
 mod worker;
@@ -26,7 +27,7 @@ use crate::route::Routes;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Chunk, Source, SourceError};
 use worker::{ChunkResult, Worker};
-use writer::{Results, Watchers, write_results};
+use writer::{Replayed, Results, Watchers, write_results};
 
 /// How to run.
 #[derive(Clone, Debug, Default)]
@@ -122,6 +123,18 @@ pub fn run(
     if let Some(a) = &ack {
         sink.require(a.level());
     }
+    let journal = source.journal();
+    let mut replayed = Replayed::default();
+    if let Some(j) = &journal {
+        for intent in j.take_pending() {
+            recover::deliver(intent, sink)?;
+        }
+        replayed.rejected_through = rejects.resume().map_err(|source| RunError::Rejects {
+            path: rejects.path().to_path_buf(),
+            source,
+        })?;
+        replayed.journal = journal.clone();
+    }
 
     let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
     let (done_tx, done_rx) = sync_channel::<ChunkResult>(threads * 2);
@@ -198,6 +211,7 @@ pub fn run(
                 on_failure: opts.on_failure.as_ref(),
                 ack,
             },
+            replayed,
         );
         let read = reader.join().unwrap_or_else(|_| {
             Err(RunError::Thread {

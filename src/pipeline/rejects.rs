@@ -32,6 +32,50 @@ impl RejectLog {
         self.written
     }
 
+    /// For a run that replays numbered records after a crash: removes a torn last line
+    /// (an entry cut by the crash, whose record is replayed) and returns the input and
+    /// number (`"offset"`) of the last entry, if it has them.
+    pub fn resume(&mut self) -> io::Result<Option<(String, u64)>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match OpenOptions::new().read(true).write(true).open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        // An entry holds one event (at most a few hundred KB): the last two fit in this.
+        let from = len.saturating_sub(4 * 1024 * 1024);
+        f.seek(SeekFrom::Start(from))?;
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail)?;
+        let complete = memchr::memrchr(b'\n', &tail).map_or(0, |i| i + 1);
+        if complete < tail.len() {
+            tracing::warn!(
+                path = %self.path.display(),
+                bytes = tail.len() - complete,
+                "the rejects file ends in a torn entry (a crash mid-write); removed: its event is replayed"
+            );
+            f.set_len(from + complete as u64)?;
+            f.sync_data()?;
+        }
+        let lines = &tail[..complete];
+        let last = match lines.len() {
+            0 => return Ok(None),
+            n => {
+                let body = &lines[..n - 1];
+                memchr::memrchr(b'\n', body).map_or(body, |i| &body[i + 1..])
+            }
+        };
+        let entry: serde_json::Value = match serde_json::from_slice(last) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        Ok(entry["input"]
+            .as_str()
+            .zip(entry["offset"].as_u64())
+            .map(|(i, n)| (i.to_string(), n)))
+    }
+
     pub(super) fn write(&mut self, entry: &serde_json::Value) -> io::Result<()> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {

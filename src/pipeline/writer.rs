@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
-use crate::partition::Partitions;
+use crate::journal::Journal;
+use crate::partition::{Partitions, RecordSeqs};
 use crate::route::Routes;
 use crate::sink::{Durability, Sink};
 use crate::source::Acknowledge;
@@ -28,6 +29,15 @@ pub(super) struct Watchers<'a> {
     pub on_failure: Option<&'a FailureHook>,
     /// The source's acknowledgement path.
     pub ack: Option<Arc<dyn Acknowledge>>,
+}
+
+/// What a source that replays after a crash has already written (see [`crate::journal`]).
+#[derive(Default)]
+pub(super) struct Replayed {
+    pub journal: Option<Arc<Journal>>,
+    /// The last numbered record in the rejects file: (its input, its number). Rejects of
+    /// that input up to that number are not written again.
+    pub rejected_through: Option<(String, u64)>,
 }
 
 /// Logs the run's failure and calls the hook, once.
@@ -92,6 +102,7 @@ pub(super) fn write_results(
     rejects: &mut RejectLog,
     report: &mut RunReport,
     watchers: Watchers<'_>,
+    replayed: Replayed,
 ) -> Result<(), RunError> {
     let Watchers {
         progress,
@@ -103,7 +114,8 @@ pub(super) fn write_results(
         ack,
         acked: 0,
     });
-    let mut partitions = Partitions::new();
+    let mut partitions = Partitions::with_journal(replayed.journal.clone());
+    let rejected_through = replayed.rejected_through.as_ref();
     let mut failure_told = false;
     let mut next_line: Vec<u64> = Vec::new();
     let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
@@ -163,7 +175,16 @@ pub(super) fn write_results(
                 next_line.resize(input + 1, 1);
             }
             let line_offset = r.chunk.line_offset(&mut next_line[input]);
-            if let Err(e) = apply(routes, &mut r, line_offset, &mut partitions, sink, rejects) {
+            let applied = apply(
+                routes,
+                &mut r,
+                line_offset,
+                rejected_through,
+                &mut partitions,
+                sink,
+                rejects,
+            );
+            if let Err(e) = applied {
                 failure = Some(e);
             }
             r.counts.add_to(report);
@@ -191,6 +212,12 @@ pub(super) fn write_results(
     if let Some(acks) = &mut acks {
         acks.advance(next, &partitions, sink, rejects)?;
     }
+    if partitions.skipped() > 0 {
+        tracing::info!(
+            rows = partitions.skipped(),
+            "rows replayed from the spool were already in files finished before the restart; not written again"
+        );
+    }
     unreadable.map_or(Ok(()), Err)
 }
 
@@ -199,6 +226,7 @@ fn apply(
     routes: &Routes<'_>,
     r: &mut ChunkResult,
     line_offset: u64,
+    rejected_through: Option<&(String, u64)>,
     partitions: &mut Partitions,
     sink: &mut dyn Sink,
     rejects: &mut RejectLog,
@@ -210,7 +238,14 @@ fn apply(
         ..
     } = r;
     let input: &str = &chunk.origin;
+    // A replay after a crash: rejects already in the file are not written twice.
+    let already = rejected_through
+        .filter(|(origin, _)| chunk.record_seq.is_some() && origin == input)
+        .map(|&(_, n)| n);
     for rj in raw_rejects.drain(..) {
+        if already.is_some_and(|n| rj.line + line_offset <= n) {
+            continue;
+        }
         let raw = String::from_utf8_lossy(&chunk.data[rj.record.0 as usize..rj.record.1 as usize]);
         let mut entry = serde_json::Value::Object(serde_json::Map::from_iter([
             ("input".to_string(), serde_json::json!(input)),
@@ -237,8 +272,12 @@ fn apply(
         let rec = records.get(ri as usize)?;
         serde_json::from_slice(&data[rec.start as usize..rec.end as usize]).ok()
     };
+    let seqs = chunk.record_seq.map(|first| RecordSeqs {
+        first,
+        records: &chunk.records,
+    });
     for g in std::mem::take(&mut groups.groups) {
-        partitions.write_group(g, routes, chunk.seq, sink, &first_event)?;
+        partitions.write_group(g, routes, chunk.seq, seqs, sink, &first_event)?;
     }
     Ok(())
 }
@@ -321,6 +360,7 @@ mod tests {
                 on_failure: None,
                 ack: None,
             },
+            Replayed::default(),
         )
         .unwrap_err();
         assert!(

@@ -35,6 +35,11 @@ pub struct FinishedFile {
     /// Sequence number of the input chunk of the file's first row (see
     /// [`crate::source::Acknowledge`]).
     pub first_seq: u64,
+    /// The rendered folder of its partition.
+    pub folder: String,
+    /// Sequence number of its last row's record, when the source numbers its records
+    /// (see [`crate::source::Chunk::record_seq`] and [`crate::journal`]).
+    pub last_record: Option<u64>,
 }
 
 /// How far a delivered file has got (see the module's documentation).

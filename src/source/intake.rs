@@ -32,7 +32,7 @@ impl Received {
 
 /// Why events were not accepted: the front end answers `503` (with `Retry-After` when
 /// given) or `500`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum IntakeError {
     /// No room now (the spool is at its size limit); the sender should retry later.
     #[error("the spool is full ({used} of {limit} bytes); retry later")]

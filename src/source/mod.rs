@@ -9,6 +9,7 @@
 pub mod http;
 pub mod intake;
 mod ranges;
+pub mod spool;
 
 pub use ranges::{FileRanges, Load};
 
@@ -122,6 +123,12 @@ pub trait Source: Send {
     /// How the source hears that its records are durable, and what durable must mean for
     /// it. `None`: the source needs no acknowledgement.
     fn acknowledger(&self) -> Option<Arc<dyn Acknowledge>>;
+
+    /// For a source that numbers its records ([`Chunk::record_seq`]) and replays them
+    /// after a crash: the journal that says which are already in finished files.
+    fn journal(&self) -> Option<Arc<crate::journal::Journal>> {
+        None
+    }
 }
 
 /// The acknowledgement path back to a source: once output is durable, the source may
@@ -382,6 +389,11 @@ pub struct Chunk {
     pub newlines: u64,
     /// Bytes still to be read into `data` by [`Chunk::load`] (see [`FileRanges`]).
     pub load: Option<Load>,
+    /// For sources that replay after a crash (serve's spool): the sequence number of the
+    /// chunk's first line; line `i` of the chunk (0-based) is number `record_seq + i`.
+    /// Numbers never repeat, so the run can tell which rows are already in finished files
+    /// (see [`crate::journal`]); records' positions in the rejects file are these numbers.
+    pub record_seq: Option<u64>,
 }
 
 impl Chunk {
@@ -417,7 +429,9 @@ impl Chunk {
     /// What to add to this chunk's record lines to get line numbers in the input, given the
     /// input's next line number (updated). Chunks must be numbered in order.
     pub fn line_offset(&self, next_line: &mut u64) -> u64 {
-        if self.lines {
+        if let Some(seq) = self.record_seq {
+            seq
+        } else if self.lines {
             let base = *next_line;
             *next_line += self.newlines;
             base

@@ -356,7 +356,10 @@ pub fn outbox_files(outbox: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
                 .unwrap_or(&p)
                 .to_string_lossy()
                 .replace('\\', "/");
-            if rel == OUTBOX_STAGING || rel == OUTBOX_REJECTS {
+            if rel == OUTBOX_STAGING
+                || rel == OUTBOX_REJECTS
+                || rel == crate::source::spool::SPOOL_DIR
+            {
                 continue;
             }
             if p.is_dir() {

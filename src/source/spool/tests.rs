@@ -1,0 +1,127 @@
+use super::*;
+use crate::source::intake::{Intake, Received};
+
+fn lines(n: usize, tag: &str) -> Received {
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!("{{\"type\":\"track\",\"event\":\"{tag}{i}\"}}\n"));
+    }
+    Received {
+        lines: text.into_bytes(),
+        message_ids: Vec::new(),
+    }
+}
+
+fn accept(intake: &SpoolIntake, r: Received) -> Result<(), IntakeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(intake.accept(r))
+}
+
+use crate::source::intake::IntakeError;
+
+/// Reads every chunk until the spool is closed: (record_seq, lines).
+fn drain(source: &mut SpoolSource) -> Vec<(u64, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut seq = 0;
+    while let Some(chunk) = source.next_chunk(seq, Vec::new()).unwrap() {
+        seq += 1;
+        let text = String::from_utf8(chunk.data).unwrap();
+        out.push((
+            chunk.record_seq.unwrap(),
+            text.lines().map(str::to_string).collect(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn accepted_events_are_read_back_numbered_and_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    accept(&intake, lines(3, "a")).unwrap();
+    accept(&intake, lines(2, "b")).unwrap();
+    intake.close();
+    let read = drain(&mut source);
+    let all: Vec<String> = read.iter().flat_map(|(_, l)| l.clone()).collect();
+    assert_eq!(all.len(), 5);
+    assert_eq!(read[0].0, 0);
+    assert!(all[3].contains("b0"));
+    drop(source);
+    drop(intake);
+    // Nothing was acknowledged: a restart reads the same events with the same numbers,
+    // and numbers new ones after them.
+    std::thread::sleep(Duration::from_millis(50));
+    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    assert_eq!(source.recovered(), 5);
+    accept(&intake, lines(1, "c")).unwrap();
+    intake.close();
+    let read = drain(&mut source);
+    let all: Vec<String> = read.iter().flat_map(|(_, l)| l.clone()).collect();
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert!(all[5].contains("c0"));
+    let last = read.last().unwrap();
+    assert_eq!(last.0 + last.1.len() as u64, 6);
+}
+
+#[test]
+fn a_second_process_cannot_use_the_same_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_intake, _source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    let e = open(dir.path(), DEFAULT_MAX_BYTES).err().unwrap();
+    assert!(matches!(e, SpoolError::Locked { .. }), "{e}");
+}
+
+#[test]
+fn a_full_spool_refuses_and_says_when_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (intake, _source) = open(dir.path(), 4096).unwrap();
+    accept(&intake, lines(10, "a")).unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        if let Err(e) = accept(&intake, lines(10, "b")) {
+            refused = Some(e);
+            break;
+        }
+    }
+    match refused {
+        Some(IntakeError::Full { retry_after, .. }) => assert!(retry_after.as_secs() >= 1),
+        other => panic!("expected a full spool, got {other:?}"),
+    }
+    assert!(intake.ready().is_err());
+}
+
+#[test]
+fn acknowledged_segments_are_deleted_but_the_numbering_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    accept(&intake, lines(4, "a")).unwrap();
+    let chunk = source.next_chunk(0, Vec::new()).unwrap().unwrap();
+    assert_eq!(chunk.record_seq, Some(0));
+    // Roll by hand: the writer's segment is never deleted, a sealed one is.
+    drop(intake);
+    drop(source);
+    std::thread::sleep(Duration::from_millis(50));
+    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    let segments = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .count()
+    };
+    assert_eq!(segments(), 2);
+    let chunk = source.next_chunk(0, Vec::new()).unwrap().unwrap();
+    assert_eq!(chunk.record_seq, Some(0));
+    source.acknowledger().unwrap().durable_below(1);
+    assert_eq!(segments(), 1);
+    accept(&intake, lines(1, "b")).unwrap();
+    let chunk = source.next_chunk(1, Vec::new()).unwrap().unwrap();
+    assert_eq!(chunk.record_seq, Some(4));
+}
