@@ -1,0 +1,321 @@
+//! serve's promise, tested by killing it: every event answered `200` is, after `kill -9`
+//! and a restart of the same command, in exactly one row of one file; none is in two.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{bin, files, read_csv, wait_for, write};
+
+const MAPPING: &str = r#"
+mappings:
+  - name: tracks
+    trigger: 'type = "track"'
+    batch_size: 700
+    batch_max_age_seconds: 1
+    columns:
+      id: { "@path": "$.messageId" }
+      event: { "@path": "$.event" }
+  - name: people
+    trigger: 'type = "identify"'
+    batch_size: 300
+    columns:
+      id: { "@path": "$.messageId" }
+      plan: { "@path": "$.traits.plan" }
+"#;
+
+/// Starts `serve` on a free port; returns the child and its address.
+fn start(mapping: &str, out: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = bin()
+        .args(["serve", mapping, "--listen", "127.0.0.1:0", "--out"])
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("serve exited before listening");
+        }
+        if let Some(a) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+        {
+            break a.to_string();
+        }
+    };
+    // Keep draining stderr so the child never blocks on it.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+    });
+    (child, addr)
+}
+
+/// Posts `body` to `/v1/batch` on a fresh connection; the status, or `None` when the
+/// server went away before answering.
+fn post_batch(addr: &str, body: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "POST /v1/batch HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    response.get(9..12)?.parse().ok()
+}
+
+/// A batch of 100 events with unique message ids: tracks, identifies and pages (which no
+/// mapping takes).
+fn batch(sender: usize, n: usize) -> (String, Vec<String>) {
+    let mut events = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let id = format!("s{sender}-b{n}-e{i}");
+        let event = match i % 10 {
+            0..=6 => format!(r#"{{"type":"track","messageId":"{id}","event":"Order {i}"}}"#),
+            7 | 8 => {
+                format!(r#"{{"type":"identify","messageId":"{id}","traits":{{"plan":"p{i}"}}}}"#)
+            }
+            _ => format!(r#"{{"type":"page","messageId":"{id}"}}"#),
+        };
+        if i % 10 != 9 {
+            ids.push(id);
+        }
+        events.push(event);
+    }
+    (format!(r#"{{"batch":[{}]}}"#, events.join(",")), ids)
+}
+
+/// Senders posting until told to stop; what was acknowledged.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+    count: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn load(addr: &str, senders: usize, round: usize) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let threads = (0..senders)
+        .map(|s| {
+            let (stop, acked, count, addr) =
+                (stop.clone(), acked.clone(), count.clone(), addr.to_string());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (body, ids) = batch(round * 100 + s, n);
+                    n += 1;
+                    match post_batch(&addr, &body) {
+                        Some(200) => {
+                            count.fetch_add(ids.len(), Ordering::Relaxed);
+                            acked.lock().unwrap().extend(ids);
+                        }
+                        Some(_) => {}
+                        None => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        })
+        .collect();
+    Load {
+        stop,
+        acked,
+        count,
+        threads,
+    }
+}
+
+impl Load {
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+    }
+}
+
+/// Every message id in every CSV file under `out`, with how often it appears.
+fn written_ids(out: &Path) -> BTreeMap<String, usize> {
+    let mut ids = BTreeMap::new();
+    for (key, content) in files(out) {
+        if !key.ends_with(".csv") || key.starts_with('.') {
+            continue;
+        }
+        let (header, rows) = read_csv(&content, b',');
+        assert_eq!(header[0], "id", "{key}");
+        for row in rows {
+            *ids.entry(row[0].clone()).or_insert(0) += 1;
+        }
+    }
+    ids
+}
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn stop(child: &mut Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = wait_for(Duration::from_secs(60), "serve did not stop on SIGTERM", || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "serve failed: {status}");
+}
+
+#[test]
+fn every_acknowledged_event_is_in_exactly_one_row_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", MAPPING);
+    let out = dir.path().join("out");
+    let mut acked: Vec<String> = Vec::new();
+
+    // Two crashes under load, each after a few thousand acknowledged events (the second
+    // while the first one's spool is being read again), then a clean stop.
+    for round in 0..2 {
+        let (mut child, addr) = start(&mapping, &out, &[]);
+        let l = load(&addr, 4, round);
+        wait_for(Duration::from_secs(120), "too few events acknowledged", || {
+            (l.count.load(Ordering::Relaxed) >= 6_000).then_some(())
+        });
+        kill9(&mut child);
+        acked.extend(l.finish());
+    }
+    let (mut child, addr) = start(&mapping, &out, &[]);
+    let l = load(&addr, 2, 2);
+    wait_for(Duration::from_secs(120), "too few events acknowledged", || {
+        (l.count.load(Ordering::Relaxed) >= 1_000).then_some(())
+    });
+    acked.extend(l.finish());
+    stop(&mut child);
+
+    let written = written_ids(&out);
+    let twice: Vec<_> = written.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "events written more than once: {twice:?}");
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|id| !written.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events are in no file (of {}), e.g. {missing:?}",
+        acked.iter().filter(|id| !written.contains_key(*id)).count(),
+        acked.len()
+    );
+    let unique: HashSet<&String> = acked.iter().collect();
+    assert_eq!(unique.len(), acked.len());
+    assert!(acked.len() >= 13_000, "{}", acked.len());
+}
+
+/// A spool whose last frame was cut short (a power loss mid-write) is truncated there and
+/// reported; everything before it is written.
+#[test]
+fn a_torn_spool_tail_is_truncated_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", MAPPING);
+    let out = dir.path().join("out");
+    let (mut child, addr) = start(&mapping, &out, &[]);
+    let (body, ids) = batch(0, 0);
+    assert_eq!(post_batch(&addr, &body), Some(200));
+    kill9(&mut child);
+    // Append half a frame to the last segment, as a crash mid-write would leave it.
+    let spool = out.join(".s3actions-spool");
+    let mut segments: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    let last = segments.last().unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+    f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
+    drop(f);
+
+    let mut child = bin()
+        .args(["serve", &mapping, "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("listening on") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("truncating 10 byte(s)"), "{seen}");
+    stop(&mut child);
+    let written = written_ids(&out);
+    for id in &ids {
+        assert_eq!(written.get(id), Some(&1), "{id}");
+    }
+}
+
+/// A full spool answers 503 with Retry-After and acknowledges nothing it cannot keep.
+#[test]
+fn a_full_spool_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        &format!("settings:\n  spool_max_bytes: 40000\n{MAPPING}"),
+    );
+    let out = dir.path().join("out");
+    let (mut child, addr) = start(&mapping, &out, &[]);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for n in 0..50 {
+        let (body, ids) = batch(0, n);
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        if response.starts_with("HTTP/1.1 200") {
+            acked.extend(ids);
+        } else {
+            refused = Some(response);
+            break;
+        }
+    }
+    let response = refused.expect("the spool never filled up");
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("retry-after: 5"),
+        "{response}"
+    );
+    assert!(response.contains("spool is full"), "{response}");
+    stop(&mut child);
+    let written = written_ids(&out);
+    for id in &acked {
+        assert_eq!(written.get(id), Some(&1), "{id}");
+    }
+}
