@@ -61,6 +61,29 @@ pub fn replay(
     destination: &Destination,
     rejects: Option<PathBuf>,
 ) -> Result<Replayed, CommandError> {
+    run_into(config, source, opts, destination, rejects, false)
+}
+
+/// [`replay`] for `serve`'s spool: when uploading, files that an earlier run left in the
+/// outbox (a crash, an outage) are uploaded too, since their events are acknowledged.
+pub fn serve(
+    config: &Config,
+    source: &mut dyn Source,
+    opts: &RunOptions,
+    destination: &Destination,
+    rejects: Option<PathBuf>,
+) -> Result<Replayed, CommandError> {
+    run_into(config, source, opts, destination, rejects, true)
+}
+
+fn run_into(
+    config: &Config,
+    source: &mut dyn Source,
+    opts: &RunOptions,
+    destination: &Destination,
+    rejects: Option<PathBuf>,
+    resume_outbox: bool,
+) -> Result<Replayed, CommandError> {
     match destination {
         Destination::Dir(dir) => {
             let mut sink = LocalSink::new(dir).map_err(|source| CommandError::OutDir {
@@ -78,6 +101,15 @@ pub fn replay(
             require_settings(config)?;
             let outbox = s3::default_outbox(&config.settings);
             let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
+            if resume_outbox {
+                let waiting = sink.enqueue_outbox()?;
+                if waiting > 0 {
+                    tracing::info!(
+                        files = waiting,
+                        "uploading files an earlier run left in the outbox"
+                    );
+                }
+            }
             let mut log = RejectLog::new(rejects.unwrap_or_else(|| outbox.join(OUTBOX_REJECTS)));
             let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
             Ok(Replayed {

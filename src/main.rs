@@ -181,7 +181,11 @@ fn dispatch(command: Command) -> Result<u8> {
                 .clone()
                 .map_or(Destination::Upload, Destination::Dir);
             let dir = spool.unwrap_or_else(|| commands::default_spool(&config, &destination));
-            let (intake, mut source) = spool::open(&dir, config.settings.spool_max_bytes)
+            let options = spool::SpoolOptions {
+                max_bytes: config.settings.spool_max_bytes,
+                dedupe_window: config.settings.dedupe_window,
+            };
+            let (intake, mut source) = spool::open(&dir, &options)
                 .with_context(|| "cannot open the spool (--spool)".to_string())?;
             if source.recovered() > 0 {
                 eprintln!(
@@ -199,7 +203,7 @@ fn dispatch(command: Command) -> Result<u8> {
                 progress: false,
                 on_failure: Some(hook),
             };
-            let done = commands::replay(&config, &mut source, &opts, &destination, run.rejects);
+            let done = commands::serve(&config, &mut source, &opts, &destination, run.rejects);
             drop(server);
             let replayed = done.map_err(exit_for)?;
             report::print_run(&replayed.report, run.json);

@@ -178,9 +178,11 @@ fn stop(child: &mut Child) {
         .status()
         .unwrap();
     assert!(ok.success());
-    let status = wait_for(Duration::from_secs(60), "serve did not stop on SIGTERM", || {
-        child.try_wait().unwrap()
-    });
+    let status = wait_for(
+        Duration::from_secs(60),
+        "serve did not stop on SIGTERM",
+        || child.try_wait().unwrap(),
+    );
     assert!(status.success(), "serve failed: {status}");
 }
 
@@ -196,17 +198,21 @@ fn every_acknowledged_event_is_in_exactly_one_row_after_kill_9() {
     for round in 0..2 {
         let (mut child, addr) = start(&mapping, &out, &[]);
         let l = load(&addr, 4, round);
-        wait_for(Duration::from_secs(120), "too few events acknowledged", || {
-            (l.count.load(Ordering::Relaxed) >= 6_000).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(120),
+            "too few events acknowledged",
+            || (l.count.load(Ordering::Relaxed) >= 6_000).then_some(()),
+        );
         kill9(&mut child);
         acked.extend(l.finish());
     }
     let (mut child, addr) = start(&mapping, &out, &[]);
     let l = load(&addr, 2, 2);
-    wait_for(Duration::from_secs(120), "too few events acknowledged", || {
-        (l.count.load(Ordering::Relaxed) >= 1_000).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(120),
+        "too few events acknowledged",
+        || (l.count.load(Ordering::Relaxed) >= 1_000).then_some(()),
+    );
     acked.extend(l.finish());
     stop(&mut child);
 

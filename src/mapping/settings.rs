@@ -56,6 +56,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "max_retries",
     "outbox_dir",
     "spool_max_bytes",
+    "dedupe_window",
     "role_session_name",
     "role_session_duration_seconds",
 ];
@@ -160,6 +161,8 @@ pub struct Settings {
     pub outbox_dir: Option<PathBuf>,
     /// `spool_max_bytes`: the size of serve's spool at which requests are refused (503).
     pub spool_max_bytes: u64,
+    /// `dedupe_window`: serve drops events whose `messageId` it accepted this recently.
+    pub dedupe_window: Option<std::time::Duration>,
     pub role_session_name: String,
     pub role_session_duration_seconds: u32,
     /// Where the settings block is, for messages about missing values.
@@ -191,6 +194,7 @@ impl Default for Settings {
             max_retries: 8,
             outbox_dir: None,
             spool_max_bytes: crate::source::spool::DEFAULT_MAX_BYTES,
+            dedupe_window: None,
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
             mark: Mark::default(),
@@ -470,6 +474,16 @@ pub(crate) fn load(
     if let Some(n) = r.integer("spool_max_bytes", 4096, 1 << 50) {
         s.spool_max_bytes = n;
     }
+    if let Some((v, mark)) = r.string("dedupe_window") {
+        match parse_window(&v) {
+            Some(d) => s.dedupe_window = Some(d),
+            None => r.error(
+                "dedupe_window",
+                mark,
+                format!("should be a duration from 1s to 7d such as 24h, 30m or 90s, not {v:?}"),
+            ),
+        }
+    }
     if let Some((v, mark)) = env(&mut r, "role_session_name") {
         if (2..=64).contains(&v.len())
             && v.chars()
@@ -545,6 +559,24 @@ impl Settings {
     }
 }
 
+/// `24h`, `30m`, `90s`, `2d`: from one second to seven days.
+fn parse_window(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (1..=7 * 86_400)
+        .contains(&secs)
+        .then(|| std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,6 +613,25 @@ mod tests {
             "arn:aws:iam::123456789012:role/",
         ] {
             assert!(check_role_arn(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dedupe_windows() {
+        assert_eq!(
+            parse_window("24h"),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_window("90s"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_window("7d"),
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
+        for bad in ["8d", "0s", "h", "24", "1.5h", "-1h", "24 h"] {
+            assert_eq!(parse_window(bad), None, "{bad}");
         }
     }
 

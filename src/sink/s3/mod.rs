@@ -397,24 +397,36 @@ pub fn flush(
     outbox: &Path,
     opts: &ClientOptions,
 ) -> Result<SinkReport, SinkError> {
-    let files = outbox_files(outbox)
-        .map_err(|e| SinkError::io(format!("cannot read the outbox {}", outbox.display()), e))?;
     let mut sink = S3Sink::new(settings, outbox, opts)?;
-    for (key, path) in files {
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let (content_type, content_encoding) = headers_for(&key);
-        let job = UploadJob {
-            content_type,
-            content_encoding,
-            rows: 0,
-            bytes,
-            mapping: String::new(),
-            event_type: String::new(),
-            first_seq: None,
-        };
-        sink.enqueue(path, key, job);
-    }
+    sink.enqueue_outbox()?;
     sink.finish()
+}
+
+impl S3Sink {
+    /// Queues the upload of every file waiting in the outbox (left by an earlier run);
+    /// returns how many.
+    pub fn enqueue_outbox(&mut self) -> Result<usize, SinkError> {
+        let outbox = self.outbox.clone();
+        let files = outbox_files(&outbox).map_err(|e| {
+            SinkError::io(format!("cannot read the outbox {}", outbox.display()), e)
+        })?;
+        let n = files.len();
+        for (key, path) in files {
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let (content_type, content_encoding) = headers_for(&key);
+            let job = UploadJob {
+                content_type,
+                content_encoding,
+                rows: 0,
+                bytes,
+                mapping: String::new(),
+                event_type: String::new(),
+                first_seq: None,
+            };
+            self.enqueue(path, key, job);
+        }
+        Ok(n)
+    }
 }
 
 /// The result of `check` for one folder.

@@ -13,6 +13,7 @@
 //!   reported) and read again from the first; the [`Journal`] beside them says which of
 //!   their rows are already in finished files, so none is written twice.
 
+mod dedupe;
 mod segment;
 mod writer;
 
@@ -102,6 +103,8 @@ struct Shared {
     /// Bytes in the spool's segments.
     used: AtomicU64,
     limit: u64,
+    /// With de-duplication: where a deleted segment's id hashes go.
+    ids_file: Option<PathBuf>,
 }
 
 impl Shared {
@@ -110,10 +113,30 @@ impl Shared {
     }
 }
 
-/// Opens the spool in `dir` (created if needed) with a size limit of `max_bytes`:
-/// checks and recovers what a previous run left, and returns the intake for the HTTP
-/// front end and the source for the pipeline.
-pub fn open(dir: &Path, max_bytes: u64) -> Result<(Arc<SpoolIntake>, SpoolSource), SpoolError> {
+/// How the spool behaves (from the settings).
+#[derive(Clone, Copy, Debug)]
+pub struct SpoolOptions {
+    /// `spool_max_bytes`.
+    pub max_bytes: u64,
+    /// `dedupe_window`: drop events whose `messageId` was accepted this recently.
+    pub dedupe_window: Option<Duration>,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            max_bytes: DEFAULT_MAX_BYTES,
+            dedupe_window: None,
+        }
+    }
+}
+
+/// Opens the spool in `dir` (created if needed): checks and recovers what a previous run
+/// left, and returns the intake for the HTTP front end and the source for the pipeline.
+pub fn open(
+    dir: &Path,
+    options: &SpoolOptions,
+) -> Result<(Arc<SpoolIntake>, SpoolSource), SpoolError> {
     std::fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
     let lock_path = dir.join("lock");
     let lock = File::options()
@@ -136,11 +159,25 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(Arc<SpoolIntake>, SpoolSource
         }
     }
     found.sort();
+    let ids_file = options.dedupe_window.map(|_| dedupe::ids_path(dir));
+    let mut seen = match (&ids_file, options.dedupe_window) {
+        (Some(path), Some(window)) => Some(dedupe::Dedupe::load(
+            path,
+            window.as_millis() as u64,
+            writer::now_ms(),
+        )?),
+        _ => None,
+    };
     let mut segments = VecDeque::new();
     let mut next_seq = None;
     let mut used = 0u64;
     for (_, path) in found {
-        let Some(s) = segment::scan(&path)? else {
+        let mut remember = |ms: u64, hashes: &[u8]| {
+            if let Some(d) = seen.as_mut() {
+                segment::id_hashes(hashes).for_each(|h| d.add(ms, h));
+            }
+        };
+        let Some(s) = segment::scan(&path, &mut remember)? else {
             // Created but its header never made it to disk: it held nothing.
             std::fs::remove_file(&path).map_err(|e| SpoolError::io(&path, e))?;
             continue;
@@ -163,6 +200,12 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(Arc<SpoolIntake>, SpoolSource
             sealed: true,
         });
     }
+    if let Some(d) = seen.as_ref().filter(|d| !d.is_empty()) {
+        tracing::info!(
+            ids = d.len(),
+            "de-duplication: message ids accepted within dedupe_window"
+        );
+    }
     let keep_from = segments.front().map_or(next_seq.unwrap_or(0), |s| s.first);
     let journal = Arc::new(Journal::open(&dir.join("journal"), keep_from)?);
     // Never number an event again: not below what the journal has seen either.
@@ -184,9 +227,10 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(Arc<SpoolIntake>, SpoolSource
         }),
         grew: Condvar::new(),
         used: AtomicU64::new(used),
-        limit: max_bytes,
+        limit: options.max_bytes,
+        ids_file,
     });
-    let intake = SpoolIntake::start(shared.clone(), next_seq, lock)?;
+    let intake = SpoolIntake::start(shared.clone(), next_seq, lock, seen)?;
     let acks = Arc::new(SpoolAcks {
         shared: shared.clone(),
         handed: Mutex::new(VecDeque::new()),
@@ -200,6 +244,7 @@ pub fn open(dir: &Path, max_bytes: u64) -> Result<(Arc<SpoolIntake>, SpoolSource
         chunk_size: crate::pipeline::CHUNK_SIZE,
         expected: None,
         recovered,
+        ids: Vec::new(),
     };
     Ok((intake, source))
 }
@@ -222,6 +267,8 @@ pub struct SpoolSource {
     /// The sequence number the next frame must have.
     expected: Option<u64>,
     recovered: u64,
+    /// Scratch space for a frame's id hashes (checked, not used).
+    ids: Vec<u8>,
 }
 
 impl SpoolSource {
@@ -325,12 +372,11 @@ impl SpoolSource {
             let h = FrameHeader::parse(&raw);
             let start = data.len();
             data.resize(start + h.len as usize, 0);
-            read_exact_at(
-                &reading.file,
-                &mut data[start..],
-                reading.pos + FRAME_HEADER as u64,
-            )?;
-            if !h.checks(&raw, &data[start..]) {
+            let at = reading.pos + FRAME_HEADER as u64;
+            read_exact_at(&reading.file, &mut data[start..], at)?;
+            self.ids.resize(h.ids_len(), 0);
+            read_exact_at(&reading.file, &mut self.ids, at + u64::from(h.len))?;
+            if !h.checks(&raw, &data[start..], &self.ids) {
                 return Err(io::Error::other(format!(
                     "spool segment {} is damaged at byte {} (CRC mismatch)",
                     segment::file_name(reading.first),
@@ -458,6 +504,12 @@ impl Acknowledge for SpoolAcks {
         // A segment goes once the next one starts at or below what is acknowledged; the
         // last segment (the writer's) stays, and with it the numbering.
         while state.segments.len() > 1 && state.segments[1].first <= acked {
+            if let Some(ids) = &self.shared.ids_file
+                && let Err(e) = keep_ids(&state.segments[0].path, ids)
+            {
+                tracing::warn!(segment = %state.segments[0].path.display(), error = %e, "cannot keep a finished spool segment's message ids for de-duplication; the segment stays");
+                break;
+            }
             let gone = state.segments.pop_front().expect("len > 1");
             match std::fs::remove_file(&gone.path) {
                 Ok(()) => {
@@ -471,6 +523,15 @@ impl Acknowledge for SpoolAcks {
             }
         }
     }
+}
+
+/// Appends a segment's id hashes to the `ids` file, before the segment goes.
+fn keep_ids(segment: &Path, ids: &Path) -> Result<(), SpoolError> {
+    let mut entries = Vec::new();
+    segment::scan(segment, &mut |ms, hashes| {
+        entries.extend(segment::id_hashes(hashes).map(|h| (ms, h)));
+    })?;
+    dedupe::append(ids, &entries).map_err(|e| SpoolError::io(ids, e))
 }
 
 #[cfg(unix)]

@@ -2,9 +2,10 @@
 //!
 //! A segment starts with a header (magic, format version, the sequence number of its first
 //! event) and holds frames: `len u32 | crc32 u32 | first_seq u64 | count u32 |
-//! received_ms u64 | payload[len]`, little-endian, the CRC over everything after itself.
-//! The payload is the request's events, one per line; `count` is its number of lines and
-//! `first_seq` the sequence number of its first. A frame cut short or whose CRC does not
+//! received_ms u64 | ids u32 | payload[len] | id_hashes[ids × 16]`, little-endian, the CRC
+//! over everything after itself. The payload is the request's events, one per line;
+//! `count` is its number of lines and `first_seq` the sequence number of its first; the id
+//! hashes are its events' `messageId`s, hashed, when de-duplication is on. A frame cut short or whose CRC does not
 //! match ends the segment's valid part: it was never acknowledged (see [`scan`]).
 
 use std::fs::File;
@@ -19,7 +20,9 @@ pub const VERSION: u32 = 1;
 /// Bytes before the first frame.
 pub const HEADER_LEN: u64 = 8 + 4 + 8;
 /// Bytes of a frame before its payload.
-pub const FRAME_HEADER: usize = 4 + 4 + 8 + 4 + 8;
+pub const FRAME_HEADER: usize = 4 + 4 + 8 + 4 + 8 + 4;
+/// Bytes of one id hash.
+pub const ID_HASH: usize = 16;
 /// Largest payload a frame may have (a request is at most a few MiB).
 pub const MAX_PAYLOAD: u32 = 64 * 1024 * 1024;
 
@@ -51,6 +54,7 @@ pub fn encode_frame(
     count: u32,
     received_ms: u64,
     payload: &[u8],
+    ids: &[u128],
 ) {
     let start = out.len();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -58,7 +62,11 @@ pub fn encode_frame(
     out.extend_from_slice(&first_seq.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&received_ms.to_le_bytes());
+    out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
     out.extend_from_slice(payload);
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -71,6 +79,8 @@ pub struct FrameHeader {
     pub first_seq: u64,
     pub count: u32,
     pub received_ms: u64,
+    /// Id hashes after the payload.
+    pub ids: u32,
 }
 
 impl FrameHeader {
@@ -83,20 +93,34 @@ impl FrameHeader {
             first_seq: u64_at(8),
             count: u32_at(16),
             received_ms: u64_at(20),
+            ids: u32_at(28),
         }
     }
 
-    /// Whether `payload` is this frame's, unaltered.
-    pub fn checks(&self, raw_header: &[u8; FRAME_HEADER], payload: &[u8]) -> bool {
+    /// Whether `payload` and `ids` (the bytes after it) are this frame's, unaltered.
+    pub fn checks(&self, raw_header: &[u8; FRAME_HEADER], payload: &[u8], ids: &[u8]) -> bool {
         let mut h = crc32fast::Hasher::new();
         h.update(&raw_header[8..]);
         h.update(payload);
+        h.update(ids);
         h.finalize() == self.crc
     }
 
-    pub fn frame_len(&self) -> u64 {
-        FRAME_HEADER as u64 + u64::from(self.len)
+    /// Bytes of the id hashes.
+    pub fn ids_len(&self) -> usize {
+        self.ids as usize * ID_HASH
     }
+
+    pub fn frame_len(&self) -> u64 {
+        FRAME_HEADER as u64 + u64::from(self.len) + self.ids_len() as u64
+    }
+}
+
+/// The id hashes of a frame's tail.
+pub fn id_hashes(bytes: &[u8]) -> impl Iterator<Item = u128> + '_ {
+    bytes
+        .chunks_exact(ID_HASH)
+        .map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes")))
 }
 
 /// Reads and checks a segment's header; returns its first sequence number.
@@ -137,8 +161,9 @@ pub struct Scanned {
 
 /// Checks every frame of a segment, truncating at the first that is cut short or does
 /// not match its CRC (reported: it was never acknowledged, since a request is answered
-/// only once all of its frame is fsynced). `None`: the file has no complete header.
-pub fn scan(path: &Path) -> Result<Option<Scanned>, SpoolError> {
+/// only once all of its frame is fsynced). `ids` gets every frame's receive time and id
+/// hashes. `None`: the file has no complete header.
+pub fn scan(path: &Path, ids: &mut dyn FnMut(u64, &[u8])) -> Result<Option<Scanned>, SpoolError> {
     let mut file = File::options()
         .read(true)
         .write(true)
@@ -161,16 +186,18 @@ pub fn scan(path: &Path) -> Result<Option<Scanned>, SpoolError> {
             Err(e) => return Err(SpoolError::io(path, e)),
         }
         let h = FrameHeader::parse(&raw);
-        if h.len > MAX_PAYLOAD {
+        if h.len > MAX_PAYLOAD || h.ids > MAX_PAYLOAD / ID_HASH as u32 {
             break Some(format!("a frame length of {} bytes", h.len));
         }
-        payload.resize(h.len as usize, 0);
+        let body = h.len as usize + h.ids_len();
+        payload.resize(body, 0);
         match read_full(&mut reader, &mut payload) {
             Ok(n) if n < payload.len() => break Some("a frame cut short".to_string()),
             Ok(_) => {}
             Err(e) => return Err(SpoolError::io(path, e)),
         }
-        if !h.checks(&raw, &payload) {
+        let (lines, hashes) = payload.split_at(h.len as usize);
+        if !h.checks(&raw, lines, hashes) {
             break Some("a frame whose CRC does not match".to_string());
         }
         if h.first_seq != next_seq {
@@ -179,6 +206,7 @@ pub fn scan(path: &Path) -> Result<Option<Scanned>, SpoolError> {
                 h.first_seq
             ));
         }
+        ids(h.received_ms, hashes);
         next_seq += u64::from(h.count);
         pos += h.frame_len();
     };
@@ -224,7 +252,7 @@ mod tests {
         let mut bytes = header(first).to_vec();
         let mut seq = first;
         for (payload, count) in frames {
-            encode_frame(&mut bytes, seq, *count, 1, payload.as_bytes());
+            encode_frame(&mut bytes, seq, *count, 1, payload.as_bytes(), &[]);
             seq += u64::from(*count);
         }
         std::fs::write(&path, bytes).unwrap();
@@ -246,11 +274,11 @@ mod tests {
         let whole = std::fs::metadata(&path).unwrap().len();
         // Half of a third frame.
         let mut third = Vec::new();
-        encode_frame(&mut third, 13, 1, 1, b"d\n");
+        encode_frame(&mut third, 13, 1, 1, b"d\n", &[7]);
         let mut f = File::options().append(true).open(&path).unwrap();
         f.write_all(&third[..third.len() - 1]).unwrap();
         drop(f);
-        let s = scan(&path).unwrap().unwrap();
+        let s = scan(&path, &mut |_, _| {}).unwrap().unwrap();
         assert_eq!((s.first, s.len, s.next_seq), (10, whole, 13));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
 
@@ -259,7 +287,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let s = scan(&path).unwrap().unwrap();
+        let s = scan(&path, &mut |_, _| {}).unwrap().unwrap();
         assert_eq!(s.next_seq, 12);
         assert_eq!(s.len, HEADER_LEN + FRAME_HEADER as u64 + 4);
     }
@@ -269,11 +297,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(0));
         std::fs::write(&path, b"NOTSPOOL\x01\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-        assert!(matches!(scan(&path), Err(SpoolError::NotASpool { .. })));
+        assert!(matches!(
+            scan(&path, &mut |_, _| {}),
+            Err(SpoolError::NotASpool { .. })
+        ));
         let mut h = header(0);
         h[8] = 9;
         std::fs::write(&path, h).unwrap();
-        let e = scan(&path).unwrap_err();
+        let e = scan(&path, &mut |_, _| {}).unwrap_err();
         assert!(e.to_string().contains("format version 9"), "{e}");
     }
 }

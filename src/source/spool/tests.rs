@@ -39,7 +39,7 @@ fn drain(source: &mut SpoolSource) -> Vec<(u64, Vec<String>)> {
 #[test]
 fn accepted_events_are_read_back_numbered_and_again_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    let (intake, mut source) = open(dir.path(), &SpoolOptions::default()).unwrap();
     accept(&intake, lines(3, "a")).unwrap();
     accept(&intake, lines(2, "b")).unwrap();
     intake.close();
@@ -53,7 +53,7 @@ fn accepted_events_are_read_back_numbered_and_again_after_a_restart() {
     // Nothing was acknowledged: a restart reads the same events with the same numbers,
     // and numbers new ones after them.
     std::thread::sleep(Duration::from_millis(50));
-    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    let (intake, mut source) = open(dir.path(), &SpoolOptions::default()).unwrap();
     assert_eq!(source.recovered(), 5);
     accept(&intake, lines(1, "c")).unwrap();
     intake.close();
@@ -68,15 +68,22 @@ fn accepted_events_are_read_back_numbered_and_again_after_a_restart() {
 #[test]
 fn a_second_process_cannot_use_the_same_spool() {
     let dir = tempfile::tempdir().unwrap();
-    let (_intake, _source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
-    let e = open(dir.path(), DEFAULT_MAX_BYTES).err().unwrap();
+    let (_intake, _source) = open(dir.path(), &SpoolOptions::default()).unwrap();
+    let e = open(dir.path(), &SpoolOptions::default()).err().unwrap();
     assert!(matches!(e, SpoolError::Locked { .. }), "{e}");
 }
 
 #[test]
 fn a_full_spool_refuses_and_says_when_to_retry() {
     let dir = tempfile::tempdir().unwrap();
-    let (intake, _source) = open(dir.path(), 4096).unwrap();
+    let (intake, _source) = open(
+        dir.path(),
+        &SpoolOptions {
+            max_bytes: 4096,
+            dedupe_window: None,
+        },
+    )
+    .unwrap();
     accept(&intake, lines(10, "a")).unwrap();
     let mut refused = None;
     for _ in 0..100 {
@@ -95,7 +102,7 @@ fn a_full_spool_refuses_and_says_when_to_retry() {
 #[test]
 fn acknowledged_segments_are_deleted_but_the_numbering_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    let (intake, mut source) = open(dir.path(), &SpoolOptions::default()).unwrap();
     accept(&intake, lines(4, "a")).unwrap();
     let chunk = source.next_chunk(0, Vec::new()).unwrap().unwrap();
     assert_eq!(chunk.record_seq, Some(0));
@@ -103,7 +110,7 @@ fn acknowledged_segments_are_deleted_but_the_numbering_stays() {
     drop(intake);
     drop(source);
     std::thread::sleep(Duration::from_millis(50));
-    let (intake, mut source) = open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+    let (intake, mut source) = open(dir.path(), &SpoolOptions::default()).unwrap();
     let segments = || {
         std::fs::read_dir(dir.path())
             .unwrap()
@@ -124,4 +131,67 @@ fn acknowledged_segments_are_deleted_but_the_numbering_stays() {
     accept(&intake, lines(1, "b")).unwrap();
     let chunk = source.next_chunk(1, Vec::new()).unwrap().unwrap();
     assert_eq!(chunk.record_seq, Some(4));
+}
+
+fn with_ids(ids: &[&str]) -> Received {
+    let mut r = Received::default();
+    for id in ids {
+        r.lines.extend_from_slice(
+            format!("{{\"type\":\"track\",\"messageId\":\"{id}\"}}\n").as_bytes(),
+        );
+        r.message_ids.push((*id).into());
+    }
+    r
+}
+
+/// Reads what is there now (without waiting for more).
+fn ids_read(source: &mut SpoolSource, seq: u64) -> Vec<String> {
+    let chunk = source.next_chunk(seq, Vec::new()).unwrap().unwrap();
+    String::from_utf8(chunk.data)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('"').nth(7).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn duplicate_message_ids_are_dropped_within_the_window_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SpoolOptions {
+        dedupe_window: Some(Duration::from_secs(3600)),
+        ..SpoolOptions::default()
+    };
+    let (intake, mut source) = open(dir.path(), &options).unwrap();
+    accept(&intake, with_ids(&["a", "b", "a"])).unwrap();
+    assert_eq!(ids_read(&mut source, 0), ["a", "b"]);
+    // A retried request: only its new event is kept, and the answer is still 200.
+    accept(&intake, with_ids(&["b", "c"])).unwrap();
+    assert_eq!(ids_read(&mut source, 1), ["c"]);
+    accept(&intake, with_ids(&["a"])).unwrap();
+    drop((intake, source));
+    std::thread::sleep(Duration::from_millis(50));
+
+    // After a restart, the ids come back from the segments left.
+    let (intake, mut source) = open(dir.path(), &options).unwrap();
+    assert_eq!(ids_read(&mut source, 0), ["a", "b", "c"]);
+    // Every event so far is acknowledged: the old segment goes, its ids to the ids file.
+    source.acknowledger().unwrap().durable_below(1);
+    accept(&intake, with_ids(&["c", "d"])).unwrap();
+    assert_eq!(ids_read(&mut source, 1), ["d"]);
+    drop((intake, source));
+    std::thread::sleep(Duration::from_millis(50));
+    let (intake, mut source) = open(dir.path(), &options).unwrap();
+    assert_eq!(
+        ids_read(&mut source, 0),
+        ["d"],
+        "the first segment was deleted"
+    );
+    accept(&intake, with_ids(&["a", "b", "e"])).unwrap();
+    assert_eq!(ids_read(&mut source, 1), ["e"]);
+
+    // Without a window, nothing is dropped.
+    let plain = tempfile::tempdir().unwrap();
+    let (intake, mut source) = open(plain.path(), &SpoolOptions::default()).unwrap();
+    accept(&intake, with_ids(&["a", "a"])).unwrap();
+    assert_eq!(ids_read(&mut source, 0), ["a", "a"]);
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::dedupe::{self, Dedupe};
 use super::segment::{self, HEADER_LEN};
 use super::{SEGMENT_BYTES, Segment, Shared, SpoolError};
 use crate::source::intake::{Accepting, Intake, IntakeError, Received};
@@ -38,6 +39,7 @@ impl SpoolIntake {
         shared: Arc<Shared>,
         next_seq: u64,
         lock: File,
+        dedupe: Option<Dedupe>,
     ) -> Result<Arc<SpoolIntake>, SpoolError> {
         let file = open_active(&shared, next_seq)?;
         let (tx, rx) = channel::<(Received, Reply)>();
@@ -47,6 +49,7 @@ impl SpoolIntake {
             file,
             next_seq,
             broken: broken.clone(),
+            dedupe,
             _lock: lock,
         };
         std::thread::Builder::new()
@@ -180,6 +183,8 @@ struct Writer {
     file: File,
     next_seq: u64,
     broken: Arc<Mutex<Option<String>>>,
+    /// With `dedupe_window`: the ids accepted within the window.
+    dedupe: Option<Dedupe>,
     _lock: File,
 }
 
@@ -187,15 +192,33 @@ impl Writer {
     fn run(mut self, rx: Receiver<(Received, Reply)>) {
         let mut buf = Vec::with_capacity(GROUP_BYTES + 1024 * 1024);
         let mut replies: Vec<Reply> = Vec::new();
+        let mut fresh = Fresh::default();
         while let Ok(first) = rx.recv() {
             buf.clear();
             replies.clear();
+            fresh.clear();
             let mut seq = self.next_seq;
             let received_ms = now_ms();
+            if let Some(d) = self.dedupe.as_mut() {
+                d.expire(received_ms);
+            }
             let mut next = Some(first);
             while let Some((received, reply)) = next.take() {
-                let count = memchr::memchr_iter(b'\n', &received.lines).count() as u32;
-                segment::encode_frame(&mut buf, seq, count, received_ms, &received.lines);
+                let filtered = self
+                    .dedupe
+                    .as_ref()
+                    .and_then(|d| fresh.filter(d, &received));
+                let (lines, count) = match filtered {
+                    Some(kept) => (&fresh.kept[..], kept),
+                    None => {
+                        let count = memchr::memchr_iter(b'\n', &received.lines).count() as u32;
+                        (&received.lines[..], count)
+                    }
+                };
+                if count > 0 {
+                    segment::encode_frame(&mut buf, seq, count, received_ms, lines, &fresh.frame);
+                }
+                fresh.frame.clear();
                 seq += u64::from(count);
                 replies.push(reply);
                 if buf.len() < GROUP_BYTES {
@@ -205,7 +228,16 @@ impl Writer {
                     }
                 }
             }
-            let result = self.append(&buf, seq);
+            let result = if buf.is_empty() {
+                Ok(())
+            } else {
+                self.append(&buf, seq)
+            };
+            if result.is_ok()
+                && let Some(d) = self.dedupe.as_mut()
+            {
+                fresh.group.drain().for_each(|h| d.add(received_ms, h));
+            }
             for reply in replies.drain(..) {
                 let _ = reply.send(result.clone());
             }
@@ -287,7 +319,50 @@ impl Writer {
     }
 }
 
-fn now_ms() -> u64 {
+/// The ids of the group being written: not in the window yet, since not yet durable.
+#[derive(Default)]
+struct Fresh {
+    group: std::collections::HashSet<u128>,
+    /// The current request's id hashes, for its frame.
+    frame: Vec<u128>,
+    /// The current request's lines without its duplicates.
+    kept: Vec<u8>,
+}
+
+impl Fresh {
+    fn clear(&mut self) {
+        self.group.clear();
+        self.frame.clear();
+    }
+
+    /// Puts in `kept` the request's lines without the events whose id was seen (in the
+    /// window or earlier in this group); returns how many are left. `None` without ids
+    /// (one per line): all are kept.
+    fn filter(&mut self, d: &Dedupe, received: &Received) -> Option<u32> {
+        let lines = &received.lines;
+        let count = memchr::memchr_iter(b'\n', lines).count();
+        if received.message_ids.len() != count {
+            return None;
+        }
+        self.kept.clear();
+        let mut kept = 0u32;
+        let mut start = 0;
+        for (end, id) in memchr::memchr_iter(b'\n', lines).zip(&received.message_ids) {
+            let h = dedupe::hash(id);
+            if d.contains(h) || !self.group.insert(h) {
+                tracing::debug!(message_id = %id, "duplicate messageId within dedupe_window: dropped");
+            } else {
+                self.kept.extend_from_slice(&lines[start..=end]);
+                self.frame.push(h);
+                kept += 1;
+            }
+            start = end + 1;
+        }
+        Some(kept)
+    }
+}
+
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

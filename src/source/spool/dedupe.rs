@@ -1,0 +1,172 @@
+//! De-duplication by `messageId` over a window (`dedupe_window`), as Segment's API does
+//! for senders that retry a request whose answer they lost.
+//!
+//! The spool's writer keeps the hashes (128-bit xxh3) of the ids it accepted within the
+//! window in memory. They survive a restart: every frame carries its events' id hashes,
+//! and before a finished segment is deleted its hashes are appended, with their receive
+//! times, to the `ids` file beside it. On start, the window is rebuilt from that file and
+//! from the segments left.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::SpoolError;
+use super::segment::read_full;
+
+const MAGIC: &[u8; 8] = b"S3ASIDS\0";
+const VERSION: u32 = 1;
+/// (received_ms u64, hash u128) per id.
+const ENTRY: usize = 8 + 16;
+
+/// The hash an id is remembered by.
+pub fn hash(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// The ids seen within the window.
+pub struct Dedupe {
+    window_ms: u64,
+    seen: HashSet<u128>,
+    order: VecDeque<(u64, u128)>,
+}
+
+impl Dedupe {
+    /// Loads the `ids` file at `path` (entries older than the window are dropped, and the
+    /// file rewritten without them).
+    pub fn load(path: &Path, window_ms: u64, now_ms: u64) -> Result<Dedupe, SpoolError> {
+        let mut d = Dedupe {
+            window_ms,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        let cutoff = now_ms.saturating_sub(window_ms);
+        match File::open(path) {
+            Ok(f) => {
+                let mut r = BufReader::new(f);
+                let mut head = [0u8; 12];
+                let n = read_full(&mut r, &mut head).map_err(|e| SpoolError::io(path, e))?;
+                if n == 12 {
+                    if &head[..8] != MAGIC {
+                        return Err(SpoolError::NotASpool {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+                    if version != VERSION {
+                        return Err(SpoolError::Version {
+                            path: path.to_path_buf(),
+                            found: version,
+                        });
+                    }
+                    let mut e = [0u8; ENTRY];
+                    // A torn last entry (a crash mid-append) is simply not read.
+                    while read_full(&mut r, &mut e).map_err(|e| SpoolError::io(path, e))? == ENTRY {
+                        let ms = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+                        let h = u128::from_le_bytes(e[8..].try_into().expect("16 bytes"));
+                        if ms >= cutoff {
+                            d.add(ms, h);
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SpoolError::io(path, e)),
+        }
+        rewrite(path, &d.order).map_err(|e| SpoolError::io(path, e))?;
+        Ok(d)
+    }
+
+    /// Remembers an id accepted at `ms`.
+    pub fn add(&mut self, ms: u64, h: u128) {
+        if self.seen.insert(h) {
+            self.order.push_back((ms, h));
+        }
+    }
+
+    pub fn contains(&self, h: u128) -> bool {
+        self.seen.contains(&h)
+    }
+
+    /// Forgets the ids older than the window.
+    pub fn expire(&mut self, now_ms: u64) {
+        let cutoff = now_ms.saturating_sub(self.window_ms);
+        while let Some(&(ms, h)) = self.order.front() {
+            if ms >= cutoff {
+                break;
+            }
+            self.seen.remove(&h);
+            self.order.pop_front();
+        }
+    }
+
+    /// Ids remembered now.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// Appends `entries` to the `ids` file and fsyncs it (before their segment is deleted).
+pub fn append(path: &Path, entries: &[(u64, u128)]) -> io::Result<()> {
+    let mut f = OpenOptions::new().append(true).open(path)?;
+    let mut buf = Vec::with_capacity(entries.len() * ENTRY);
+    for (ms, h) in entries {
+        buf.extend_from_slice(&ms.to_le_bytes());
+        buf.extend_from_slice(&h.to_le_bytes());
+    }
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
+fn rewrite(path: &Path, entries: &VecDeque<(u64, u128)>) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".ids-").tempfile_in(dir)?;
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        w.write_all(MAGIC)?;
+        w.write_all(&VERSION.to_le_bytes())?;
+        for (ms, h) in entries {
+            w.write_all(&ms.to_le_bytes())?;
+            w.write_all(&h.to_le_bytes())?;
+        }
+        w.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
+/// The `ids` file of a spool.
+pub fn ids_path(dir: &Path) -> PathBuf {
+    dir.join("ids")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_outlive_a_restart_within_the_window_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ids_path(dir.path());
+        let mut d = Dedupe::load(&path, 1000, 10_000).unwrap();
+        assert_eq!(d.len(), 0);
+        append(&path, &[(9_500, hash("a")), (10_000, hash("b"))]).unwrap();
+        d.add(10_000, hash("b"));
+        assert!(d.contains(hash("b")) && !d.contains(hash("a")));
+        drop(d);
+        let mut d = Dedupe::load(&path, 1000, 10_200).unwrap();
+        assert!(d.contains(hash("a")) && d.contains(hash("b")));
+        d.expire(10_600);
+        assert!(!d.contains(hash("a")) && d.contains(hash("b")));
+        // Old entries are dropped from the file when it is loaded again.
+        let d = Dedupe::load(&path, 1000, 10_800).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 12 + ENTRY as u64);
+    }
+}
