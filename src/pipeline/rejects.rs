@@ -125,3 +125,29 @@ pub(super) struct RawReject {
     pub mapping: Option<usize>,
     pub reason: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_drops_a_torn_entry_and_names_the_last_numbered_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rejects.ndjson");
+        let mut log = RejectLog::new(path.clone());
+        assert_eq!(log.resume().unwrap(), None);
+        std::fs::write(
+            &path,
+            "{\"input\":\"a.ndjson\",\"line\":3}\n{\"input\":\"serve\",\"offset\":41,\"reason\":\"x\"}\n{\"input\":\"serve\",\"off",
+        )
+        .unwrap();
+        assert_eq!(log.resume().unwrap(), Some(("serve".to_string(), 41)));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .ends_with("\"x\"}\n")
+        );
+        std::fs::write(&path, "{\"input\":\"a.ndjson\",\"line\":3}\n").unwrap();
+        assert_eq!(log.resume().unwrap(), None);
+    }
+}
