@@ -244,12 +244,16 @@ pub fn serve(listen: &str, access: Access, intake: Arc<dyn Intake>) -> io::Resul
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
+    let signals = {
+        let _inside = runtime.enter();
+        Signals::register()?
+    };
     let stop = Arc::new(tokio::sync::Notify::new());
     let thread = std::thread::Builder::new()
         .name("s3actions-http".into())
         .spawn({
             let stop = stop.clone();
-            move || runtime.block_on(accept_loop(listener, intake, stop, access))
+            move || runtime.block_on(accept_loop(listener, intake, stop, access, signals))
         })?;
     Ok(HttpServer {
         addr,
@@ -265,8 +269,10 @@ async fn accept_loop(
     intake: Arc<dyn Intake>,
     stop: Arc<tokio::sync::Notify>,
     access: Access,
+    signals: Signals,
 ) {
-    let stopping = shutdown_signal();
+    let mut signals = signals;
+    let stopping = signals.recv();
     tokio::pin!(stopping);
     loop {
         tokio::select! {
@@ -297,25 +303,44 @@ async fn accept_loop(
     intake.close();
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C and SIGTERM, registered before the server says it is listening: a signal that
+/// comes right after that line must stop it gracefully, not kill it.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers (inside the server's runtime).
+    fn register() -> io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
