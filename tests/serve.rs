@@ -195,7 +195,9 @@ fn serve_stops_taking_events_when_they_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
     let out = dir.path().join("out");
-    let (mut child, addr) = start(&mapping, &out, &[]);
+    // The spool elsewhere: the event stays kept in it while the output is gone.
+    let spool = dir.path().join("spool");
+    let (mut child, addr) = start(&mapping, &out, &["--spool", spool.to_str().unwrap()]);
     // The sink creates its directory once the pipeline starts.
     wait_for(
         Duration::from_secs(20),
