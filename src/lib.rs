@@ -13,6 +13,7 @@ pub mod encode;
 pub mod expr;
 pub mod json;
 pub mod mapping;
+pub mod metrics;
 pub(crate) mod names;
 pub(crate) mod naming;
 pub(crate) mod partition;

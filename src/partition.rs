@@ -161,6 +161,7 @@ impl Partitions {
                     batch.first_event = first_event(row_records[row]);
                 }
                 state.open = Some(batch);
+                crate::metrics::open_batches(1);
             }
             let batch = state.open.as_mut().expect("opened above");
             let room = (mapping.batch_size - batch.rows) as usize;
@@ -204,6 +205,7 @@ impl Partitions {
     ) -> Result<(), WriteError> {
         let state = &mut self.states[i];
         if let Some(batch) = state.open.take() {
+            crate::metrics::open_batches(-1);
             let mi = state.key.mapping;
             let sealed = batch.seal(routes.format(mi), routes.layers(mi), staging)?;
             self.deliver(i, sealed, routes, sink)?;
@@ -228,6 +230,7 @@ impl Partitions {
             &state.key.folder,
             &state.key.event_type,
         )?;
+        crate::metrics::file_written(&file);
         sink.deliver(file)?;
         Ok(())
     }
@@ -269,6 +272,7 @@ impl Partitions {
             .enumerate()
             .filter_map(|(i, s)| s.open.take().map(|b| (i, b)))
             .collect();
+        crate::metrics::open_batches(-(open.len() as i64));
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut sealed: Vec<(usize, Result<SealedBatch, BatchError>)> =
             Vec::with_capacity(open.len());
