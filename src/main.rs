@@ -162,7 +162,9 @@ fn dispatch(command: Command) -> Result<u8> {
             let (intake, stream) = MemoryIntake::new();
             let mut opts = ServeOptions::new(&listen, access);
             opts.header_timeout = std::time::Duration::from_secs(header_timeout.max(1));
-            opts.tls = tls_cert.zip(tls_key).map(|(cert, key)| TlsFiles { cert, key });
+            opts.tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key });
             opts.metrics = Some(s3actions::metrics::install()?);
             let server = s3actions::source::http::serve(opts, intake)?;
             let input = Input::Http(HttpInput::new(server.addr(), stream));

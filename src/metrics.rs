@@ -82,14 +82,27 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "HTTP requests by endpoint and status");
-    describe_counter!(HTTP_EVENTS, "Events in readable request bodies by endpoint and status");
+    describe_counter!(
+        HTTP_EVENTS,
+        "Events in readable request bodies by endpoint and status"
+    );
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "Time to answer a request");
     describe_counter!(EVENTS_READ, "Events read by the pipeline");
     describe_counter!(EVENTS_NOT_MATCHED, "Events that matched no trigger");
     describe_counter!(ROWS_WRITTEN, "Rows written by mapping");
-    describe_counter!(EVENTS_REJECTED, "Events written to the rejects file by reason");
-    describe_counter!(FILES_WRITTEN, "Files finished and handed to the sink by mapping");
-    describe_counter!(BYTES_WRITTEN, Unit::Bytes, "Bytes of finished files by mapping");
+    describe_counter!(
+        EVENTS_REJECTED,
+        "Events written to the rejects file by reason"
+    );
+    describe_counter!(
+        FILES_WRITTEN,
+        "Files finished and handed to the sink by mapping"
+    );
+    describe_counter!(
+        BYTES_WRITTEN,
+        Unit::Bytes,
+        "Bytes of finished files by mapping"
+    );
     describe_gauge!(OPEN_BATCHES, "Batches open now");
     describe_gauge!(SPOOL_BYTES, Unit::Bytes, "Bytes in the spool");
     describe_gauge!(
@@ -98,7 +111,11 @@ fn describe() {
         "Age of the oldest acknowledged event not yet in a finished file"
     );
     describe_counter!(UPLOADS, "Uploads finished by result");
-    describe_histogram!(UPLOAD_DURATION, Unit::Seconds, "Time an upload took, retries included");
+    describe_histogram!(
+        UPLOAD_DURATION,
+        Unit::Seconds,
+        "Time an upload took, retries included"
+    );
     describe_counter!(UPLOAD_RETRIES, "S3 requests retried");
     describe_counter!(UPLOAD_FAILURES, "Uploads that failed for good");
     describe_gauge!(OUTBOX_FILES, "Files in the outbox waiting for their upload");

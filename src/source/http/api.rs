@@ -325,7 +325,10 @@ fn write_event(
     let timestamp = seen.timestamp.filter(|n| present(*n));
     // receivedAt - (sentAt - timestamp), when both are dates.
     let mut corrected = [0u8; 24];
-    let skew_corrected = match (timestamp.and_then(|n| n.as_str()), sent_at.and_then(|n| n.as_str())) {
+    let skew_corrected = match (
+        timestamp.and_then(|n| n.as_str()),
+        sent_at.and_then(|n| n.as_str()),
+    ) {
         (Some(ts), Some(sent)) => match (parse_millis(&ts), parse_millis(&sent)) {
             (Some(ts), Some(sent)) => {
                 let ms = at.ms.saturating_sub(sent.saturating_sub(ts));
@@ -417,7 +420,10 @@ fn write_event(
         key(buf, &mut first, "timestamp");
         string(buf, at.iso());
     }
-    if let (Some(ts), false) = (timestamp.filter(|_| skew_corrected), seen.original_timestamp) {
+    if let (Some(ts), false) = (
+        timestamp.filter(|_| skew_corrected),
+        seen.original_timestamp,
+    ) {
         key(buf, &mut first, "originalTimestamp");
         write_node_json(buf, ts);
     }
@@ -472,7 +478,10 @@ mod tests {
             Arrival::from_unix_millis(951_782_400_000).unwrap().iso(),
             "2000-02-29T00:00:00.000Z"
         );
-        assert!(Arrival::from_unix_millis(253_402_300_800_000).is_none(), "year 10000");
+        assert!(
+            Arrival::from_unix_millis(253_402_300_800_000).is_none(),
+            "year 10000"
+        );
         assert_eq!(parse_millis("2026-12-03T05:31:14.123Z"), Some(AT));
         assert_eq!(parse_millis("2026-12-03T06:31:14.123+01:00"), Some(AT));
         assert_eq!(parse_millis("2026-12-03T05:31:14.1234567Z"), Some(AT));
@@ -486,7 +495,10 @@ mod tests {
         let payload = 0xB5A1CD34B5F99D1154FB6853345C9735u128;
         let ms = (KSUID_EPOCH + 107_608_047) * 1000;
         assert_eq!(&ksuid(ms, payload), b"0ujtsYcgvSTl8PAuAdqWYSMnLOv");
-        assert_eq!(&ksuid(KSUID_EPOCH * 1000, 0), b"000000000000000000000000000");
+        assert_eq!(
+            &ksuid(KSUID_EPOCH * 1000, 0),
+            b"000000000000000000000000000"
+        );
         assert_eq!(&ksuid(i64::MAX, u128::MAX), b"aWgEPTl1tmebfsQzFP4bxwgy80V");
     }
 
@@ -533,10 +545,19 @@ mod tests {
             r#"{"ip":"1.1.1.1","page":{"url":"own"},"library":{"name":"analytics-node"}}"#,
             "the event's own keys first"
         );
-        assert_eq!(e[0]["integrations"], serde_json::json!({"All": true, "Mixpanel": false}));
-        assert_eq!(e[1]["integrations"], serde_json::json!({"All": false, "Mixpanel": false}));
+        assert_eq!(
+            e[0]["integrations"],
+            serde_json::json!({"All": true, "Mixpanel": false})
+        );
+        assert_eq!(
+            e[1]["integrations"],
+            serde_json::json!({"All": false, "Mixpanel": false})
+        );
         assert_eq!(e[1]["context"]["library"]["name"], "analytics-node");
-        assert_eq!(e[2]["context"], "not an object", "the event's own value wins");
+        assert_eq!(
+            e[2]["context"], "not an object",
+            "the event's own value wins"
+        );
     }
 
     #[test]
@@ -570,14 +591,20 @@ mod tests {
         assert_eq!(e[4]["originalTimestamp"], "2026-12-03T05:41:12.123Z");
         assert_eq!(e[4]["receivedAt"], "2026-12-03T05:31:14.123Z");
         // Without sentAt the timestamp is the sender's.
-        let single = events("/v1/track", r#"{"timestamp": "2020-01-01T00:00:00Z", "messageId": "x"}"#);
+        let single = events(
+            "/v1/track",
+            r#"{"timestamp": "2020-01-01T00:00:00Z", "messageId": "x"}"#,
+        );
         assert_eq!(single[0]["timestamp"], "2020-01-01T00:00:00Z");
         assert!(single[0].get("originalTimestamp").is_none());
     }
 
     #[test]
     fn single_events_get_their_endpoint_type() {
-        let e = events("/v1/identify", "{ \"userId\": \"u\", \"messageId\": \"m\" }");
+        let e = events(
+            "/v1/identify",
+            "{ \"userId\": \"u\", \"messageId\": \"m\" }",
+        );
         assert_eq!(e[0]["type"], "identify");
         assert_eq!(
             lines_of("/v1/track", "{\"messageId\":\"m\"}"),

@@ -301,7 +301,12 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Answer {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let endpoint = endpoint_label(&path);
     let (answer, events) = route(req, &path, arrival, shared).await;
-    crate::metrics::http_request(endpoint, answer.status().as_u16(), events, started.elapsed());
+    crate::metrics::http_request(
+        endpoint,
+        answer.status().as_u16(),
+        events,
+        started.elapsed(),
+    );
     answer
 }
 
@@ -324,7 +329,11 @@ async fn route(
             return (answer, 0);
         }
         (true, "/metrics") if shared.metrics.is_some() => {
-            let text = shared.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+            let text = shared
+                .metrics
+                .as_ref()
+                .map(|h| h.render())
+                .unwrap_or_default();
             let mut r = Response::new(Full::new(Bytes::from(text)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -403,7 +412,8 @@ async fn read_body(
             format!("the body is larger than {MAX_BODY} bytes"),
         )
     };
-    let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect());
+    let collected =
+        tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect());
     let body = match collected.await {
         Err(_) => {
             return Err((
@@ -414,7 +424,10 @@ async fn read_body(
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Ok(Err(e)) => {
-            return Err((StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")));
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ));
         }
     };
     if !gzip {
@@ -425,7 +438,12 @@ async fn read_body(
     flate2::read::MultiGzDecoder::new(&body[..])
         .take(MAX_BODY as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("the gzip body cannot be read: {e}")))?;
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the gzip body cannot be read: {e}"),
+            )
+        })?;
     if out.len() > MAX_BODY {
         return Err(too_large());
     }
