@@ -14,8 +14,18 @@ pub struct Cli {
     /// More logging (-v: info, -vv: debug). S3ACTIONS_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text (default) or as JSON objects, one a line (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines on stderr look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where a run's files go and how it runs (shared by `replay` and `serve`).
@@ -82,6 +92,15 @@ pub enum Command {
         /// outbox when uploading).
         #[arg(long, value_name = "DIR")]
         spool: Option<PathBuf>,
+        /// Seconds a client has to send a request's headers, however slowly the bytes come.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        header_timeout: u64,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },

@@ -15,6 +15,7 @@ pub mod expr;
 pub mod journal;
 pub mod json;
 pub mod mapping;
+pub mod metrics;
 pub(crate) mod names;
 pub(crate) mod naming;
 pub(crate) mod partition;

@@ -18,7 +18,7 @@ use s3actions::mapping::{Config, Secret};
 use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
 use s3actions::route::Routes;
 use s3actions::sink::Durability;
-use s3actions::source::http::{Access, HttpInput};
+use s3actions::source::http::{Access, HttpInput, ServeOptions, TlsFiles};
 use s3actions::source::intake::MemoryIntake;
 use s3actions::source::{Input, Inputs, spool};
 use s3actions::trigger::Trigger;
@@ -26,7 +26,7 @@ use s3actions::trigger::Trigger;
 /// Exit code for a command line or mapping file that cannot be used.
 const EXIT_USAGE: u8 = 2;
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: cli::LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -36,11 +36,14 @@ fn init_logging(verbose: u8) {
         tracing_subscriber::EnvFilter::try_from_env("S3ACTIONS_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!("s3actions={default},warn"))
         });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        cli::LogFormat::Text => builder.try_init(),
+        cli::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// An error whose message is already complete (printed as is) with its exit code.
@@ -107,7 +110,7 @@ fn run_to(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -142,6 +145,9 @@ fn dispatch(command: Command) -> Result<u8> {
             write_key_env,
             durability,
             spool,
+            header_timeout,
+            tls_cert,
+            tls_key,
             run,
         } => {
             let config = load(&mapping, run.out.is_none())?;
@@ -155,10 +161,17 @@ fn dispatch(command: Command) -> Result<u8> {
                     }
                 },
             };
+            let mut opts = ServeOptions::new(&listen, access);
+            opts.header_timeout = std::time::Duration::from_secs(header_timeout.max(1));
+            opts.tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key });
+            opts.metrics = Some(s3actions::metrics::install()?);
             let listening = |server: &s3actions::source::http::HttpServer| {
+                // Printed whatever the log format: scripts read the port from it.
                 eprintln!(
-                    "listening on http://{} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias); Ctrl-C stops and writes every open batch",
-                    server.addr()
+                    "listening on {} (POST /v1/batch, /v1/import, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias; GET /health, /ready, /metrics); Ctrl-C stops and writes every open batch",
+                    server.url()
                 );
                 let stop = server.stopper();
                 FailureHook(std::sync::Arc::new(move |why: &str| {
@@ -168,8 +181,7 @@ fn dispatch(command: Command) -> Result<u8> {
             };
             if durability == DurabilityArg::None {
                 let (intake, stream) = MemoryIntake::new();
-                let server = s3actions::source::http::serve(&listen, access, intake)
-                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let server = s3actions::source::http::serve(opts, intake)?;
                 let input = Input::Http(HttpInput::new(server.addr(), stream));
                 let hook = listening(&server);
                 let code = run_to(&config, vec![input], false, Some(hook), run);
@@ -194,8 +206,7 @@ fn dispatch(command: Command) -> Result<u8> {
                     source.recovered()
                 );
             }
-            let server = s3actions::source::http::serve(&listen, access, intake)
-                .with_context(|| format!("cannot listen on {listen}"))?;
+            let server = s3actions::source::http::serve(opts, intake)?;
             let hook = listening(&server);
             let opts = RunOptions {
                 only_mapping: run.only,

@@ -215,6 +215,7 @@ impl Partitions {
                     batch.first_event = first_event(row_records[row]);
                 }
                 state.open = Some(batch);
+                crate::metrics::open_batches(1);
             }
             let batch = state.open.as_mut().expect("opened above");
             let room = (mapping.batch_size - batch.rows) as usize;
@@ -261,6 +262,7 @@ impl Partitions {
     ) -> Result<(), WriteError> {
         let state = &mut self.states[i];
         if let Some(batch) = state.open.take() {
+            crate::metrics::open_batches(-1);
             let mi = state.key.mapping;
             let sealed = batch.seal(routes.format(mi), routes.layers(mi), staging)?;
             self.deliver(i, sealed, routes, sink)?;
@@ -288,6 +290,7 @@ impl Partitions {
         if let (Some(journal), Some(through)) = (&self.journal, file.last_record) {
             journal.record(&file, partition_name(routes, &state.key), through)?;
         }
+        crate::metrics::file_written(&file);
         sink.deliver(file)?;
         Ok(())
     }
@@ -329,6 +332,7 @@ impl Partitions {
             .enumerate()
             .filter_map(|(i, s)| s.open.take().map(|b| (i, b)))
             .collect();
+        crate::metrics::open_batches(-(open.len() as i64));
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut sealed: Vec<(usize, Result<SealedBatch, BatchError>)> =
             Vec::with_capacity(open.len());

@@ -17,15 +17,38 @@ fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
 
 /// The same with extra header lines (each ending in `\r\n`).
 fn post_with(addr: &str, path: &str, body: &str, headers: &str) -> (u16, String) {
+    post_bytes(addr, path, body.as_bytes(), headers)
+}
+
+/// A request with any body bytes (gzip) and extra header lines.
+fn post_bytes(addr: &str, path: &str, body: &[u8], headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
+    s.write_all(body).unwrap();
+    response(s)
+}
+
+/// A GET request; returns (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    response(s)
+}
+
+fn response(mut s: impl Read) -> (u16, String) {
+    let mut raw = Vec::new();
+    // A TLS peer may close without close_notify: what was read is the answer.
+    let _ = s.read_to_end(&mut raw);
+    let response = String::from_utf8_lossy(&raw).into_owned();
     let status = response[9..12].parse().unwrap();
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
@@ -41,13 +64,22 @@ fn start(mapping: &str, out: &std::path::Path, extra: &[&str]) -> (Child, String
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The line is printed whatever the log format; lines before it are skipped.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    while !first.contains("listening on") {
+        first.clear();
+        if stderr.read_line(&mut first).unwrap() == 0 {
+            panic!("serve printed no address");
+        }
+    }
+    child.stderr = Some(stderr.into_inner());
     let addr = first
         .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
+        .find_map(|w| {
+            w.strip_prefix("http://")
+                .or_else(|| w.strip_prefix("https://"))
+        })
         .unwrap_or_else(|| panic!("no address in {first:?}"))
         .to_string();
     (child, addr)
@@ -222,4 +254,460 @@ fn serve_stops_taking_events_when_they_cannot_be_written() {
         .unwrap();
     assert!(stderr.contains("no longer accepting events"), "{stderr}");
     assert!(TcpStream::connect(&addr).is_err(), "still listening");
+}
+
+/// Reads a file written under `out` with its header: (header, rows) of every CSV file.
+fn csv_files(out: &std::path::Path) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    common::files(out)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".csv"))
+        .map(|(_, v)| common::read_csv(&v, b','))
+        .collect()
+}
+
+fn millis(iso: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{iso}: {e}"));
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// serve shapes events as Segment's tracking API does, so its rows deliberately differ from
+/// a replay of the same bodies: batch context merged in, receivedAt, skew-corrected
+/// timestamp with the sender's as originalTimestamp, generated messageIds.
+#[test]
+fn serve_shapes_events_as_segments_api_does_unlike_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: live
+    trigger: 'type = "track"'
+    columns:
+      id: { "@path": "$.messageId" }
+      ts: { "@path": "$.timestamp" }
+      orig: { "@path": "$.originalTimestamp" }
+      sent: { "@path": "$.sentAt" }
+      received: { "@path": "$.receivedAt" }
+      lib: { "@path": "$.context.library.name" }
+      ip: { "@path": "$.context.ip" }
+      all: { "@path": "$.integrations.All" }
+"#,
+    );
+    let events = r#"[
+        {"type": "track", "event": "A", "messageId": "m1", "timestamp": "2030-01-01T00:00:07.500Z", "context": {"ip": "10.0.0.1"}},
+        {"type": "track", "event": "B", "integrations": {"All": false}}
+    ]"#;
+    let body = format!(
+        r#"{{"batch": {events}, "sentAt": "2030-01-01T00:00:10.000Z",
+            "context": {{"library": {{"name": "analytics-node"}}, "ip": "10.9.9.9"}},
+            "integrations": {{"All": true}}}}"#
+    );
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &[]);
+    let before = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    assert_eq!(post(&addr, "/v1/batch", &body).0, 200);
+    let after = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + 1000;
+    let (status, _, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    let files = csv_files(&out);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (header, rows) = &files[0];
+    assert_eq!(
+        header[..8],
+        ["id", "ts", "orig", "sent", "received", "lib", "ip", "all"]
+    );
+    let (a, b) = (&rows[0], &rows[1]);
+    let received = millis(&a[4]);
+    assert!((before..=after).contains(&received), "{a:?}");
+    assert!(a[4].ends_with('Z') && a[4].len() == 24, "{a:?}");
+    // 2.5 s before it was sent by the sender's clock: 2.5 s before it was received.
+    assert_eq!(millis(&a[1]), received - 2500, "{a:?}");
+    assert_eq!(a[0], "m1");
+    assert_eq!(a[2], "2030-01-01T00:00:07.500Z");
+    assert_eq!(a[3], "2030-01-01T00:00:10.000Z");
+    assert_eq!(
+        (&*a[5], &*a[6], &*a[7]),
+        ("analytics-node", "10.0.0.1", "true")
+    );
+    // No timestamp: receivedAt; no messageId: api- and a KSUID.
+    assert!(b[0].starts_with("api-") && b[0].len() == 31, "{b:?}");
+    assert_eq!(b[1], b[4]);
+    assert_eq!(b[2], "");
+    assert_eq!(
+        (&*b[5], &*b[6], &*b[7]),
+        ("analytics-node", "10.9.9.9", "false")
+    );
+
+    // A replay of the same events writes them as they were sent.
+    let input = write(dir.path(), "events.json", events);
+    let replayed = common::replay(&mapping, &[&input], &[]);
+    let files = csv_files(replayed.out());
+    let rows = &files[0].1;
+    assert_eq!(rows[0][..5], ["m1", "2030-01-01T00:00:07.500Z", "", "", ""]);
+    assert_eq!(rows[0][5..8], ["", "10.0.0.1", ""]);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Segment's libraries may gzip their bodies; the 4 MiB limit holds after decompression too.
+#[test]
+fn gzip_bodies_are_taken_and_gzip_bombs_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    trigger: 'type = \"track\"'\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &[]);
+    let gz = "Content-Encoding: gzip\r\n";
+    let body =
+        gzip(br#"{"batch":[{"type":"track","messageId":"g1"},{"type":"track","messageId":"g2"}]}"#);
+    assert_eq!(post_bytes(&addr, "/v1/batch", &body, gz).0, 200);
+    let single = gzip(br#"{"messageId":"g3"}"#);
+    assert_eq!(post_bytes(&addr, "/v1/track", &single, gz).0, 200);
+    // 64 MiB of spaces inside a valid object: about 64 KB compressed.
+    let mut huge = b"{\"batch\":[],\"pad\":\"".to_vec();
+    huge.resize(64 << 20, b' ');
+    huge.extend_from_slice(b"\"}");
+    let bomb = gzip(&huge);
+    assert!(bomb.len() < 1 << 20);
+    let (status, message) = post_bytes(&addr, "/v1/batch", &bomb, gz);
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("larger than 4194304 bytes"), "{message}");
+    let (status, message) = post_bytes(&addr, "/v1/batch", b"not gzip", gz);
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("gzip"), "{message}");
+    let br = "Content-Encoding: br\r\n";
+    assert_eq!(post_bytes(&addr, "/v1/track", b"{}", br).0, 415);
+    let (status, stdout, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Read 3 events"), "{stdout}");
+    let mut ids: Vec<String> = csv_tables(&out)
+        .concat()
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["g1", "g2", "g3"]);
+}
+
+/// Clients that send their request head a byte now and then are disconnected once
+/// `--header-timeout` has passed, however steadily the bytes come (issue 19).
+#[test]
+fn slow_headers_are_cut_off_at_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &["--header-timeout", "1"]);
+    let started = std::time::Instant::now();
+    let mut clients: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    let head = b"POST /v1/track HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut open = clients.len();
+    let mut closed_at = Vec::new();
+    for byte in head.iter().cycle() {
+        if open == 0 || started.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for c in clients.iter_mut().filter(|c| c.peer_addr().is_ok()) {
+            let gone = c.write_all(&[*byte]).is_err() || {
+                c.set_nonblocking(true).unwrap();
+                let mut buf = [0u8; 256];
+                let r = c.read(&mut buf);
+                c.set_nonblocking(false).unwrap();
+                r.is_ok() || matches!(&r, Err(e) if e.kind() != std::io::ErrorKind::WouldBlock)
+            };
+            if gone {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+                open -= 1;
+                closed_at.push(started.elapsed());
+            }
+        }
+    }
+    assert_eq!(
+        open,
+        0,
+        "{open} slow clients still connected after {:?}",
+        started.elapsed()
+    );
+    let last = closed_at.iter().max().unwrap();
+    assert!(
+        *last >= Duration::from_millis(900) && *last < Duration::from_secs(5),
+        "{closed_at:?}"
+    );
+    // The server still answers others.
+    assert_eq!(post(&addr, "/v1/track", r#"{"type":"track"}"#).0, 200);
+    let (status, _, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+}
+
+/// Probes and scrapes need no write key; events still do.
+#[test]
+fn health_ready_and_metrics_need_no_write_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &["--write-key-env", "TEST_WRITE_KEY"]);
+    assert_eq!(get(&addr, "/health"), (200, r#"{"success":true}"#.into()));
+    assert_eq!(get(&addr, "/ready"), (200, r#"{"success":true}"#.into()));
+    let (status, text) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("s3actions_spool_bytes 0"), "{text}");
+    assert_eq!(post(&addr, "/v1/track", "{}").0, 401);
+    assert_eq!(get(&addr, "/v1/track").0, 401);
+    let (status, _, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+}
+
+fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let (status, text) = get(addr, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// The sum of a metric's samples whose labels include `labels`.
+fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match &x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{name}: {other:?}"),
+        })
+        .sum()
+}
+
+/// `/metrics`, parsed by a Prometheus text parser, agrees with the run's own summary.
+#[test]
+fn metrics_agree_with_the_run_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: tracks
+    trigger: 'type = "track"'
+    batch_size: 7
+    batch_max_age_seconds: 1
+  - name: identifies
+    trigger: 'type = "identify"'
+    batch_max_age_seconds: 1
+"#,
+    );
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &["--json"]);
+    let mut expected_rows = 0;
+    for r in 0..5 {
+        let events: Vec<String> = (0..20)
+            .map(|i| {
+                let t = ["track", "identify", "page"][(r + i) % 3];
+                format!(r#"{{"type":"{t}","userId":"u{i}","event":"E"}}"#)
+            })
+            .collect();
+        expected_rows += events.iter().filter(|e| !e.contains("page")).count();
+        let body = format!(r#"{{"batch":[{}]}}"#, events.join(","));
+        assert_eq!(post(&addr, "/v1/batch", &body).0, 200);
+    }
+    assert_eq!(post(&addr, "/v1/track", r#"{"userId":"x"}"#).0, 200);
+    expected_rows += 1;
+    assert_eq!(post(&addr, "/v1/batch", r#"{"batch":[1]}"#).0, 400);
+    // Every row in a finished file (batches close after a second).
+    wait_for(Duration::from_secs(20), "rows never all written", || {
+        (csv_tables(&out).concat().len() == expected_rows).then_some(())
+    });
+    let m = wait_for(Duration::from_secs(20), "batches never all closed", || {
+        let m = scrape(&addr);
+        (value(&m, "s3actions_open_batches", &[]) == 0.0).then_some(m)
+    });
+    let (status, stdout, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let n = |v: &serde_json::Value| v.as_u64().unwrap() as f64;
+    assert_eq!(
+        value(&m, "s3actions_events_read_total", &[]),
+        n(&summary["events_read"])
+    );
+    assert_eq!(value(&m, "s3actions_events_read_total", &[]), 101.0);
+    assert_eq!(
+        value(&m, "s3actions_events_not_matched_total", &[]),
+        n(&summary["not_matched"])
+    );
+    for mapping in summary["mappings"].as_array().unwrap() {
+        let name = mapping["name"].as_str().unwrap();
+        assert_eq!(
+            value(&m, "s3actions_rows_written_total", &[("mapping", name)]),
+            n(&mapping["rows"]),
+            "{name}"
+        );
+    }
+    let files = summary["files"].as_array().unwrap();
+    assert!(files.len() > 2, "{summary}");
+    assert_eq!(
+        value(&m, "s3actions_files_written_total", &[]),
+        files.len() as f64
+    );
+    let bytes: u64 = files.iter().map(|f| f["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(
+        value(&m, "s3actions_bytes_written_total", &[]),
+        bytes as f64
+    );
+    let batch = [("endpoint", "/v1/batch")];
+    assert_eq!(
+        value(
+            &m,
+            "s3actions_http_requests_total",
+            &[batch[0], ("status", "200")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "s3actions_http_requests_total",
+            &[batch[0], ("status", "400")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "s3actions_http_events_total",
+            &[batch[0], ("status", "200")]
+        ),
+        100.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "s3actions_http_events_total",
+            &[("endpoint", "/v1/track")]
+        ),
+        1.0
+    );
+    // The spool: its segments' size on disk; every event is in a finished file.
+    let spool: u64 = std::fs::read_dir(out.join(".s3actions-spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(spool > 0);
+    assert_eq!(value(&m, "s3actions_spool_bytes", &[]), spool as f64);
+    assert_eq!(
+        value(&m, "s3actions_spool_oldest_event_age_seconds", &[]),
+        0.0
+    );
+    assert_eq!(value(&m, "s3actions_outbox_files", &[]), 0.0);
+    let histogram = m
+        .samples
+        .iter()
+        .find(|s| s.metric == "s3actions_http_request_duration_seconds")
+        .expect("request latency histogram");
+    assert!(
+        matches!(histogram.value, prometheus_parse::Value::Histogram(_)),
+        "{histogram:?}"
+    );
+}
+
+/// With `--log-format json` every log line is a JSON object, except the address line,
+/// which stays as it is for scripts.
+#[test]
+fn json_logs_keep_the_listening_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &["--log-format", "json", "-v"]);
+    assert_eq!(post(&addr, "/v1/track", r#"{"event":"E"}"#).0, 200);
+    let (status, _, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["level"] == "INFO"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("HTTP source stopping"))),
+        "{stderr}"
+    );
+}
+
+/// `--tls-cert`/`--tls-key` serve HTTPS: a client trusting the (self-signed) certificate
+/// posts events; plain HTTP gets no answer.
+#[test]
+fn tls_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = write(dir.path(), "cert.pem", &cert.pem());
+    let key_pem = write(dir.path(), "key.pem", &signing_key.serialize_pem());
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let out = dir.path().join("out");
+    let (child, addr) = start(
+        &mapping,
+        &out,
+        &["--tls-cert", &cert_pem, "--tls-key", &key_pem],
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(&addr).unwrap());
+    let body = r#"{"messageId":"over-tls"}"#;
+    write!(
+        tls,
+        "POST /v1/track HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    assert_eq!(response(tls), (200, r#"{"success":true}"#.into()));
+
+    // Plain HTTP on the TLS port: the handshake fails, nothing is taken.
+    let mut plain = TcpStream::connect(&addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = write!(
+        plain,
+        "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("success"),
+        "{answer:?}"
+    );
+
+    let (status, stdout, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Read 1 events"), "{stdout}");
+    let rows = csv_tables(&out).concat();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][0], "over-tls");
 }

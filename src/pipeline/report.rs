@@ -72,10 +72,12 @@ impl Counts {
         report.events_read += self.read;
         report.not_matched += self.not_matched;
         report.rejected += self.rejected;
+        crate::metrics::events_counted(self.read, self.not_matched, self.rejected);
         for (i, s) in report.mappings.iter_mut().enumerate() {
             s.matched += self.matched[i];
             s.rows += self.rows[i];
             s.failed += self.failed[i];
+            crate::metrics::rows_counted(&s.name, self.rows[i], self.failed[i]);
         }
     }
 }

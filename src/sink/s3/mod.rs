@@ -224,9 +224,13 @@ impl S3Sink {
         let uploader = self.uploader.clone();
         self.tasks.spawn_on(
             async move {
-                let result = uploader
-                    .upload_file(&path, &key, job.content_type, job.content_encoding)
-                    .await;
+                let result = crate::metrics::timed_upload(uploader.upload_file(
+                    &path,
+                    &key,
+                    job.content_type,
+                    job.content_encoding,
+                ))
+                .await;
                 drop(permit);
                 Outcome {
                     key,
@@ -268,6 +272,7 @@ impl S3Sink {
                     tracing::warn!(path = %o.path.display(), error = %e, "uploaded, but could not remove the outbox copy");
                 }
                 prune_empty_dirs(&self.outbox, &o.path);
+                crate::metrics::outbox_files(-1);
                 self.report.delivered.push(Delivered {
                     location: format!("s3://{}/{}", self.uploader.bucket, up.key),
                     key: up.key,
@@ -310,6 +315,7 @@ impl Sink for S3Sink {
             event_type: file.event_type,
             first_seq: Some(file.first_seq),
         };
+        crate::metrics::outbox_files(1);
         self.enqueue(path, key, job);
         Ok(())
     }

@@ -143,6 +143,7 @@ impl Uploader {
                 Ok(v) => return Ok(v),
                 Err(e) if e.retryable() && attempt < self.settings.max_retries => {
                     let delay = self.backoff(attempt);
+                    crate::metrics::upload_retry();
                     tracing::warn!(what, attempt = attempt + 1, error = %e, delay_ms = delay.as_millis() as u64, "retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;

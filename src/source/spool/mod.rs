@@ -500,6 +500,7 @@ impl Acknowledge for SpoolAcks {
             }
         }
         let Some(acked) = acked else { return };
+        let oldest = self.handed().front().map(|&(_, _, ms)| ms);
         let mut state = self.shared.lock();
         // A segment goes once the next one starts at or below what is acknowledged; the
         // last segment (the writer's) stays, and with it the numbering.
@@ -522,6 +523,8 @@ impl Acknowledge for SpoolAcks {
                 }
             }
         }
+        drop(state);
+        crate::metrics::spool_state(self.shared.used.load(Ordering::Relaxed), oldest);
     }
 }
 

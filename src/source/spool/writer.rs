@@ -295,6 +295,7 @@ impl Writer {
         }
         drop(state);
         self.shared.grew.notify_all();
+        crate::metrics::spool_bytes(self.shared.used.load(Ordering::Relaxed));
         Ok(())
     }
 

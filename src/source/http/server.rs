@@ -1,0 +1,493 @@
+//! The HTTP server: connections (plain or TLS), timeouts, routing, bodies, answers.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Access;
+use super::api::{self, Arrival, Refused, SINGLE};
+use crate::metrics::PrometheusHandle;
+use crate::source::intake::{Intake, IntakeError};
+
+/// Largest request body accepted, compressed or not (Segment's own limit for a batch is
+/// 500 KB): a gzip body that inflates beyond it is refused like a large plain one.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Default for `--header-timeout`: the whole request head must arrive within it.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The whole body must arrive within this once the head is read.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A certificate chain and its private key, PEM files (`--tls-cert`, `--tls-key`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How `serve` listens.
+pub struct ServeOptions {
+    /// Address to bind (`:0` picks a free port).
+    pub listen: String,
+    pub access: Access,
+    /// Time allowed to read a request's head, however slowly its bytes come.
+    pub header_timeout: Duration,
+    /// Time allowed to read a request's body.
+    pub body_timeout: Duration,
+    /// TLS instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The recorder `GET /metrics` renders (none: `/metrics` is 404).
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl ServeOptions {
+    /// Plain HTTP on `listen`, default timeouts, no metrics.
+    pub fn new(listen: &str, access: Access) -> ServeOptions {
+        ServeOptions {
+            listen: listen.to_string(),
+            access,
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            tls: None,
+            metrics: None,
+        }
+    }
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP server: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+}
+
+/// A running server; stops on Ctrl-C / SIGTERM, or when dropped.
+pub struct HttpServer {
+    addr: SocketAddr,
+    tls: bool,
+    stop: Arc<tokio::sync::Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops taking requests (from any thread): those in flight are answered, then the
+    /// event stream ends.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        move || stop.notify_one()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What every request handler needs.
+struct Shared {
+    intake: Arc<dyn Intake>,
+    access: Access,
+    metrics: Option<PrometheusHandle>,
+    body_timeout: Duration,
+}
+
+/// Binds and serves on a thread of its own, handing accepted events to `intake`.
+pub fn serve(opts: ServeOptions, intake: Arc<dyn Intake>) -> Result<HttpServer, ServeError> {
+    let tls = opts.tls.as_ref().map(super::tls::acceptor).transpose()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let bind = |source| ServeError::Bind {
+        listen: opts.listen.clone(),
+        source,
+    };
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&opts.listen))
+        .map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    let signals = {
+        let _inside = runtime.enter();
+        Signals::register().map_err(ServeError::Runtime)?
+    };
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let shared = Arc::new(Shared {
+        intake,
+        access: opts.access,
+        metrics: opts.metrics,
+        body_timeout: opts.body_timeout,
+    });
+    let conn = Connections {
+        header_timeout: opts.header_timeout,
+        tls,
+    };
+    let is_tls = conn.tls.is_some();
+    let thread = std::thread::Builder::new()
+        .name("s3actions-http".into())
+        .spawn({
+            let stop = stop.clone();
+            move || runtime.block_on(accept_loop(listener, shared, conn, stop, signals))
+        })
+        .map_err(ServeError::Runtime)?;
+    Ok(HttpServer {
+        addr,
+        tls: is_tls,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// How connections are set up.
+struct Connections {
+    header_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// On stop, the intake is closed: requests in flight are refused or finish, idle
+/// keep-alive connections can send nothing more, and the pipeline's input ends.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    conn: Connections,
+    stop: Arc<tokio::sync::Notify>,
+    signals: Signals,
+) {
+    let mut signals = signals;
+    let stopping = signals.recv();
+    tokio::pin!(stopping);
+    let conn = Arc::new(conn);
+    // Histograms are folded into their buckets regularly, so memory stays flat.
+    let upkeep = shared.metrics.clone().map(|h| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                h.run_upkeep();
+            }
+        })
+    });
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((socket, peer)) = accepted else { continue };
+                let _ = socket.set_nodelay(true);
+                let (shared, conn) = (shared.clone(), conn.clone());
+                tokio::spawn(async move {
+                    match &conn.tls {
+                        None => serve_connection(socket, peer, shared, conn.header_timeout).await,
+                        Some(acceptor) => {
+                            // The handshake counts against the head's time limit.
+                            match tokio::time::timeout(conn.header_timeout, acceptor.accept(socket)).await {
+                                Ok(Ok(stream)) => serve_connection(stream, peer, shared, conn.header_timeout).await,
+                                Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
+                                Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
+                            }
+                        }
+                    }
+                });
+            }
+            _ = &mut stopping => break,
+            _ = stop.notified() => break,
+        }
+    }
+    if let Some(u) = upkeep {
+        u.abort();
+    }
+    tracing::info!("HTTP source stopping: no new requests; writing what was received");
+    shared.intake.close();
+}
+
+async fn serve_connection<I>(io: I, peer: SocketAddr, shared: Arc<Shared>, header_timeout: Duration)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(req, &shared).await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(io);
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(io, service)
+        .await
+    {
+        tracing::debug!("connection from {peer}: {e}");
+    }
+}
+
+/// Ctrl-C and SIGTERM, registered before the server says it is listening: a signal that
+/// comes right after that line must stop it gracefully, not kill it.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers (inside the server's runtime).
+    fn register() -> io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, message: Option<&str>) -> Answer {
+    let body = match message {
+        None => serde_json::json!({"success": true}),
+        Some(m) => serde_json::json!({"success": false, "message": m}),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The metrics label of a path: the endpoint, or `other` (labels stay few).
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        "/v1/batch" => "/v1/batch",
+        "/v1/import" => "/v1/import",
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/metrics" => "/metrics",
+        _ => SINGLE
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map_or("other", |(p, _)| p),
+    }
+}
+
+async fn handle(req: Request<Incoming>, shared: &Shared) -> Answer {
+    let started = Instant::now();
+    let arrival = Arrival::now();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let endpoint = endpoint_label(&path);
+    let (answer, events) = route(req, &path, arrival, shared).await;
+    crate::metrics::http_request(
+        endpoint,
+        answer.status().as_u16(),
+        events,
+        started.elapsed(),
+    );
+    answer
+}
+
+/// The answer, and the number of events in the body (0 when it could not be read).
+async fn route(
+    req: Request<Incoming>,
+    path: &str,
+    arrival: Arrival,
+    shared: &Shared,
+) -> (Answer, u64) {
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    // Probes and scrapes need no write key.
+    match (get, path) {
+        (true, "/health") => return (reply(StatusCode::OK, None), 0),
+        (true, "/ready") => {
+            let answer = match shared.intake.ready() {
+                Ok(()) => reply(StatusCode::OK, None),
+                Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&why)),
+            };
+            return (answer, 0);
+        }
+        (true, "/metrics") if shared.metrics.is_some() => {
+            let text = shared
+                .metrics
+                .as_ref()
+                .map(|h| h.render())
+                .unwrap_or_default();
+            let mut r = Response::new(Full::new(Bytes::from(text)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return (r, 0);
+        }
+        _ => {}
+    }
+    if !shared
+        .access
+        .allows(req.headers().get(header::AUTHORIZATION))
+    {
+        let mut r = reply(
+            StatusCode::UNAUTHORIZED,
+            Some("a write key is required: HTTP Basic authentication with the key as user name"),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"s3actions\""),
+        );
+        return (r, 0);
+    }
+    if req.method() != Method::POST {
+        let r = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("use POST with a JSON body (GET only for /health, /ready, /metrics)"),
+        );
+        return (r, 0);
+    }
+    if !api::is_endpoint(path) {
+        let r = reply(
+            StatusCode::NOT_FOUND,
+            Some(&format!(
+                "no endpoint {path}: use /v1/batch, /v1/import or /v1/<track|identify|page|screen|group|alias>"
+            )),
+        );
+        return (r, 0);
+    }
+    let body = match read_body(req, shared.body_timeout).await {
+        Ok(b) => b,
+        Err((status, message)) => return (reply(status, Some(&message)), 0),
+    };
+    let received = match api::normalise(path, &body, &arrival) {
+        Ok(r) => r,
+        Err(Refused(m)) => return (reply(StatusCode::BAD_REQUEST, Some(&m)), 0),
+    };
+    let events = received.message_ids.len() as u64;
+    match shared.intake.accept(received).await {
+        Ok(()) => (reply(StatusCode::OK, None), events),
+        Err(e) => (refusal(&e), events),
+    }
+}
+
+/// The whole body, decompressed when it is gzip, at most [`MAX_BODY`] bytes either way.
+async fn read_body(
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Result<Bytes, (StatusCode, String)> {
+    let gzip = match req.headers().get(header::CONTENT_ENCODING) {
+        None => false,
+        Some(v) => match v.to_str().map(|s| s.trim().to_ascii_lowercase()) {
+            Ok(s) if s == "gzip" || s == "x-gzip" => true,
+            Ok(s) if s == "identity" || s.is_empty() => false,
+            _ => {
+                return Err((
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Content-Encoding must be gzip or identity".into(),
+                ));
+            }
+        },
+    };
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let collected =
+        tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect());
+    let body = match collected.await {
+        Err(_) => {
+            return Err((
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {} s", timeout.as_secs()),
+            ));
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ));
+        }
+    };
+    if !gzip {
+        return Ok(body);
+    }
+    // At most one byte more than allowed is inflated: a gzip bomb costs 4 MiB, not memory.
+    let mut out = Vec::with_capacity((body.len() * 4).min(MAX_BODY + 1));
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the gzip body cannot be read: {e}"),
+            )
+        })?;
+    if out.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The answer to events the intake did not take: `503` (with `Retry-After` when the spool
+/// is full) while the sender may retry, `500` when they could not be stored.
+fn refusal(e: &IntakeError) -> Answer {
+    match e {
+        IntakeError::Full { retry_after, .. } => {
+            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string()));
+            let secs = retry_after.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        IntakeError::Stopped(_) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string())),
+        IntakeError::Failed(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, Some(&e.to_string())),
+    }
+}
