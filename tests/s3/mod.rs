@@ -443,6 +443,11 @@ pub fn caller_credentials() -> SharedCredentialsProvider {
 /// the environment's AWS configuration. The variables are set on the child only: the test
 /// process's own environment, which parallel tests read, never changes.
 pub fn s3actions(args: &[&str], external_id: &str) -> std::process::Output {
+    s3actions_command(args, external_id).output().unwrap()
+}
+
+/// The command [`s3actions`] runs, to start it as a child process instead.
+pub fn s3actions_command(args: &[&str], external_id: &str) -> std::process::Command {
     let (key, secret) = Moto::get().caller_keys();
     let mut c = crate::common::bin();
     c.args(args)
@@ -456,7 +461,7 @@ pub fn s3actions(args: &[&str], external_id: &str) -> std::process::Output {
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_REGION");
-    c.output().unwrap()
+    c
 }
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
