@@ -55,10 +55,19 @@ fn response(mut s: impl Read) -> (u16, String) {
 }
 
 fn start(mapping: &str, out: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    let out = out.to_str().unwrap();
+    let args: Vec<&str> = ["--out", out]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    start_with(mapping, &args)
+}
+
+/// `serve MAPPING --listen 127.0.0.1:0 ARGS...`; returns the child and its address.
+fn start_with(mapping: &str, args: &[&str]) -> (Child, String) {
     let mut child = bin()
-        .args(["serve", mapping, "--listen", "127.0.0.1:0", "--out"])
-        .arg(out)
-        .args(extra)
+        .args(["serve", mapping, "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("TEST_WRITE_KEY", "wk_secret_123")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -710,4 +719,66 @@ fn tls_serves_https() {
     let rows = csv_tables(&out).concat();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0][0], "over-tls");
+}
+
+/// Uploads that fail (here the S3 endpoint refuses connections) leave their files in the
+/// outbox and are counted, but do not make the instance unready.
+#[test]
+fn upload_failures_keep_the_instance_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let outbox = dir.path().join("outbox");
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            "settings:\n  s3_aws_bucket_name: bucket\n  s3_aws_region: us-east-1\n  iam_role_arn: arn:aws:iam::123456789012:role/r\n  iam_external_id: ext\n  endpoint_url: {endpoint}\n  outbox_dir: {}\n  max_retries: 1\nmappings:\n  - name: m\n    batch_max_age_seconds: 1\n",
+            outbox.display()
+        ),
+    );
+    let mut child = bin()
+        .args(["serve", &mapping, "--listen", "127.0.0.1:0"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-example")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve printed no address"
+        );
+    }
+    child.stderr = Some(stderr.into_inner());
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .to_string();
+    assert_eq!(post(&addr, "/v1/track", r#"{"event":"E"}"#).0, 200);
+    let m = wait_for(Duration::from_secs(60), "the upload never failed", || {
+        let m = scrape(&addr);
+        (value(&m, "s3actions_upload_failures_total", &[]) >= 1.0).then_some(m)
+    });
+    assert_eq!(
+        value(&m, "s3actions_uploads_total", &[("result", "failed")]),
+        1.0
+    );
+    assert!(value(&m, "s3actions_upload_retries_total", &[]) >= 1.0);
+    assert_eq!(value(&m, "s3actions_outbox_files", &[]), 1.0);
+    assert_eq!(value(&m, "s3actions_files_written_total", &[]), 1.0);
+    assert_eq!(get(&addr, "/ready"), (200, r#"{"success":true}"#.into()));
+    let (status, _, stderr) = stop(child);
+    assert_eq!(status.code(), Some(1), "pending files: {stderr}");
+    let waiting: Vec<_> = common::files(&outbox)
+        .into_keys()
+        .filter(|k| k.ends_with(".csv"))
+        .collect();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
 }
