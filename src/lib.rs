@@ -12,6 +12,7 @@ pub mod commands;
 pub mod encode;
 pub mod expr;
 pub mod json;
+pub mod logging;
 pub mod mapping;
 pub(crate) mod names;
 pub(crate) mod naming;
