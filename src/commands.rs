@@ -69,6 +69,37 @@ pub fn check_inputs(inputs: &[crate::source::Input]) -> Result<(), CommandError>
     Ok(())
 }
 
+/// Raises the soft limit on open files to the hard limit (Linux and other Unixes): every
+/// open batch holds one file, and thousands of mappings × event types × folders go past
+/// the usual soft limit of 1,024 long before the hard one. Returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return None;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+        }
+        Some(lim.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// An error and its causes on one line, each cause once. Many errors quote their cause in
 /// their own message (`cannot read x: <why>`) and also return it as `source()`; a cause
 /// whose text the line already holds is not repeated.

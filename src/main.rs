@@ -127,6 +127,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let _ = commands::raise_open_file_limit();
     let json = matches!(&cli.command, Command::Replay { run, .. } | Command::Serve { run, .. } if run.json);
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),

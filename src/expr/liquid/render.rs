@@ -77,10 +77,6 @@ fn expansion(name: &str, v: &LValue, args: &[LValue]) -> u64 {
 }
 
 impl<'e> Context<'e> {
-    pub fn new(event: &'e LValue) -> Context<'e> {
-        Context::with_clock(event, RENDER_LIMIT)
-    }
-
     /// A context whose render clock allows `limit` (tests lift it to show that the memory
     /// count alone stops a template).
     pub fn with_clock(event: &'e LValue, limit: Duration) -> Context<'e> {
