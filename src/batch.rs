@@ -22,23 +22,39 @@ use crate::sink::FinishedFile;
 /// The most one batch buffers before writing to its file.
 const MAX_BATCH_BUFFER: usize = 256 * 1024;
 
-/// Bytes of write buffer held by all open batches together, and the most they may hold
-/// (`settings.open_batch_buffer_mb`). Thousands of open batches (many mappings, folders
-/// and event types) would otherwise hold 256 KB each.
-static BUFFERED: AtomicUsize = AtomicUsize::new(0);
-static BUFFER_BUDGET: AtomicUsize = AtomicUsize::new(64 * 1024 * 1024);
+/// Bytes of write buffer held by open batches together, and the most they may hold.
+struct Budget {
+    held: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+/// The run's budget (`settings.open_batch_buffer_mb`): thousands of open batches (many
+/// mappings, folders and event types) would otherwise hold up to 256 KB each.
+static BUFFERS: Budget = Budget {
+    held: AtomicUsize::new(0),
+    limit: AtomicUsize::new(64 * 1024 * 1024),
+};
 
 /// Sets the write-buffer budget shared by all open batches.
 pub fn set_buffer_budget(bytes: usize) {
-    BUFFER_BUDGET.store(bytes, Ordering::Relaxed);
+    BUFFERS.limit.store(bytes, Ordering::Relaxed);
 }
 
 /// A batch's write buffer: empty until rows arrive, grown on demand up to
 /// [`MAX_BATCH_BUFFER`] while the shared budget allows, and written straight through when it
 /// does not. The bytes reach the file in the same order either way.
-#[derive(Default)]
 struct LazyBuffer {
     buf: Vec<u8>,
+    budget: &'static Budget,
+}
+
+impl Default for LazyBuffer {
+    fn default() -> Self {
+        LazyBuffer {
+            buf: Vec::new(),
+            budget: &BUFFERS,
+        }
+    }
 }
 
 impl LazyBuffer {
@@ -50,17 +66,17 @@ impl LazyBuffer {
         if needed > self.buf.capacity() {
             let want = needed.max(self.buf.capacity() * 2).clamp(4096, MAX_BATCH_BUFFER);
             let grow = want.saturating_sub(self.buf.capacity());
-            let budget = BUFFER_BUDGET.load(Ordering::Relaxed);
-            let taken = BUFFERED.fetch_add(grow, Ordering::Relaxed) + grow;
-            if needed > MAX_BATCH_BUFFER || taken > budget {
-                BUFFERED.fetch_sub(grow, Ordering::Relaxed);
+            let limit = self.budget.limit.load(Ordering::Relaxed);
+            let taken = self.budget.held.fetch_add(grow, Ordering::Relaxed) + grow;
+            if needed > MAX_BATCH_BUFFER || taken > limit {
+                self.budget.held.fetch_sub(grow, Ordering::Relaxed);
                 self.flush(file)?;
                 return file.write_all(bytes);
             }
             self.buf.reserve_exact(want - self.buf.len());
             // `reserve_exact` may give more than asked: count what is held.
             let extra = self.buf.capacity().saturating_sub(want);
-            BUFFERED.fetch_add(extra, Ordering::Relaxed);
+            self.budget.held.fetch_add(extra, Ordering::Relaxed);
         }
         self.buf.extend_from_slice(bytes);
         Ok(())
@@ -80,7 +96,9 @@ impl LazyBuffer {
     }
 
     fn release(&mut self) {
-        BUFFERED.fetch_sub(self.buf.capacity(), Ordering::Relaxed);
+        self.budget
+            .held
+            .fetch_sub(self.buf.capacity(), Ordering::Relaxed);
         self.buf = Vec::new();
     }
 }
@@ -410,22 +428,32 @@ mod tests {
     /// files get the same bytes as unbuffered writes. (One test: the budget is global.)
     #[test]
     fn write_buffers_share_one_budget() {
-        set_buffer_budget(1024 * 1024);
-        let before = BUFFERED.load(Ordering::Relaxed);
+        let budget: &'static Budget = Box::leak(Box::new(Budget {
+            held: AtomicUsize::new(0),
+            limit: AtomicUsize::new(1024 * 1024),
+        }));
         let mut files: Vec<(File, LazyBuffer, Vec<u8>)> = (0..50)
-            .map(|_| (tempfile::tempfile().unwrap(), LazyBuffer::default(), Vec::new()))
+            .map(|_| {
+                let buf = LazyBuffer {
+                    buf: Vec::new(),
+                    budget,
+                };
+                (tempfile::tempfile().unwrap(), buf, Vec::new())
+            })
             .collect();
-        assert_eq!(BUFFERED.load(Ordering::Relaxed), before);
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
         let mut rng = fastrand::Rng::with_seed(5);
         for round in 0..400 {
             for (f, buf, expected) in &mut files {
-                let row: Vec<u8> = (0..rng.usize(1..3000)).map(|_| rng.alphanumeric() as u8).collect();
+                let len = rng.usize(1..3000);
+                let row: Vec<u8> = (0..len).map(|_| rng.alphanumeric() as u8).collect();
                 buf.write(f, &row).unwrap();
                 expected.extend_from_slice(&row);
-                let held = BUFFERED.load(Ordering::Relaxed) - before;
-                assert!(held <= 1024 * 1024 + MAX_BATCH_BUFFER, "round {round}: {held} bytes held");
+                let held = budget.held.load(Ordering::Relaxed);
+                assert!(held <= 1024 * 1024, "round {round}: {held} bytes held");
             }
         }
+        assert!(budget.held.load(Ordering::Relaxed) > 0);
         for (f, buf, expected) in &mut files {
             buf.finish(f).unwrap();
             let mut got = Vec::new();
@@ -434,8 +462,7 @@ mod tests {
             assert!(got == *expected, "a file differs from what was written");
         }
         drop(files);
-        assert_eq!(BUFFERED.load(Ordering::Relaxed), before);
-        set_buffer_budget(64 * 1024 * 1024);
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
     }
 
     fn compacted(
