@@ -215,8 +215,9 @@ mod tests {
         assert!(doubling.len() <= MAX_LIQUID_LENGTH, "{}", doubling.len());
         let captures = format!(
             "{{% assign s = 'x' %}}{}{{{{ s }}}}",
-            "{% capture s %}{{s}}{{s}}{% endcapture %}".repeat(35)
+            "{%capture s%}{{s}}{{s}}{{s}}{%endcapture%}".repeat(23)
         );
+        assert!(captures.len() <= MAX_LIQUID_LENGTH, "{}", captures.len());
         let padding = "{{ '2024-01-15T10:30:00Z' | date: '%999999999Y' }}".to_string();
         let replacing = format!(
             "{{% assign s = '{}' %}}{}",
@@ -235,7 +236,10 @@ mod tests {
         let ten = "{% assign s = s | append: s %}".repeat(10);
         let out = bounded(&format!("{ten}{{{{ s | size }}}}")).unwrap();
         assert_eq!(out, "10240");
-        assert_eq!(bounded("{{ '2024-01-15T10:30:00Z' | date: '%12Y' }}").unwrap(), "000000002024");
+        assert_eq!(
+            bounded("{{ '2024-01-15T10:30:00Z' | date: '%12Y' }}").unwrap(),
+            "        2024"
+        );
     }
 
     /// The clock is a backstop with its own reason: a render past it stops at the next node.
