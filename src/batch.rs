@@ -7,8 +7,9 @@
 //! input, byte limit, age) is rewritten once, in place, with its real row count.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tempfile::NamedTempFile;
 
@@ -18,9 +19,102 @@ use crate::mapping::Mapping;
 use crate::naming::{BatchInfo, BatchTime, FilenameTemplate, NamingError, object_key};
 use crate::sink::FinishedFile;
 
+/// The most one batch buffers before writing to its file.
+const MAX_BATCH_BUFFER: usize = 256 * 1024;
+
+/// Bytes of write buffer held by open batches together, and the most they may hold.
+struct Budget {
+    held: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+/// The run's budget (`settings.open_batch_buffer_mb`): thousands of open batches (many
+/// mappings, folders and event types) would otherwise hold up to 256 KB each.
+static BUFFERS: Budget = Budget {
+    held: AtomicUsize::new(0),
+    limit: AtomicUsize::new(64 * 1024 * 1024),
+};
+
+/// Sets the write-buffer budget shared by all open batches.
+pub fn set_buffer_budget(bytes: usize) {
+    BUFFERS.limit.store(bytes, Ordering::Relaxed);
+}
+
+/// A batch's write buffer: empty until rows arrive, grown on demand up to
+/// [`MAX_BATCH_BUFFER`] while the shared budget allows, and written straight through when it
+/// does not. The bytes reach the file in the same order either way.
+struct LazyBuffer {
+    buf: Vec<u8>,
+    budget: &'static Budget,
+}
+
+impl Default for LazyBuffer {
+    fn default() -> Self {
+        LazyBuffer {
+            buf: Vec::new(),
+            budget: &BUFFERS,
+        }
+    }
+}
+
+impl LazyBuffer {
+    fn write(&mut self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        if self.buf.len() + bytes.len() > MAX_BATCH_BUFFER {
+            self.flush(file)?;
+        }
+        let needed = self.buf.len() + bytes.len();
+        if needed > self.buf.capacity() {
+            let want = needed
+                .max(self.buf.capacity() * 2)
+                .clamp(4096, MAX_BATCH_BUFFER);
+            let grow = want.saturating_sub(self.buf.capacity());
+            let limit = self.budget.limit.load(Ordering::Relaxed);
+            let taken = self.budget.held.fetch_add(grow, Ordering::Relaxed) + grow;
+            if needed > MAX_BATCH_BUFFER || taken > limit {
+                self.budget.held.fetch_sub(grow, Ordering::Relaxed);
+                self.flush(file)?;
+                return file.write_all(bytes);
+            }
+            self.buf.reserve_exact(want - self.buf.len());
+            // `reserve_exact` may give more than asked: count what is held.
+            let extra = self.buf.capacity().saturating_sub(want);
+            self.budget.held.fetch_add(extra, Ordering::Relaxed);
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self, file: &mut File) -> io::Result<()> {
+        file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered and gives the memory back to the budget.
+    fn finish(&mut self, file: &mut File) -> io::Result<()> {
+        self.flush(file)?;
+        self.release();
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        self.budget
+            .held
+            .fetch_sub(self.buf.capacity(), Ordering::Relaxed);
+        self.buf = Vec::new();
+    }
+}
+
+impl Drop for LazyBuffer {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// A batch being written.
 pub struct OpenBatch {
-    writer: BufWriter<NamedTempFile>,
+    file: NamedTempFile,
+    buffer: LazyBuffer,
     pub rows: u64,
     pub bytes: u64,
     header_len: u64,
@@ -73,10 +167,12 @@ impl OpenBatch {
             .prefix(".batch-")
             .tempfile_in(staging)
             .map_err(io_err)?;
-        let mut writer = BufWriter::with_capacity(256 * 1024, file);
-        writer.write_all(header).map_err(io_err)?;
+        let mut file = file;
+        let mut buffer = LazyBuffer::default();
+        buffer.write(file.as_file_mut(), header).map_err(io_err)?;
         Ok(OpenBatch {
-            writer,
+            file,
+            buffer,
             rows: 0,
             bytes: header.len() as u64,
             header_len: header.len() as u64,
@@ -92,7 +188,7 @@ impl OpenBatch {
     /// Appends encoded rows (each starting with `\n`); `row_ends` are the end offsets of the
     /// rows inside `rows_bytes`.
     pub fn append(&mut self, rows_bytes: &[u8], row_ends: &[u32]) -> io::Result<()> {
-        self.writer.write_all(rows_bytes)?;
+        self.buffer.write(self.file.as_file_mut(), rows_bytes)?;
         let mut start = 0u32;
         for &end in row_ends {
             self.row_lengths.push(end - start);
@@ -116,10 +212,9 @@ impl OpenBatch {
             dir: staging.display().to_string(),
             source,
         };
-        let mut file = self
-            .writer
-            .into_inner()
-            .map_err(|e| io_err(e.into_error()))?;
+        let mut file = self.file;
+        let mut buffer = self.buffer;
+        buffer.finish(file.as_file_mut()).map_err(io_err)?;
         let mut bytes = self.bytes;
         if let Some(fix) = format.batch_size_fix(self.rows).filter(|f| f.old != f.new) {
             bytes = compact_suffixes(
@@ -338,6 +433,47 @@ fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::io::{Read, Seek};
+
+    /// Buffers start empty, stay within the shared budget however many are open, and the
+    /// files get the same bytes as unbuffered writes. (One test: the budget is global.)
+    #[test]
+    fn write_buffers_share_one_budget() {
+        let budget: &'static Budget = Box::leak(Box::new(Budget {
+            held: AtomicUsize::new(0),
+            limit: AtomicUsize::new(1024 * 1024),
+        }));
+        let mut files: Vec<(File, LazyBuffer, Vec<u8>)> = (0..50)
+            .map(|_| {
+                let buf = LazyBuffer {
+                    buf: Vec::new(),
+                    budget,
+                };
+                (tempfile::tempfile().unwrap(), buf, Vec::new())
+            })
+            .collect();
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
+        let mut rng = fastrand::Rng::with_seed(5);
+        for round in 0..400 {
+            for (f, buf, expected) in &mut files {
+                let len = rng.usize(1..3000);
+                let row: Vec<u8> = (0..len).map(|_| rng.alphanumeric() as u8).collect();
+                buf.write(f, &row).unwrap();
+                expected.extend_from_slice(&row);
+                let held = budget.held.load(Ordering::Relaxed);
+                assert!(held <= 1024 * 1024, "round {round}: {held} bytes held");
+            }
+        }
+        assert!(budget.held.load(Ordering::Relaxed) > 0);
+        for (f, buf, expected) in &mut files {
+            buf.finish(f).unwrap();
+            let mut got = Vec::new();
+            f.seek(io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut got).unwrap();
+            assert!(got == *expected, "a file differs from what was written");
+        }
+        drop(files);
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
+    }
 
     fn compacted(
         src: &[u8],

@@ -34,6 +34,90 @@ pub enum CommandError {
     /// The event or expression given to `eval`/`preview` is not usable.
     #[error("{0}")]
     Input(String),
+    /// A local input file does not exist or cannot be read (found before anything is
+    /// written).
+    #[error("cannot read {input}: {source}")]
+    MissingInput {
+        input: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Checks that every local input file exists and can be opened, before a run writes
+/// anything: a missing file in the middle of a list otherwise stops the run after the files
+/// before it were written.
+pub fn check_inputs(inputs: &[crate::source::Input]) -> Result<(), CommandError> {
+    for input in inputs {
+        if let crate::source::Input::File(path) = input {
+            let opened = std::fs::File::open(path).and_then(|f| {
+                if f.metadata()?.is_dir() {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "it is a directory",
+                    ))
+                } else {
+                    Ok(())
+                }
+            });
+            opened.map_err(|source| CommandError::MissingInput {
+                input: path.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit (Linux and other Unixes): every
+/// open batch holds one file, and thousands of mappings × event types × folders go past
+/// the usual soft limit of 1,024 long before the hard one. Returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return None;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+        }
+        Some(lim.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// An error and its causes on one line, each cause once. Many errors quote their cause in
+/// their own message (`cannot read x: <why>`) and also return it as `source()`; a cause
+/// whose text the line already holds is not repeated.
+pub fn error_message<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut out = String::new();
+    for e in chain {
+        let text = e.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Where a run's files go.
@@ -225,4 +309,50 @@ pub fn eval_expression(
     let value = eval(&compiled, &Value::Node(root))
         .map_err(|e| CommandError::Input(format!("error: {e}")))?;
     Ok(value.remove_undefined().to_json_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write x: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("run failed")]
+    struct Outer(#[source] Quoting);
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let e = Outer(Quoting(io));
+        let mut chain: Vec<&(dyn std::error::Error + 'static)> = vec![&e];
+        let mut next = std::error::Error::source(&e);
+        while let Some(c) = next {
+            chain.push(c);
+            next = c.source();
+        }
+        assert_eq!(
+            error_message(chain),
+            "run failed: cannot write x: No space left on device"
+        );
+    }
+
+    #[test]
+    fn missing_inputs_are_found_before_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().join("a.ndjson");
+        std::fs::write(&here, "{}\n").unwrap();
+        let inputs = [
+            crate::source::Input::File(here),
+            crate::source::Input::File(dir.path().join("nope.ndjson")),
+            crate::source::Input::File(dir.path().to_path_buf()),
+        ];
+        let e = check_inputs(&inputs).unwrap_err();
+        assert!(e.to_string().contains("nope.ndjson: No such file"), "{e}");
+        let e = check_inputs(&inputs[2..]).unwrap_err();
+        assert!(e.to_string().ends_with("it is a directory"), "{e}");
+        assert!(check_inputs(&inputs[..1]).is_ok());
+    }
 }

@@ -14,6 +14,7 @@ pub mod encode;
 pub mod expr;
 pub mod journal;
 pub mod json;
+pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub(crate) mod names;

@@ -32,18 +32,10 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
         1 => "info",
         _ => "debug",
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("S3ACTIONS_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("s3actions={default},warn"))
-        });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = match format {
-        cli::LogFormat::Text => builder.try_init(),
-        cli::LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    s3actions::logging::init(
+        &format!("s3actions={default},warn"),
+        format == cli::LogFormat::Json,
+    );
 }
 
 /// An error whose message is already complete (printed as is) with its exit code.
@@ -62,7 +54,9 @@ impl std::error::Error for Exit {}
 /// an event is the caller's (1).
 fn exit_for(e: CommandError) -> anyhow::Error {
     match e {
-        CommandError::Settings(_) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
+        CommandError::Settings(_) | CommandError::MissingInput { .. } => {
+            Exit(EXIT_USAGE, format!("error: {e}")).into()
+        }
         CommandError::Input(msg) => Exit(1, msg).into(),
         other => other.into(),
     }
@@ -89,8 +83,17 @@ fn run_to(
     let replayed = match done {
         Ok(r) => r,
         Err(e) => {
-            report::print_durable(&progress.durable(), source.names());
-            return Err(exit_for(e));
+            let durable = progress.durable();
+            report::print_durable(&durable, source.names());
+            let e = exit_for(e);
+            if run.json {
+                // A scheduler parsing stdout gets the error and what was reached.
+                let msg = message(&e);
+                report::print_failure(&msg, Some((&durable, source.names())));
+                eprintln!("{msg}");
+                return Err(Exit(exit_code_of(&e), String::new()).into());
+            }
+            return Err(e);
         }
     };
     report::print_run(&replayed.report, run.json);
@@ -108,20 +111,40 @@ fn run_to(
     Ok(report::exit_code(&replayed.report))
 }
 
+/// The message printed for an error: an [`Exit`]'s as is, anything else as `error: ` and
+/// its cause chain with each cause once.
+fn message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Exit>() {
+        Some(Exit(_, msg)) => msg.clone(),
+        None => format!("error: {}", commands::error_message(e.chain())),
+    }
+}
+
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Exit>() {
+        Some(Exit(code, _)) => *code,
+        None => 1,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
+    let _ = commands::raise_open_file_limit();
+    let json = matches!(&cli.command, Command::Replay { run, .. } | Command::Serve { run, .. } if run.json);
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if let Some(Exit(code, msg)) = e.downcast_ref::<Exit>() {
-                if !msg.is_empty() {
-                    eprintln!("{msg}");
-                }
-                return ExitCode::from(*code);
+            let msg = message(&e);
+            // A run that failed after it started has printed its JSON already (the message
+            // is then empty); one refused before it started prints it here.
+            if json && !msg.is_empty() {
+                report::print_failure(&msg, None);
             }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(exit_code_of(&e))
         }
     }
 }
@@ -136,7 +159,8 @@ fn dispatch(command: Command) -> Result<u8> {
         } => {
             let config = load(&mapping, run.out.is_none())?;
             let progress = !quiet && !run.json && std::io::stderr().is_terminal();
-            let inputs = inputs.iter().map(|i| Input::parse(i)).collect();
+            let inputs: Vec<Input> = inputs.iter().map(|i| Input::parse(i)).collect();
+            commands::check_inputs(&inputs).map_err(exit_for)?;
             run_to(&config, inputs, progress, None, run)
         }
         Command::Serve {

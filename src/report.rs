@@ -161,6 +161,28 @@ pub fn print_preview(previews: &[MappingPreview], json: bool) {
 
 /// After a failed run: which inputs are wholly in finished files, and how far into the
 /// next one (so a re-run can start there).
+/// `--json` for a run that failed or was refused: one object with `"error"` and, when the
+/// run had started, which inputs (or bytes of one) are already in finished files.
+pub fn print_failure(
+    error: &str,
+    reached: Option<(&s3actions::source::Durable, &[std::sync::Arc<str>])>,
+) {
+    let mut v = serde_json::json!({ "error": error.strip_prefix("error: ").unwrap_or(error) });
+    if let Some((d, names)) = reached {
+        v["inputs_done"] = names
+            .iter()
+            .take(d.inputs_done)
+            .map(|n| serde_json::Value::from(&**n))
+            .collect();
+        v["durable_byte"] = match (d.byte, names.get(d.inputs_done)) {
+            (Some(byte), Some(name)) => serde_json::json!({ "input": &**name, "byte": byte }),
+            _ => serde_json::Value::Null,
+        };
+        v["peak_rss_mb"] = peak_rss_mb().into();
+    }
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+}
+
 pub fn print_durable(d: &s3actions::source::Durable, names: &[std::sync::Arc<str>]) {
     if names.is_empty() {
         return;

@@ -149,16 +149,27 @@ pub fn parse_json_or_yaml(src: &str) -> Result<SNode, SyntaxError> {
 
 /// Reads the first YAML document of `src` (an empty document is `null`).
 pub fn parse_yaml(src: &str) -> Result<SNode, SyntaxError> {
+    use yaml_rust2::Event;
+    use yaml_rust2::parser::MarkedEventReceiver;
     use yaml_rust2::parser::Parser;
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(src);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        mark: Mark {
-            line: e.marker().line() as u32,
-            col: e.marker().col() as u32 + 1,
-        },
-        message: e.info().to_string(),
-    })?;
+    // Events are pulled one at a time rather than through `Parser::load`, which recurses
+    // once per nesting level (a stack overflow on deep input) before any limit could act.
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
+            mark: Mark {
+                line: e.marker().line() as u32,
+                col: e.marker().col() as u32 + 1,
+            },
+            message: e.info().to_string(),
+        })?;
+        let end = matches!(ev, Event::DocumentEnd | Event::StreamEnd);
+        builder.on_event(ev, mark);
+        if end || builder.error.is_some() {
+            break;
+        }
+    }
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -166,6 +177,15 @@ pub fn parse_yaml(src: &str) -> Result<SNode, SyntaxError> {
         .root
         .unwrap_or(SNode::new(SValue::Null, Mark { line: 1, col: 1 })))
 }
+
+/// How deeply collections may nest in a YAML or JSON document (aliases included): everything
+/// that reads an [`SNode`] (compiling, evaluating, dropping) recurses once per level, so the
+/// limit is checked while the document is read. serde_json, the JSON fallback, stops at 128.
+pub const MAX_NESTING: usize = 128;
+
+/// How many values a document may hold once its aliases are expanded: a few hundred bytes of
+/// nested aliases (the "billion laughs" shape) would otherwise expand to billions of values.
+pub const MAX_EXPANDED_VALUES: usize = 1_000_000;
 
 enum Frame {
     Seq(Vec<SNode>, Mark, usize),
@@ -180,21 +200,52 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
+    /// Per open frame: `values` when it started, the height of its tallest child.
+    sizes: Vec<(usize, usize)>,
     root: Option<SNode>,
-    anchors: std::collections::HashMap<usize, SNode>,
+    /// Anchored nodes with how many values they hold and how tall they are.
+    anchors: std::collections::HashMap<usize, (SNode, usize, usize)>,
+    /// Values read so far, aliases counted at their expanded size.
+    values: usize,
     error: Option<SyntaxError>,
 }
 
 impl Builder {
+    /// Counts `size` more values of height `height` at the current depth; false (with the
+    /// error recorded) past a limit.
+    fn count(&mut self, mark: Mark, size: usize, height: usize) -> bool {
+        if self.stack.len() + height > MAX_NESTING {
+            self.fail(
+                mark,
+                format!("values are nested more than {MAX_NESTING} levels deep"),
+            );
+            return false;
+        }
+        self.values = self.values.saturating_add(size);
+        if self.values > MAX_EXPANDED_VALUES {
+            self.fail(
+                mark,
+                format!(
+                    "the document holds more than {MAX_EXPANDED_VALUES} values once its aliases are expanded"
+                ),
+            );
+            return false;
+        }
+        if let Some(top) = self.sizes.last_mut() {
+            top.1 = top.1.max(height);
+        }
+        true
+    }
+
     fn fail(&mut self, mark: Mark, message: String) {
         if self.error.is_none() {
             self.error = Some(SyntaxError { mark, message });
         }
     }
 
-    fn finish(&mut self, node: SNode, anchor: usize) {
+    fn finish(&mut self, node: SNode, anchor: usize, size: usize, height: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size, height));
         }
         match self.stack.last_mut() {
             None => {
@@ -256,6 +307,18 @@ fn scalar(text: String, style: yaml_rust2::scanner::TScalarStyle, tagged: bool) 
     }
 }
 
+impl Builder {
+    /// Pops the frame's counts: the values it holds (itself included) and its height.
+    fn close(&mut self) -> (usize, usize) {
+        let (start, tallest) = self.sizes.pop().unwrap_or((self.values, 0));
+        if let Some(parent) = self.sizes.last_mut() {
+            parent.1 = parent.1.max(tallest + 1);
+        }
+        // `start` was taken after the frame itself was counted.
+        (self.values - start + 1, tallest + 1)
+    }
+}
+
 impl yaml_rust2::parser::MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: yaml_rust2::Event, m: yaml_rust2::scanner::Marker) {
         use yaml_rust2::Event;
@@ -263,31 +326,55 @@ impl yaml_rust2::parser::MarkedEventReceiver for Builder {
             line: m.line() as u32,
             col: m.col() as u32 + 1,
         };
+        // After the first error nothing more is built (the reader still checks the rest).
+        if self.error.is_some() {
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = scalar(text, style, tag.is_some());
-                self.finish(SNode::new(value, mark), anchor);
+                if self.count(mark, 1, 0) {
+                    let value = scalar(text, style, tag.is_some());
+                    self.finish(SNode::new(value, mark), anchor, 1, 0);
+                }
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq(Vec::new(), mark, anchor))
+                if self.count(mark, 1, 1) {
+                    self.sizes.push((self.values, 0));
+                    self.stack.push(Frame::Seq(Vec::new(), mark, anchor));
+                }
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Vec::new(), mark, anchor, None))
+                if self.count(mark, 1, 1) {
+                    self.sizes.push((self.values, 0));
+                    self.stack.push(Frame::Map(Vec::new(), mark, anchor, None));
+                }
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, start, anchor)) = self.stack.pop() {
-                    self.finish(SNode::new(SValue::Array(items), start), anchor);
+                    let (size, height) = self.close();
+                    self.finish(
+                        SNode::new(SValue::Array(items), start),
+                        anchor,
+                        size,
+                        height,
+                    );
                 }
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map(members, start, anchor, _)) = self.stack.pop() {
-                    self.finish(SNode::new(SValue::Object(members), start), anchor);
+                    let (size, height) = self.close();
+                    let node = SNode::new(SValue::Object(members), start);
+                    self.finish(node, anchor, size, height);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
-                    node.mark = mark;
-                    self.finish(node, 0);
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(&(_, size, height)) => {
+                    // Counted before the copy is made, so a bomb stops before it expands.
+                    if self.count(mark, size, height) {
+                        let mut node = self.anchors[&id].0.clone();
+                        node.mark = mark;
+                        self.finish(node, 0, size, height);
+                    }
                 }
                 None => self.fail(mark, "unknown alias".into()),
             },
@@ -332,6 +419,53 @@ mod tests {
             n.to_json(),
             serde_json::json!({"@path": "$.a", "x": [1, 2.5]})
         );
+    }
+
+    /// The "billion laughs" shape: nine aliases of the level below, nine levels deep.
+    #[test]
+    fn alias_bombs_stop_at_the_expansion_limit() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let e = parse_yaml(&doc).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(e.message.contains("aliases are expanded"), "{e}");
+        assert!(e.mark.line > 1, "{e}");
+    }
+
+    #[test]
+    fn nesting_is_limited_before_anything_recurses() {
+        for deep in [
+            "[".repeat(100_000),
+            "- ".repeat(100_000) + "x",
+            "{a: ".repeat(50_000),
+        ] {
+            // The reader's own flow-level limit may come first: an error either way.
+            let e = parse_yaml(&deep).unwrap_err();
+            assert!(
+                e.message.contains("nested more than 128")
+                    || e.message.contains("recursion limit exceeded"),
+                "{e}"
+            );
+        }
+        let ok = format!("{}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        assert!(parse_yaml(&ok).is_ok());
+        let over = format!(
+            "{}1{}",
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
+        assert!(parse_yaml(&over).is_err());
+        // Through aliases: each level adds one around the one before.
+        let mut doc = String::from("l0: &l0 [1]\n");
+        for i in 1..200 {
+            doc.push_str(&format!("l{i}: &l{i} [*l{}]\n", i - 1));
+        }
+        let e = parse_yaml(&doc).unwrap_err();
+        assert!(e.message.contains("nested more than 128"), "{e}");
     }
 
     #[test]

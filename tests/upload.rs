@@ -321,6 +321,78 @@ fn secrets_never_appear_in_output() {
     }
 }
 
+/// Finds what looks like an AWS access key ID (AKIA..., ASIA... and 16 more characters).
+fn key_ids(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut found = Vec::new();
+    for i in 0..b.len().saturating_sub(20) {
+        let starts = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        if starts
+            && (b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
+            && b[i + 4..i + 20]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            found.push(text[i..i + 20].to_string());
+        }
+    }
+    found
+}
+
+/// At `trace`, with the AWS SDK's own debug output (credentials, signed requests) in play,
+/// no credential appears: not the caller's key ID or secret, not the external ID, not the
+/// temporary key IDs STS hands out.
+#[test]
+fn no_credentials_at_trace_level() {
+    let moto = Moto::get();
+    let s = Setup::new("trace");
+    let m = s.mapping("writer").write();
+    let (key, secret) = moto.caller_keys();
+    let run = |args: &[&str]| {
+        let mut c = common::bin();
+        c.args(args)
+            .env("S3ACTIONS_LOG", "trace")
+            .env("AWS_ACCESS_KEY_ID", &key)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env("EXT", "ext-good")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/s3actions-test")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/s3actions-test")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_REGION");
+        c.output().unwrap()
+    };
+    for args in [vec!["replay", &m, FIXTURE], vec!["check", &m]] {
+        let o = run(&args);
+        assert_ok(&o);
+        let all = output_text(&o);
+        assert!(all.contains("DEBUG"), "trace logging is on: {all}");
+        assert!(
+            !all.contains(&key),
+            "{args:?}: the caller's key ID is printed"
+        );
+        assert!(
+            !all.contains(&secret),
+            "{args:?}: the secret key is printed"
+        );
+        assert!(
+            !all.contains("ext-good"),
+            "{args:?}: the external ID is printed"
+        );
+        let ids = key_ids(&all);
+        assert!(ids.is_empty(), "{args:?}: key IDs printed: {ids:?}");
+        for field in [
+            "<SecretAccessKey>",
+            "<SessionToken>",
+            "x-amz-security-token: ",
+        ] {
+            assert!(!all.contains(field), "{args:?}: {field} printed");
+        }
+    }
+}
+
 /// Encryption, storage class and tags from the settings reach the objects, whether they go
 /// up in one PUT or in parts.
 #[test]

@@ -51,6 +51,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "tags",
     "upload_concurrency",
     "requests_per_second",
+    "open_batch_buffer_mb",
     "multipart_threshold_mb",
     "multipart_part_size_mb",
     "max_retries",
@@ -155,6 +156,8 @@ pub struct Settings {
     pub tags: Vec<(String, String)>,
     pub upload_concurrency: usize,
     pub requests_per_second: u32,
+    /// Write buffer shared by all open batches (`open_batch_buffer_mb`), in bytes.
+    pub open_batch_buffer_bytes: usize,
     pub multipart_threshold_bytes: u64,
     pub multipart_part_size_bytes: u64,
     pub max_retries: u32,
@@ -189,6 +192,7 @@ impl Default for Settings {
             tags: Vec::new(),
             upload_concurrency: 8,
             requests_per_second: 3500,
+            open_batch_buffer_bytes: 64 * 1024 * 1024,
             multipart_threshold_bytes: 16 * 1024 * 1024,
             multipart_part_size_bytes: 8 * 1024 * 1024,
             max_retries: 8,
@@ -458,6 +462,9 @@ pub(crate) fn load(
     }
     if let Some(n) = r.integer("requests_per_second", 1, 100_000) {
         s.requests_per_second = n as u32;
+    }
+    if let Some(n) = r.integer("open_batch_buffer_mb", 1, 65_536) {
+        s.open_batch_buffer_bytes = n as usize * 1024 * 1024;
     }
     if let Some(n) = r.integer("multipart_threshold_mb", 5, 5 * 1024 * 1024) {
         s.multipart_threshold_bytes = n * 1024 * 1024;

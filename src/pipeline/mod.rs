@@ -113,6 +113,7 @@ pub fn run(
     rejects: &mut RejectLog,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
+    crate::batch::set_buffer_budget(config.settings.open_batch_buffer_bytes);
     let active = resolve_active(config, opts.only_mapping.as_deref())?;
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -301,7 +301,8 @@ impl Source for Inputs {
 
 /// Opens a file, naming it in the error.
 fn open_file(p: &Path) -> io::Result<File> {
-    File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    // Callers name the input themselves (`SourceError`): the path is not repeated here.
+    File::open(p)
 }
 
 /// An input's chunks: byte ranges the workers read themselves (plain NDJSON files, see

@@ -16,6 +16,10 @@ pub const FIELDS: &[&str] = &[
     "context.<path>",
 ];
 
+/// How deeply groups may nest: `(` is checked against it before the parser recurses, so a
+/// trigger of thousands of parentheses is an error, not a stack overflow.
+pub const MAX_DEPTH: usize = 100;
+
 struct Parser<'s> {
     src: &'s str,
     toks: Vec<Token>,
@@ -129,6 +133,12 @@ impl Parser<'_> {
                 if self.peek() == &Tok::RParen {
                     return Err(self.error_here("empty parentheses: expected a condition"));
                 }
+                if depth >= MAX_DEPTH {
+                    return Err(self.error_at(
+                        &tok,
+                        &format!("parentheses are nested more than {MAX_DEPTH} levels deep"),
+                    ));
+                }
                 let inner = self.group(depth + 1)?;
                 let close = self.next();
                 debug_assert_eq!(close.tok, Tok::RParen);
@@ -143,6 +153,14 @@ impl Parser<'_> {
                     self.warnings.push(
                         "'!' only negates contains() and match(); Segment ignores it anywhere else. Use '!=' to negate a comparison.".into(),
                     );
+                    // A run of ignored '!'s is skipped here rather than by recursing once
+                    // per '!'.
+                    while self.peek() == &Tok::Bang
+                        && !matches!(&self.toks[(self.pos + 1).min(self.toks.len() - 1)].tok,
+                            Tok::Ident(n) if is_function(n))
+                    {
+                        self.next();
+                    }
                     self.item(depth)
                 }
             },

@@ -170,3 +170,79 @@ fn errors_with_positions() {
     assert!(err("()").contains("empty parentheses"));
     assert!(err(r#"type = "a" "b""#).contains("expected 'and', 'or'"));
 }
+
+/// Thousands of parentheses (or '!'s) are an error naming the position, not a stack
+/// overflow; nesting up to the limit still parses.
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!(
+        "{}type = \"track\"{}",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let e = Trigger::parse(&deep).unwrap_err();
+    assert_eq!((e.line, e.col), (1, 101));
+    assert!(e.message.contains("nested more than 100"), "{e}");
+    let ok = format!(
+        "{}type = \"track\"{}",
+        "(".repeat(parser::MAX_DEPTH),
+        ")".repeat(parser::MAX_DEPTH)
+    );
+    assert!(Trigger::parse(&ok).is_ok());
+    let bangs = format!("{}type = \"track\"", "!".repeat(100_000));
+    let t = Trigger::parse(&bangs).unwrap();
+    assert_eq!(t.root(), Trigger::parse("type = \"track\"").unwrap().root());
+    let negated = format!("{}contains(event, \"a\")", "!".repeat(1_000));
+    assert_eq!(
+        Trigger::parse(&negated).unwrap().root(),
+        Trigger::parse("!contains(event, \"a\")").unwrap().root()
+    );
+}
+
+/// Random token soup, multi-byte characters included: parsed or refused, never a panic.
+#[test]
+fn random_triggers_never_panic() {
+    let pieces = [
+        "(",
+        ")",
+        "!",
+        "and",
+        "or",
+        " ",
+        "type",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        "\"",
+        "'",
+        "é",
+        "😀",
+        "properties.a",
+        "contains",
+        "match",
+        ",",
+        "\"x*\"",
+        "1e999",
+        "-",
+        ".",
+        "[",
+        "]",
+        "\\",
+        "\n",
+        "null",
+        "true",
+    ];
+    let mut tape = crate::json::Tape::new();
+    let event = tape
+        .parse(r#"{"type":"track","properties":{"a":"é"}}"#)
+        .unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..20_000 {
+        let n = rng.usize(1..14);
+        let t: String = (0..n).map(|_| pieces[rng.usize(..pieces.len())]).collect();
+        if let Ok(t) = Trigger::parse(&t) {
+            let _ = t.matches(event);
+        }
+    }
+}

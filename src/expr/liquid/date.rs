@@ -120,6 +120,23 @@ const MONTHS: [&str; 12] = [
     "December",
 ];
 
+/// The padding a strftime format asks for (the sum of its `%[flags]WIDTH` widths), counted
+/// against the render's memory limit before the padding is made.
+pub fn padding(format: &str) -> u64 {
+    let mut total: u64 = 0;
+    let mut rest = format;
+    while let Some(at) = rest.find('%') {
+        rest = rest[at + 1..].trim_start_matches(['-', '_', '0', '^', '#']);
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let width: u64 = rest[..digits].parse().unwrap_or(u64::MAX);
+        if digits > 0 {
+            total = total.saturating_add(width);
+        }
+        rest = &rest[digits..];
+    }
+    total
+}
+
 /// liquidjs's strftime: `%[flags][width]conversion`, flags `-` (no padding), `_` (spaces),
 /// `0` (zeros), `^` and `#` (upper case). Unknown conversions stay as written.
 pub fn strftime(t: &OffsetDateTime, format: &str) -> String {

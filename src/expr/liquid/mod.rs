@@ -102,12 +102,21 @@ impl Liquid {
     }
 
     pub fn render(&self, data: &Value<'_>) -> Result<String, LiquidError> {
+        self.render_within(data, render::RENDER_LIMIT)
+    }
+
+    /// [`Liquid::render`] with the render clock at `limit`.
+    fn render_within(
+        &self,
+        data: &Value<'_>,
+        limit: std::time::Duration,
+    ) -> Result<String, LiquidError> {
         if self.nodes.is_empty() {
             return Ok(String::new());
         }
         let event = LValue::from_json(&data.to_serde());
         let mut out = String::new();
-        Context::new(&event)
+        Context::with_clock(&event, limit)
             .render(&self.nodes, &mut out)
             .map_err(LiquidError::Render)?;
         Ok(out)
@@ -180,6 +189,129 @@ mod tests {
         assert!(Liquid::compile(&"x".repeat(1001)).is_err());
         assert!(Liquid::compile(&"x".repeat(1000)).is_ok());
         assert!(Liquid::compile("{{ unclosed").is_err());
+    }
+
+    /// Renders with the render clock lifted (the memory count alone must stop it), within
+    /// the time a test allows, or fails the test.
+    fn bounded(t: &str) -> Result<String, LiquidError> {
+        let started = std::time::Instant::now();
+        let mut tape = Tape::new();
+        let root = Value::Node(tape.parse(r#"{"s":"0123456789"}"#).unwrap());
+        let r = Liquid::compile(t)?.render_within(&root, std::time::Duration::from_secs(3600));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{t:?} took {:?}",
+            started.elapsed()
+        );
+        r
+    }
+
+    #[test]
+    fn runaway_templates_stop_at_the_memory_limit() {
+        let doubling = format!(
+            "{{% assign s = s %}}{}{{{{ s | size }}}}",
+            "{% assign s = s | append: s %}".repeat(30)
+        );
+        assert!(doubling.len() <= MAX_LIQUID_LENGTH, "{}", doubling.len());
+        let captures = format!(
+            "{{% assign s = 'x' %}}{}{{{{ s }}}}",
+            "{%capture s%}{{s}}{{s}}{{s}}{%endcapture%}".repeat(23)
+        );
+        assert!(captures.len() <= MAX_LIQUID_LENGTH, "{}", captures.len());
+        let padding = "{{ '2024-01-15T10:30:00Z' | date: '%999999999Y' }}".to_string();
+        let replacing = format!(
+            "{{% assign s = '{}' %}}{}",
+            "a".repeat(100),
+            "{% assign s = s | replace: 'a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' %}".repeat(8)
+        );
+        for t in [doubling, captures, padding, replacing] {
+            let e = bounded(&t).unwrap_err();
+            assert!(
+                matches!(e, LiquidError::Render(RenderError::MemoryLimit)),
+                "{t:?}: {e}"
+            );
+            assert!(e.to_string().contains("memory alloc limit exceeded"), "{e}");
+        }
+        // Well below the limit, the same shapes render.
+        let ten = "{% assign s = s | append: s %}".repeat(10);
+        let out = bounded(&format!("{ten}{{{{ s | size }}}}")).unwrap();
+        assert_eq!(out, "10240");
+        assert_eq!(
+            bounded("{{ '2024-01-15T10:30:00Z' | date: '%12Y' }}").unwrap(),
+            "        2024"
+        );
+    }
+
+    /// The clock is a backstop with its own reason: a render past it stops at the next node.
+    #[test]
+    fn the_render_clock_is_a_backstop() {
+        let t = format!("{}{{{{ s }}}}", "{% assign s = s | append: s %}".repeat(20));
+        let mut tape = Tape::new();
+        let root = Value::Node(tape.parse(r#"{"s":"0123456789"}"#).unwrap());
+        let e = Liquid::compile(&t)
+            .unwrap()
+            .render_within(&root, std::time::Duration::ZERO)
+            .unwrap_err();
+        assert!(
+            matches!(e, LiquidError::Render(RenderError::TimeLimit)),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("template render limit exceeded"),
+            "{e}"
+        );
+    }
+
+    /// Malformed templates with multi-byte characters anywhere are errors, never panics
+    /// (byte offsets inside a character).
+    #[test]
+    fn multibyte_text_never_panics() {
+        assert!(Liquid::compile("{% capture é").is_err());
+        assert!(Liquid::compile("{% capture é %}").is_err());
+        let pieces = [
+            "{%",
+            "%}",
+            "{{",
+            "}}",
+            "é",
+            "日本",
+            "😀",
+            "'",
+            "\"",
+            "|",
+            ":",
+            ",",
+            " ",
+            "-",
+            "capture",
+            "if",
+            "endif",
+            "assign",
+            "=",
+            "x",
+            "(",
+            ")",
+            "..",
+            "[",
+            "]",
+            ".",
+            "raw",
+            "endraw",
+            "append",
+            "1",
+            "liquid",
+            "\n",
+            "comment",
+            "endcapture",
+        ];
+        let mut rng = fastrand::Rng::with_seed(19);
+        for _ in 0..20_000 {
+            let n = rng.usize(1..12);
+            let t: String = (0..n).map(|_| pieces[rng.usize(..pieces.len())]).collect();
+            if let Ok(l) = Liquid::compile(&t) {
+                let _ = l.render(&Value::Undefined);
+            }
+        }
     }
 
     #[test]

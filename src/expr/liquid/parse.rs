@@ -214,7 +214,9 @@ fn find_close(s: &str, close: &str) -> Option<usize> {
             Some(q) if b[i] == q => quote = None,
             Some(_) => {}
             None if b[i] == b'"' || b[i] == b'\'' => quote = Some(b[i]),
-            None if s[i..].starts_with(close) => return Some(i),
+            // Bytes, not `&s[i..]`: `i` steps through bytes and may sit inside a
+            // multi-byte character.
+            None if b[i..].starts_with(close.as_bytes()) => return Some(i),
             None => {}
         }
         i += 1;

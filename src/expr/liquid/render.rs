@@ -1,6 +1,7 @@
 //! Rendering a parsed template against an event.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use super::filters::{FilterError, apply_filter};
 use super::parse::{CmpOp, Cond, Expr, Node, Operand};
@@ -9,12 +10,27 @@ use super::value::{LValue, equals, less_than};
 /// liquidjs gives up on ranges longer than this (its memory limit); so do we.
 const MAX_RANGE: f64 = 100_000.0;
 
+/// liquidjs's `memoryLimit` as Segment sets it (1e8): what one render may allocate,
+/// counted in characters.
+pub const MEMORY_LIMIT: u64 = 100_000_000;
+
+/// liquidjs's `renderLimit` as Segment sets it: 500 ms per render. The memory count is what
+/// stops runaway templates (deterministically, whatever the machine's load); the clock is
+/// a backstop with its own reason.
+pub const RENDER_LIMIT: Duration = Duration::from_millis(500);
+
 /// Why rendering failed. Each displays as liquidjs-style text (Liquid's render error adds
 /// its prefix).
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("the range ({from}..{to}) is too long")]
     RangeTooLong { from: f64, to: f64 },
+    #[error(
+        "memory alloc limit exceeded (the template would use more than {MEMORY_LIMIT} characters)"
+    )]
+    MemoryLimit,
+    #[error("template render limit exceeded (more than {} ms)", RENDER_LIMIT.as_millis())]
+    TimeLimit,
     #[error(transparent)]
     Filter(#[from] FilterError),
 }
@@ -24,20 +40,73 @@ pub struct Context<'e> {
     vars: HashMap<String, LValue>,
     counters: HashMap<String, f64>,
     cycles: HashMap<String, usize>,
+    /// Characters counted against [`MEMORY_LIMIT`] so far.
+    used: u64,
+    deadline: Instant,
+}
+
+/// A value's size as liquidjs counts it: a string's JavaScript length, an array's length.
+fn size(v: &LValue) -> u64 {
+    match v {
+        LValue::Str(s) => crate::value::js_length(s) as u64,
+        LValue::Arr(a) => a.len() as u64,
+        _ => 0,
+    }
+}
+
+/// What a filter will allocate beyond its input, when that can be much more than the input
+/// (counted before it runs, so that it never runs past the limit).
+fn expansion(name: &str, v: &LValue, args: &[LValue]) -> u64 {
+    let text = |i: usize| args.get(i).map(LValue::render).unwrap_or_default();
+    match name {
+        "replace" => {
+            let (p, r) = (text(0), text(1));
+            let input = v.render();
+            let hits = if p.is_empty() {
+                input.chars().count() as u64 + 1
+            } else {
+                input.matches(p.as_str()).count() as u64
+            };
+            hits.saturating_mul(r.len() as u64)
+        }
+        "join" => match v {
+            LValue::Arr(a) => (a.len() as u64).saturating_mul(1 + text(0).len() as u64),
+            _ => 0,
+        },
+        "date" => super::date::padding(&text(0)),
+        _ => 0,
+    }
 }
 
 impl<'e> Context<'e> {
-    pub fn new(event: &'e LValue) -> Context<'e> {
+    /// A context whose render clock allows `limit` (tests lift it to show that the memory
+    /// count alone stops a template).
+    pub fn with_clock(event: &'e LValue, limit: Duration) -> Context<'e> {
         Context {
             event,
             vars: HashMap::new(),
             counters: HashMap::new(),
             cycles: HashMap::new(),
+            used: 0,
+            deadline: Instant::now() + limit,
         }
+    }
+
+    /// Counts `n` characters against the memory limit.
+    fn charge(&mut self, n: u64) -> Result<(), RenderError> {
+        self.used = self.used.saturating_add(n);
+        if self.used > MEMORY_LIMIT {
+            return Err(RenderError::MemoryLimit);
+        }
+        Ok(())
     }
 
     pub fn render(&mut self, nodes: &[Node], out: &mut String) -> Result<(), RenderError> {
         for node in nodes {
+            if Instant::now() > self.deadline {
+                return Err(RenderError::TimeLimit);
+            }
+            let before = out.len();
             match node {
                 Node::Text(t) => out.push_str(t),
                 Node::Output(e) => self.eval(e)?.render_into(out),
@@ -56,6 +125,7 @@ impl<'e> Context<'e> {
                     self.vars.insert(name.clone(), v);
                 }
                 Node::Capture(name, body) => {
+                    // Counted as it is written, by the nodes inside.
                     let mut text = String::new();
                     self.render(body, &mut text)?;
                     self.vars.insert(name.clone(), LValue::Str(text));
@@ -79,13 +149,20 @@ impl<'e> Context<'e> {
                     }
                 }
             }
+            // What a node writes is counted too (liquidjs's count leaves output out, but its
+            // clock would stop a template doubling captures; this stops it the same way on
+            // every machine).
+            self.charge((out.len() - before) as u64)?;
         }
         Ok(())
     }
 
-    fn eval(&self, e: &Expr) -> Result<LValue, RenderError> {
+    fn eval(&mut self, e: &Expr) -> Result<LValue, RenderError> {
         let mut v = self.value(&e.head)?;
         for f in &e.filters {
+            if Instant::now() > self.deadline {
+                return Err(RenderError::TimeLimit);
+            }
             let args = f
                 .args
                 .iter()
@@ -96,7 +173,12 @@ impl<'e> Context<'e> {
                 .iter()
                 .map(|(k, a)| Ok((k.as_str(), self.value(a)?)))
                 .collect::<Result<Vec<_>, RenderError>>()?;
+            // As liquidjs: a filter counts the size of its input and arguments; filters
+            // that can write far more than that count it first.
+            let input = size(&v) + args.iter().map(size).sum::<u64>();
+            self.charge(input.saturating_add(expansion(&f.name, &v, &args)))?;
             v = apply_filter(&f.name, v, &args, &named)?;
+            self.charge(size(&v))?;
         }
         Ok(v)
     }
