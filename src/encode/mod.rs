@@ -12,13 +12,15 @@
 pub mod csv;
 mod hashing;
 pub mod layer;
+pub mod ndjson;
+pub mod parquet;
 
 pub use crate::mapping::{ColumnTransform, HashAlgorithm, Normalize};
 pub use csv::{Csv, write_quoted, write_text};
 pub use hashing::is_sha256_hex;
 
 use crate::expr::{EvalError, Found, Memo, Plan, Steps, Value, eval};
-use crate::mapping::{Mapping, RowLayout};
+use crate::mapping::{FileFormat, Mapping, RowLayout};
 
 /// A row could not be built for an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +85,13 @@ impl TailFix {
 
 /// The format of a mapping's files, built once per run.
 pub fn format_for(m: &Mapping) -> Box<dyn Format + '_> {
-    Box::new(Csv::new(&m.row, m.batch_size, m.extension.content_type()))
+    let content_type = m.extension.content_type();
+    match m.format {
+        FileFormat::Csv => Box::new(Csv::new(&m.row, m.batch_size, content_type)),
+        FileFormat::Ndjson if m.raw => Box::new(ndjson::RawNdjson::new(content_type)),
+        FileFormat::Ndjson => Box::new(ndjson::Ndjson::new(&m.row, m.batch_size, content_type)),
+        FileFormat::Parquet => Box::new(parquet::ParquetRows::new(&m.row, m.batch_size)),
+    }
 }
 
 /// Per-worker buffers for encoding rows, reused from row to row.

@@ -373,21 +373,6 @@ pub fn outbox_files(outbox: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// Content-Type and Content-Encoding from a key's extension (for files found in the
-/// outbox, whose metadata is their name).
-pub fn headers_for(key: &str) -> (&'static str, Option<&'static str>) {
-    let (plain, encoding) = match key.strip_suffix(".gz") {
-        Some(p) => (p, Some("gzip")),
-        None => (key, None),
-    };
-    let content_type = if plain.ends_with(".csv") {
-        "text/csv"
-    } else {
-        "text/plain"
-    };
-    (content_type, encoding)
-}
-
 /// Uploads everything in the outbox.
 pub fn flush(
     settings: &Settings,
@@ -399,7 +384,7 @@ pub fn flush(
     let mut sink = S3Sink::new(settings, outbox, opts)?;
     for (key, path) in files {
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let (content_type, content_encoding) = headers_for(&key);
+        let (content_type, content_encoding) = crate::encode::layer::headers_for_key(&key);
         let job = UploadJob {
             content_type,
             content_encoding,
