@@ -1,0 +1,450 @@
+//! Every file format and layer end to end, read back by independent readers: Python's
+//! `json`/`gzip`, pyarrow and DuckDB for Parquet, `zstd -d`, and `gpg --decrypt` with a
+//! throwaway keyring. The readers come from `scripts/readers.sh` (run by
+//! `scripts/test.sh`); without them these tests fail saying so, they never skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const EVENTS: &str = "fixtures/events.ndjson";
+
+/// The virtualenv python with pyarrow and duckdb.
+fn python() -> String {
+    std::env::var("S3ACTIONS_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "S3ACTIONS_TEST_PYTHON is not set: the format tests read files back with pyarrow, \
+             DuckDB, gpg and zstd; run ./scripts/test.sh, or `. scripts/readers.sh && \
+             readers_install` in this shell first"
+        )
+    })
+}
+
+/// Runs `code` with the readers' python; `args` become `sys.argv[1:]`. Returns stdout.
+#[track_caller]
+fn py(code: &str, args: &[&str]) -> String {
+    let o = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(o.status.success(), "python failed:\n{}", output_text(&o));
+    stdout(&o)
+}
+
+/// Runs a command-line tool; returns its stdout bytes.
+#[track_caller]
+fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} ({e}): run ./scripts/test.sh, which installs it"));
+    assert!(o.status.success(), "{cmd} {args:?} failed:\n{}", output_text(&o));
+    o.stdout
+}
+
+fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn input_lines() -> Vec<String> {
+    std::fs::read_to_string(root().join(EVENTS))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `format: ndjson` with columns: one object per row, keys in column order, JSON types kept,
+/// the audience-action and batch-size members included (the count fixed for a partial
+/// batch), read back by Python's json.
+#[test]
+fn ndjson_rows_keep_json_types_and_column_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: m
+    trigger: 'type = "track"'
+    format: ndjson
+    filename_template: '{{event_type}}-{{part}}.{{extension}}'
+    batch_size: 150
+    columns:
+      id: {'@path': '$.messageId'}
+      props: {'@path': '$.properties'}
+      missing: {'@path': '$.nope'}
+      ts: {'@path': '$.timestamp'}
+"#,
+    );
+    let r = replay(&mapping, &[EVENTS], &[]);
+    assert_ok(&r.output);
+    let keys: Vec<&String> = r.files.keys().collect();
+    assert_eq!(keys, ["track-1.json", "track-2.json"], "{keys:?}");
+    let first = &r.files["track-1.json"];
+    assert!(first.ends_with(b"}\n"), "NDJSON files end with a line break");
+    // Python reads the files: key order, types, counts.
+    let out = py(
+        r#"
+import json, sys
+for path in sys.argv[1:]:
+    rows = [json.loads(l) for l in open(path)]
+    print(len(rows), list(rows[0].keys()), {r["batch_size"] for r in rows}, type(rows[0]["props"]).__name__, rows[0]["missing"])
+"#,
+        &[
+            r.out().join("track-1.json").to_str().unwrap(),
+            r.out().join("track-2.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out,
+        "150 ['id', 'props', 'missing', 'ts', 'audience_action', 'batch_size'] {150} dict None\n\
+         43 ['id', 'props', 'missing', 'ts', 'audience_action', 'batch_size'] {43} dict None\n"
+    );
+    // The values are the event's own JSON values.
+    let tracks: Vec<serde_json::Value> = input_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "track")
+        .collect();
+    let rows = json_lines(first);
+    // Numbers print as JavaScript prints them (5.0 → 5): compared as numbers.
+    fn numbers_as_f64(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Number(n) => serde_json::json!(n.as_f64()),
+            serde_json::Value::Array(a) => a.iter().map(numbers_as_f64).collect(),
+            serde_json::Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+            other => other.clone(),
+        }
+    }
+    assert_eq!(rows.len(), 150);
+    for (row, event) in rows.iter().zip(&tracks) {
+        assert_eq!(row["id"], event["messageId"]);
+        assert_eq!(numbers_as_f64(&row["props"]), numbers_as_f64(&event["properties"]));
+    }
+}
+
+/// `raw: true`: each line is the event exactly as received; `split_by_event_type: false`
+/// puts every type in one file; gzip and zstd files hold the same bytes (read back with
+/// Python's gzip and `zstd -d`).
+#[test]
+fn raw_ndjson_copies_events_byte_for_byte_and_compresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "mappings:\n  - name: logs\n    trigger: 'type != \"nothing\"'\n    format: ndjson\n    raw: true\n    split_by_event_type: false\n    filename_template: 'logs.json'\n";
+    let plain = write(dir.path(), "plain.yaml", base);
+    let r = replay(&plain, &[EVENTS], &[]);
+    assert_ok(&r.output);
+    let keys: Vec<&String> = r.files.keys().filter(|k| !k.starts_with('_')).collect();
+    assert_eq!(keys, ["logs.json"]);
+    let valid: Vec<String> = input_lines()
+        .into_iter()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object())
+        })
+        .collect();
+    assert_eq!(
+        String::from_utf8(r.files["logs.json"].clone()).unwrap(),
+        valid.join("\n") + "\n"
+    );
+    for (compression, file) in [("gzip", "logs.json.gz"), ("zstd", "logs.json.zst")] {
+        let m = write(
+            dir.path(),
+            &format!("{compression}.yaml"),
+            &format!("{base}    compression: {compression}\n"),
+        );
+        let c = replay(&m, &[EVENTS], &[]);
+        let path = c.out().join(file);
+        let unpacked = match compression {
+            "gzip" => py(
+                "import gzip, sys; sys.stdout.write(gzip.open(sys.argv[1], 'rt').read())",
+                &[path.to_str().unwrap()],
+            )
+            .into_bytes(),
+            _ => tool("zstd", &["-d", "-c", "-q", path.to_str().unwrap()]),
+        };
+        assert!(unpacked == r.files["logs.json"], "{compression}");
+    }
+    // Pretty-printed events (a JSON array file) come out as compact single lines.
+    let pretty = write(
+        dir.path(),
+        "pretty.json",
+        "[\n  {\"type\": \"track\",\n   \"n\": 1.50},\n  {\"type\": \"page\", \"name\": \"a\\nb\"}\n]\n",
+    );
+    let p = replay(&plain, &[&pretty], &[]);
+    assert_ok(&p.output);
+    assert_eq!(
+        std::str::from_utf8(&p.files["logs.json"]).unwrap(),
+        "{\"type\":\"track\",\"n\":1.5}\n{\"type\": \"page\", \"name\": \"a\\nb\"}\n"
+    );
+}
+
+/// `format: parquet` with `column_types`: pyarrow sees the types and values, DuckDB
+/// queries the file; a value that does not convert rejects its event with the column and
+/// the reason; `compression` is Parquet's codec and adds no suffix.
+#[test]
+fn parquet_files_are_typed_and_readable_by_pyarrow_and_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write(
+        dir.path(),
+        "events.ndjson",
+        &[
+            r#"{"type":"track","messageId":"m1","timestamp":"2026-11-01T07:30:00.250Z","properties":{"n":3,"price":9.5,"ok":true,"tags":["a","b"]}}"#,
+            r#"{"type":"track","messageId":"m2","timestamp":"2026-11-01T08:00:00+01:00","properties":{"n":"4","price":1,"ok":false}}"#,
+            r#"{"type":"track","messageId":"m3","timestamp":"2026-11-01T09:00:00Z","properties":{"n":1.5,"price":2,"ok":true}}"#,
+            r#"{"type":"track","messageId":"m4","timestamp":"yesterday","properties":{"n":5}}"#,
+            r#"{"type":"track","messageId":"m5","properties":{}}"#,
+        ]
+        .join("\n"),
+    );
+    for (compression, codec) in [("none", "UNCOMPRESSED"), ("zstd", "ZSTD"), ("gzip", "GZIP")] {
+        let mapping = write(
+            dir.path(),
+            &format!("{compression}.yaml"),
+            &format!(
+                r#"
+mappings:
+  - name: m
+    trigger: 'type = "track"'
+    format: parquet
+    compression: {compression}
+    filename_template: 'out/{{{{event_type}}}}.{{{{extension}}}}'
+    columns:
+      id: {{'@path': '$.messageId'}}
+      ts: {{'@path': '$.timestamp'}}
+      n: {{'@path': '$.properties.n'}}
+      price: {{'@path': '$.properties.price'}}
+      ok: {{'@path': '$.properties.ok'}}
+      tags: {{'@path': '$.properties.tags'}}
+    column_types:
+      ts: timestamp
+      n: int64
+      price: double
+      ok: boolean
+      tags: json
+"#
+            ),
+        );
+        let r = replay(&mapping, &[&events], &[]);
+        // Two events do not convert: the run says so (exit 1) and writes the rest.
+        assert_exit(&r.output, 1);
+        let rejects = r.text_file("_rejected.ndjson");
+        assert!(
+            rejects.contains("column \\\"n\\\": 1.5 is not a whole number that fits int64 (column_types: int64)"),
+            "{rejects}"
+        );
+        assert!(
+            rejects.contains("column \\\"ts\\\": \\\"yesterday\\\" is not an ISO-8601 timestamp"),
+            "{rejects}"
+        );
+        let keys: Vec<&String> = r.files.keys().filter(|k| !k.starts_with('_')).collect();
+        assert_eq!(keys, ["out/track.parquet"], "no suffix for the codec");
+        let path = r.out().join("out/track.parquet");
+        let out = py(
+            r#"
+import sys, pyarrow.parquet as pq
+f = pq.ParquetFile(sys.argv[1])
+print(f.metadata.row_group(0).column(0).compression)
+t = f.read()
+print([(fl.name, str(fl.type)) for fl in t.schema])
+for row in t.to_pylist():
+    print(row["id"], row["ts"].isoformat() if row["ts"] else None, row["n"], row["price"], row["ok"], row["tags"], row["audience_action"], row["batch_size"])
+"#,
+            &[path.to_str().unwrap()],
+        );
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(codec));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "[('id', 'string'), ('ts', 'timestamp[us, tz=UTC]'), ('n', 'int64'), ('price', 'double'), ('ok', 'bool'), ('tags', 'extension<arrow.json>'), ('audience_action', 'string'), ('batch_size', 'int64')]"
+            )
+        );
+        assert_eq!(
+            lines.collect::<Vec<_>>(),
+            [
+                "m1 2026-11-01T07:30:00.250000+00:00 3 9.5 True [\"a\",\"b\"] None 3",
+                "m2 2026-11-01T07:00:00+00:00 4 1.0 False None None 3",
+                "m5 None None None None None None 3",
+            ]
+        );
+        let duck = py(
+            r#"
+import sys, duckdb
+print(duckdb.sql(f"select count(*), sum(n), max(ts)::varchar from read_parquet('{sys.argv[1]}')").fetchall())
+"#,
+            &[path.to_str().unwrap()],
+        );
+        assert_eq!(duck.trim(), "[(3, 7, '2026-11-01 07:30:00.25+00')]", "{duck}");
+    }
+}
+
+/// A throwaway GnuPG home under target/ with one key pair; `args` choose the algorithm
+/// and expiry. Returns the home and the armored public key's path.
+fn gpg_home(name: &str, gen_args: &[&str]) -> (PathBuf, String) {
+    let home = root()
+        .join("target/gpg-test")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let h = home.to_str().unwrap().to_string();
+    let mut args = vec![
+        "--homedir",
+        &h,
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ];
+    args.extend_from_slice(gen_args);
+    tool("gpg", &args);
+    let public = tool(
+        "gpg",
+        &["--homedir", &h, "--batch", "--armor", "--export", "test@example.com"],
+    );
+    let path = home.join("public.asc");
+    std::fs::write(&path, public).unwrap();
+    (home, path.to_string_lossy().into_owned())
+}
+
+fn gpg_decrypt(home: &Path, file: &Path) -> Vec<u8> {
+    tool(
+        "gpg",
+        &[
+            "--homedir",
+            home.to_str().unwrap(),
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--decrypt",
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
+/// `encryption: { pgp_public_key_file }`: each file is encrypted (after compression) to the
+/// key, `.gpg` appended; `gpg --decrypt` gives the plain (or gzipped) file back, for an
+/// RSA key and for an ed25519/cv25519 key.
+#[test]
+fn pgp_files_decrypt_with_gpg_to_the_plain_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write(
+        dir.path(),
+        "plain.yaml",
+        "mappings:\n  - name: m\n    filename_template: '{{event_type}}.csv'\n",
+    );
+    let expected = replay(&plain, &[EVENTS], &[]);
+    for (name, algo) in [("rsa", "default"), ("ecc", "future-default")] {
+        let (home, public) = gpg_home(
+            name,
+            &["--quick-gen-key", "Test <test@example.com>", algo, "default", "never"],
+        );
+        for compression in ["none", "gzip"] {
+            let m = write(
+                dir.path(),
+                &format!("{name}-{compression}.yaml"),
+                &format!(
+                    "mappings:\n  - name: m\n    filename_template: '{{{{event_type}}}}.csv'\n    compression: {compression}\n    encryption:\n      pgp_public_key_file: {public}\n"
+                ),
+            );
+            let r = replay(&m, &[EVENTS], &[]);
+            assert_ok(&r.output);
+            let suffix = if compression == "gzip" { ".gz.gpg" } else { ".gpg" };
+            for (key, content) in expected.files.iter().filter(|(k, _)| k.ends_with(".csv")) {
+                let file = r.out().join(format!("{key}{suffix}"));
+                assert!(file.exists(), "{file:?}: {:?}", r.files.keys());
+                let mut back = gpg_decrypt(&home, &file);
+                if compression == "gzip" {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut flate2::read::GzDecoder::new(&back[..]),
+                        &mut out,
+                    )
+                    .unwrap();
+                    back = out;
+                }
+                assert!(back == *content, "{name} {compression} {key}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&home);
+    }
+}
+
+/// Bad settings are errors at load, each with its location.
+#[test]
+fn bad_format_settings_are_errors_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, expired) = gpg_home(
+        "expired",
+        &[
+            "--faked-system-time",
+            "20200101T000000",
+            "--quick-gen-key",
+            "Test <test@example.com>",
+            "rsa2048",
+            "default",
+            "1d",
+        ],
+    );
+    let h = home.to_str().unwrap();
+    let secret = tool(
+        "gpg",
+        &[
+            "--homedir", h, "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+            "--armor", "--export-secret-keys", "test@example.com",
+        ],
+    );
+    let secret_path = write(dir.path(), "secret.asc", std::str::from_utf8(&secret).unwrap());
+    let garbage = write(dir.path(), "garbage.asc", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n");
+    let cases: Vec<(String, &str)> = vec![
+        ("format: xml".into(), r#"mappings[0].format: should be one of "csv", "ndjson", "parquet", not "xml""#),
+        ("raw: true".into(), "mappings[0].raw: only works with format: ndjson"),
+        (
+            "format: parquet\n    column_types: { event_nam: int64 }".into(),
+            r#"mappings[0].column_types.event_nam: "event_nam" is not a column of this mapping; did you mean "event_name"?"#,
+        ),
+        (
+            "format: parquet\n    column_types: { event_name: integer }".into(),
+            r#"mappings[0].column_types.event_name: should be one of "string", "int64""#,
+        ),
+        ("column_types: { event_name: int64 }".into(), "mappings[0].column_types: only works with format: parquet"),
+        ("format: ndjson\n    file_extension: csv".into(), r#"mappings[0].file_extension: should be one of "json", "ndjson", "jsonl" for format: ndjson, not "csv""#),
+        (format!("encryption: {{ pgp_public_key_file: {garbage} }}"), "mappings[0].encryption.pgp_public_key_file: is not an OpenPGP public key"),
+        (format!("encryption: {{ pgp_public_key_file: {secret_path} }}"), "mappings[0].encryption.pgp_public_key_file: is a PGP private key"),
+        (format!("encryption: {{ pgp_public_key_file: {expired} }}"), "expired on 2020-01-02"),
+        ("encryption: { pgp_public_key: 'garbage' }".into(), "mappings[0].encryption.pgp_public_key: is not an OpenPGP public key"),
+    ];
+    for (i, (yaml, message)) in cases.iter().enumerate() {
+        let m = write(
+            dir.path(),
+            &format!("bad-{i}.yaml"),
+            &format!("mappings:\n  - name: m\n    {yaml}\n"),
+        );
+        let o = run(&["validate", &m]);
+        assert_exit(&o, 2);
+        let err = stderr(&o);
+        assert!(err.contains(message), "{yaml}: {err}");
+        assert!(err.contains(&format!("bad-{i}.yaml:")), "{yaml}: location: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
