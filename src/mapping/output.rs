@@ -149,10 +149,15 @@ pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path) -> Output {
                     [a, b] => format!("{a:?} or {b:?}"),
                     _ => format!("one of {}", quoted(&names)),
                 };
+                // CSV's message is the one files written before `format` existed get.
+                let for_format = match format {
+                    FileFormat::Csv => String::new(),
+                    f => format!(" for format: {}", f.name()),
+                };
                 r.error(
                     "file_extension",
                     mark,
-                    format!("should be {names} for format: {}, not {e:?}", format.name()),
+                    format!("should be {names}{for_format}, not {e:?}"),
                 );
                 allowed[0]
             }
