@@ -7,7 +7,7 @@ use crate::expr::{Value, compile_top_level, eval};
 use crate::json::Tape;
 use crate::mapping::Config;
 use crate::pipeline::{RejectLog, RunError, RunOptions, RunReport};
-use crate::route::{Router, Routes, decode};
+use crate::route::decode;
 use crate::sink::SinkError;
 use crate::sink::local::LocalSink;
 use crate::sink::s3::{self, CheckResult, ClientOptions, OUTBOX_REJECTS, S3Sink};
@@ -96,19 +96,14 @@ pub fn require_settings(config: &Config) -> Result<(), CommandError> {
     })
 }
 
-/// Segment's connection test: the folder of every enabled mapping (templated folders at
-/// the folder an event with no fields would go to, as the routing step renders it) gets
+/// Segment's connection test: the folder of every enabled mapping (for a templated folder,
+/// the folders before its first variable, which every file of the mapping shares) gets
 /// `dummy-object.txt`, through the role.
 pub fn check(config: &Config) -> Result<Vec<CheckResult>, CommandError> {
     require_settings(config)?;
-    let routes = Routes::new(config);
-    let mut router = Router::new(&routes);
-    let mut tape = Tape::new();
-    let empty = tape.parse("{}").expect("valid JSON");
     let mut folders: Vec<(String, String)> = Vec::new();
     for m in config.mappings.iter().filter(|m| m.enabled) {
-        // An empty event renders every variable empty: never over the folder limit.
-        let folder = router.folder(m.index, empty).unwrap_or_default();
+        let folder = m.folder.fixed_prefix();
         if !folders.iter().any(|(_, f)| *f == folder) {
             folders.push((m.name.clone(), folder));
         }

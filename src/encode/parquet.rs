@@ -172,12 +172,7 @@ fn parse_i64(text: &str, is_number: bool) -> Option<i64> {
 
 /// ISO-8601 date-time text to UTC microseconds; without an offset, UTC is assumed.
 fn parse_timestamp(text: &str) -> Option<i64> {
-    use time::format_description::well_known::{Iso8601, Rfc3339};
-    let t = text.trim();
-    let dt = time::OffsetDateTime::parse(t, &Rfc3339)
-        .or_else(|_| time::OffsetDateTime::parse(t, &Iso8601::DEFAULT))
-        .or_else(|_| time::PrimitiveDateTime::parse(t, &Iso8601::DEFAULT).map(|p| p.assume_utc()))
-        .ok()?;
+    let dt = crate::text::parse_iso_time(text)?;
     i64::try_from(dt.unix_timestamp_nanos() / 1000).ok()
 }
 

@@ -283,8 +283,12 @@ fn compile(
                     "is empty: add at least one mapping",
                 ));
             }
+            let source_id = settings
+                .source_id
+                .as_deref()
+                .unwrap_or(crate::naming::DEFAULT_SOURCE_ID);
             for (i, item) in items.iter().enumerate() {
-                if let Some(m) = compile_mapping(i, item, base, diags) {
+                if let Some(m) = compile_mapping(i, item, base, source_id, diags) {
                     mappings.push(m);
                 }
             }
@@ -331,6 +335,7 @@ fn compile_mapping(
     index: usize,
     node: &SNode,
     base: &Path,
+    source_id: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Mapping> {
     let loc = format!("mappings[{index}]");
@@ -426,7 +431,7 @@ fn compile_mapping(
     let folder_src = r.string("s3_aws_folder_name");
     let folder = match &folder_src {
         None => FolderTemplate::compile("").ok(),
-        Some((s, mark)) => match FolderTemplate::compile(s) {
+        Some((s, mark)) => match FolderTemplate::compile_with(s, source_id) {
             Ok(f) => Some(f),
             Err(e) => {
                 r.error("s3_aws_folder_name", *mark, e.to_string());
@@ -448,7 +453,7 @@ fn compile_mapping(
     }
     let filename = match r.string("filename_template") {
         None => FilenameTemplate::compile(None).ok(),
-        Some((s, mark)) => match FilenameTemplate::compile(Some(&s)) {
+        Some((s, mark)) => match FilenameTemplate::compile_with(Some(&s), source_id) {
             Ok(f) => Some(f),
             Err(e) => {
                 r.error("filename_template", mark, e.to_string());
