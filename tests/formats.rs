@@ -448,3 +448,37 @@ fn bad_format_settings_are_errors_at_load() {
     }
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// `mappings/segment-classic.yaml` works as it is: raw gzipped NDJSON under
+/// `segment-logs/local/<received day in ms>/<first receivedAt in ms>-<uuid>.gz`, every
+/// event type in the same files, each line the event as received.
+#[test]
+fn segment_classic_layout() {
+    let r = replay("mappings/segment-classic.yaml", &[EVENTS], &[]);
+    assert_ok(&r.output);
+    let mut lines = Vec::new();
+    for key in r.files.keys().filter(|k| !k.starts_with('_')) {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(&parts[..2], ["segment-logs", "local"], "{key}");
+        let day: i64 = parts[2].parse().unwrap_or_else(|_| panic!("{key}"));
+        assert_eq!(day % 86_400_000, 0, "{key}: a UTC midnight in ms");
+        // `<stamp>-<36-character uuid>.gz`
+        let (stamp, rest) = parts[3].split_at(parts[3].len() - 40);
+        assert!(rest.starts_with('-') && rest.ends_with(".gz"), "{key}");
+        let text = py(
+            "import gzip, sys; sys.stdout.write(gzip.open(sys.argv[1], 'rt').read())",
+            &[r.out().join(key).to_str().unwrap()],
+        );
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        if let Some(received) = first["receivedAt"].as_str() {
+            assert!(received.starts_with("2026-11-01T"), "{received}");
+            assert_eq!(day, 1_793_491_200_000, "{key}");
+            assert!(stamp.starts_with("17934912"), "{key}");
+        }
+        lines.extend(text.lines().map(str::to_string));
+    }
+    let mut expected = input_lines();
+    expected.sort();
+    lines.sort();
+    assert_eq!(lines, expected);
+}
