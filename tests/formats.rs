@@ -433,6 +433,9 @@ fn bad_format_settings_are_errors_at_load() {
         (format!("encryption: {{ pgp_public_key_file: {secret_path} }}"), "mappings[0].encryption.pgp_public_key_file: is a PGP private key"),
         (format!("encryption: {{ pgp_public_key_file: {expired} }}"), "expired on 2020-01-02"),
         ("encryption: { pgp_public_key: 'garbage' }".into(), "mappings[0].encryption.pgp_public_key: is not an OpenPGP public key"),
+        ("quote: ab".into(), r#"mappings[0].quote: should be one ASCII character, not "ab""#),
+        ("format: ndjson\n    header: false".into(), "mappings[0].header: only works with format: csv, not with format: ndjson"),
+        ("quote_style: sometimes".into(), r#"mappings[0].quote_style: should be one of "always", "necessary", not "sometimes""#),
     ];
     for (i, (yaml, message)) in cases.iter().enumerate() {
         let m = write(
@@ -481,4 +484,78 @@ fn segment_classic_layout() {
     expected.sort();
     lines.sort();
     assert_eq!(lines, expected);
+}
+
+/// AEP's CSV options: quote and escape characters, quoting only when necessary, null and
+/// empty values as given, no header, CRLF; Python's csv module reads the file back with the
+/// same dialect. Giving Segment's defaults explicitly changes no byte.
+#[test]
+fn csv_options_are_read_back_by_pythons_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write(
+        dir.path(),
+        "events.ndjson",
+        &[
+            r#"{"type":"track","messageId":"m1","properties":{"a":"it's; \"x\"","b":"","c":null,"d":"back\\slash"}}"#,
+            r#"{"type":"track","messageId":"m2","properties":{"a":"two\nlines","b":"plain","d":7}}"#,
+        ]
+        .join("\n"),
+    );
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: m
+    trigger: 'type = "track"'
+    filename_template: 'out.csv'
+    delimiter: ";"
+    quote: "'"
+    escape: "\\"
+    quote_style: necessary
+    null_value: NULL
+    empty_value: ""
+    header: false
+    line_ending: crlf
+    columns:
+      id: {'@path': '$.messageId'}
+      a: {'@path': '$.properties.a'}
+      b: {'@path': '$.properties.b'}
+      c: {'@path': '$.properties.c'}
+      d: {'@path': '$.properties.d'}
+"#,
+    );
+    let r = replay(&mapping, &[&events], &[]);
+    assert_ok(&r.output);
+    assert_eq!(
+        std::str::from_utf8(&r.files["out.csv"]).unwrap(),
+        "m1;'it\\'s; \"x\"';;NULL;'back\\\\slash';NULL;2\r\nm2;'two\nlines';plain;NULL;7;NULL;2\r\n"
+    );
+    let rows = py(
+        r#"
+import csv, json, sys
+with open(sys.argv[1], newline="") as f:
+    print(json.dumps(list(csv.reader(f, delimiter=";", quotechar="'", escapechar="\\", doublequote=False))))
+"#,
+        &[r.out().join("out.csv").to_str().unwrap()],
+    );
+    let rows: Vec<Vec<String>> = serde_json::from_str(&rows).unwrap();
+    assert_eq!(
+        rows,
+        [
+            ["m1", "it's; \"x\"", "", "NULL", "back\\slash", "NULL", "2"],
+            ["m2", "two\nlines", "plain", "NULL", "7", "NULL", "2"],
+        ]
+    );
+    // Segment's defaults given explicitly: the same bytes as without them.
+    let plain = write(dir.path(), "plain.yaml", "mappings:\n  - name: m\n    filename_template: '{{event_type}}.csv'\n");
+    let explicit = write(
+        dir.path(),
+        "explicit.yaml",
+        "mappings:\n  - name: m\n    filename_template: '{{event_type}}.csv'\n    quote: '\"'\n    escape: double\n    quote_style: always\n    null_value: '\"\"'\n    empty_value: '\"\"'\n    header: true\n    line_ending: lf\n",
+    );
+    let a = replay(&plain, &[EVENTS], &[]);
+    let b = replay(&explicit, &[EVENTS], &[]);
+    assert_ok(&b.output);
+    assert!(a.files == b.files);
 }

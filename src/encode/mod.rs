@@ -87,7 +87,12 @@ impl TailFix {
 pub fn format_for(m: &Mapping) -> Box<dyn Format + '_> {
     let content_type = m.extension.content_type();
     match m.format {
-        FileFormat::Csv => Box::new(Csv::new(&m.row, m.batch_size, content_type)),
+        FileFormat::Csv => Box::new(Csv::with_options(
+            &m.row,
+            m.batch_size,
+            content_type,
+            &m.csv,
+        )),
         FileFormat::Ndjson if m.raw => Box::new(ndjson::RawNdjson::new(content_type)),
         FileFormat::Ndjson => Box::new(ndjson::Ndjson::new(&m.row, m.batch_size, content_type)),
         FileFormat::Parquet => Box::new(parquet::ParquetRows::new(&m.row, m.batch_size)),

@@ -27,8 +27,8 @@ use crate::spanned::{Mark, SNode, SValue, parse_yaml};
 use crate::trigger::Trigger;
 use keys::{Reader, check_keys};
 pub use output::{
-    COLUMN_TYPES, COMPRESSIONS, ColumnType, Compression, EXTENSIONS, Extension, FILE_FORMATS,
-    FileFormat,
+    COLUMN_TYPES, COMPRESSIONS, CsvOptions, ColumnType, Compression, EXTENSIONS, Escape,
+    Extension, FILE_FORMATS, FileFormat, LINE_ENDINGS, LineEnding, QUOTE_STYLES, QuoteStyle,
 };
 pub use pgp::{PgpKey, PgpKeyError};
 pub use transform::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};
@@ -84,6 +84,13 @@ pub const MAPPING_KEYS: &[&str] = &[
     "column_types",
     "split_by_event_type",
     "encryption",
+    "quote",
+    "escape",
+    "quote_style",
+    "null_value",
+    "empty_value",
+    "header",
+    "line_ending",
     "columns_to_transform",
     "enable_batching",
     "traits_or_props",
@@ -189,6 +196,8 @@ pub struct Mapping {
     pub split_by_event_type: bool,
     /// `encryption`: each file is encrypted to this key (after compression).
     pub encryption: Option<PgpKey>,
+    /// CSV formatting options (`quote`, `escape`, ...); the defaults are Segment's.
+    pub csv: CsvOptions,
 }
 
 /// A loaded mapping file.
@@ -621,6 +630,7 @@ fn compile_mapping(
         raw: output.raw,
         split_by_event_type: output.split_by_event_type,
         encryption: output.encryption,
+        csv: output.csv,
     })
 }
 

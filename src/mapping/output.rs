@@ -94,6 +94,84 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// `quote_style`: which CSV fields are quoted.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum QuoteStyle in QUOTE_STYLES {
+        /// Every field, as Segment writes them.
+        #[default]
+        Always = "always",
+        /// Only fields holding the delimiter, the quote or escape character, or a line break.
+        Necessary = "necessary",
+    }
+}
+
+named_enum! {
+    /// `line_ending`: what ends a CSV line.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum LineEnding in LINE_ENDINGS {
+        #[default]
+        Lf = "lf",
+        Crlf = "crlf",
+    }
+}
+
+/// `escape`: how a quote character inside a quoted field is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Escape {
+    /// Doubled (`""`), as RFC 4180 and Segment write it.
+    #[default]
+    Double,
+    /// Preceded by this character (which is escaped the same way itself).
+    Char(u8),
+}
+
+/// The CSV options (AEP's formatting options); the defaults are Segment's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvOptions {
+    pub quote: u8,
+    pub escape: Escape,
+    pub quote_style: QuoteStyle,
+    /// Written as given, unquoted, for null and missing values.
+    pub null_value: String,
+    /// Written as given, unquoted, for empty strings.
+    pub empty_value: String,
+    pub header: bool,
+    pub line_ending: LineEnding,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            quote: b'"',
+            escape: Escape::Double,
+            quote_style: QuoteStyle::Always,
+            null_value: "\"\"".into(),
+            empty_value: "\"\"".into(),
+            header: true,
+            line_ending: LineEnding::Lf,
+        }
+    }
+}
+
+impl CsvOptions {
+    /// Whether these are Segment's options (the fast path writes those).
+    pub fn is_segment(&self) -> bool {
+        *self == CsvOptions::default()
+    }
+}
+
+/// The CSV keys, in the order `validate` lists them.
+pub const CSV_KEYS: &[&str] = &[
+    "quote",
+    "escape",
+    "quote_style",
+    "null_value",
+    "empty_value",
+    "header",
+    "line_ending",
+];
+
 /// The file options of one mapping, read by [`read`].
 #[derive(Debug)]
 pub struct Output {
@@ -105,6 +183,7 @@ pub struct Output {
     /// Column name → type, as written (checked against the columns by the caller).
     pub column_types: Vec<(String, ColumnType, crate::spanned::Mark)>,
     pub encryption: Option<PgpKey>,
+    pub csv: CsvOptions,
 }
 
 /// Reads `format`, `raw`, `file_extension`, `compression`, `split_by_event_type`,
@@ -177,7 +256,9 @@ pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path) -> Output {
     let split_by_event_type = r.bool("split_by_event_type").unwrap_or(true);
     let column_types = read_column_types(r, format);
     let encryption = read_encryption(r, base);
+    let csv = read_csv_options(r, format);
     Output {
+        csv,
         format,
         raw,
         extension,
@@ -340,4 +421,82 @@ fn quoted(names: &[&str]) -> String {
         .map(|n| format!("{n:?}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One printable ASCII character other than a line break (the CSV writer works on bytes).
+fn one_char(r: &mut Reader<'_, '_>, key: &str) -> Option<u8> {
+    let (v, mark) = r.string(key)?;
+    match v.as_bytes() {
+        [c] if c.is_ascii_graphic() || *c == b' ' => Some(*c),
+        _ => {
+            r.error(key, mark, format!("should be one ASCII character, not {v:?}"));
+            None
+        }
+    }
+}
+
+fn read_csv_options(r: &mut Reader<'_, '_>, format: FileFormat) -> CsvOptions {
+    let mut o = CsvOptions::default();
+    if format != FileFormat::Csv {
+        for key in CSV_KEYS {
+            if let Some(n) = r.get(key) {
+                let message = format!(
+                    "only works with format: csv, not with format: {}",
+                    format.name()
+                );
+                r.error(key, n.mark, message);
+            }
+        }
+        return o;
+    }
+    if let Some(q) = one_char(r, "quote") {
+        o.quote = q;
+    }
+    match r.string("escape") {
+        None => {}
+        Some((e, _)) if e == "double" => o.escape = Escape::Double,
+        Some((e, mark)) => match e.as_bytes() {
+            [c] if c.is_ascii_graphic() => o.escape = Escape::Char(*c),
+            _ => r.error(
+                "escape",
+                mark,
+                format!("should be \"double\" (a quote is doubled) or one ASCII character, not {e:?}"),
+            ),
+        },
+    }
+    if let Some((q, mark)) = r.string("quote_style") {
+        match QuoteStyle::parse(&q) {
+            Some(s) => o.quote_style = s,
+            None => r.error(
+                "quote_style",
+                mark,
+                format!("should be one of {}, not {q:?}", quoted(QuoteStyle::NAMES)),
+            ),
+        }
+    }
+    for key in ["null_value", "empty_value"] {
+        if let Some((v, mark)) = r.string(key) {
+            if v.contains(['\n', '\r']) {
+                r.error(key, mark, "cannot contain a line break");
+            } else if key == "null_value" {
+                o.null_value = v;
+            } else {
+                o.empty_value = v;
+            }
+        }
+    }
+    if let Some(h) = r.bool("header") {
+        o.header = h;
+    }
+    if let Some((l, mark)) = r.string("line_ending") {
+        match LineEnding::parse(&l) {
+            Some(l) => o.line_ending = l,
+            None => r.error(
+                "line_ending",
+                mark,
+                format!("should be one of {}, not {l:?}", quoted(LineEnding::NAMES)),
+            ),
+        }
+    }
+    o
 }
