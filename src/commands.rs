@@ -8,6 +8,7 @@ use crate::json::Tape;
 use crate::mapping::Config;
 use crate::pipeline::{RejectLog, RunError, RunOptions, RunReport};
 use crate::route::decode;
+use crate::sink::manifest::ManifestSink;
 use crate::sink::SinkError;
 use crate::sink::local::LocalSink;
 use crate::sink::s3::{self, CheckResult, ClientOptions, OUTBOX_REJECTS, S3Sink};
@@ -68,7 +69,12 @@ pub fn replay(
                 source,
             })?;
             let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
-            let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
+            let report = match ManifestSink::wrap(config, &mut sink, None) {
+                Some(mut with_manifests) => {
+                    crate::pipeline::run(config, source, opts, &mut with_manifests, &mut log)?
+                }
+                None => crate::pipeline::run(config, source, opts, &mut sink, &mut log)?,
+            };
             Ok(Replayed {
                 report,
                 outbox: None,
@@ -79,7 +85,12 @@ pub fn replay(
             let outbox = s3::default_outbox(&config.settings);
             let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
             let mut log = RejectLog::new(rejects.unwrap_or_else(|| outbox.join(OUTBOX_REJECTS)));
-            let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
+            let report = match ManifestSink::wrap(config, &mut sink, Some(&outbox)) {
+                Some(mut with_manifests) => {
+                    crate::pipeline::run(config, source, opts, &mut with_manifests, &mut log)?
+                }
+                None => crate::pipeline::run(config, source, opts, &mut sink, &mut log)?,
+            };
             Ok(Replayed {
                 report,
                 outbox: Some(outbox),

@@ -559,3 +559,47 @@ with open(sys.argv[1], newline="") as f:
     assert_ok(&b.output);
     assert!(a.files == b.files);
 }
+
+/// `manifest: true`: after the run's files, a manifest in AEP's shape at the folder
+/// template's fixed prefix lists every file of the mapping with its size, rows and SHA-256,
+/// checked by Python against the files themselves.
+#[test]
+fn manifest_lists_every_file_with_size_rows_and_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: feed\n    trigger: 'type = \"track\" or type = \"page\"'\n    s3_aws_folder_name: 'exports/{{type}}/'\n    filename_template: '{{event_type}}-{{part}}.csv'\n    batch_size: 100\n    compression: zstd\n    manifest: true\n  - name: other\n    filename_template: 'other.csv'\n",
+    );
+    let r = replay(&mapping, &[EVENTS], &[]);
+    assert_ok(&r.output);
+    let manifests: Vec<&String> = r.files.keys().filter(|k| k.contains("manifest-")).collect();
+    assert_eq!(manifests.len(), 1, "{:?}", r.files.keys());
+    let manifest = manifests[0];
+    assert!(
+        manifest.starts_with("exports/manifest-feed-") && manifest.ends_with(".json"),
+        "{manifest}"
+    );
+    let out = py(
+        r#"
+import hashlib, json, os, sys
+root, manifest = sys.argv[1], sys.argv[2]
+m = json.load(open(os.path.join(root, manifest)))
+assert manifest.endswith(m["flowRunId"] + ".json"), m["flowRunId"]
+assert m["scheduledTime"].endswith("Z"), m["scheduledTime"]
+rows = 0
+for e in m["exportResults"]:
+    path = os.path.join(root, e["sinkPath"].lstrip("/"), e["name"])
+    data = open(path, "rb").read()
+    assert len(data) == e["size"], (path, e)
+    assert hashlib.sha256(data).hexdigest() == e["sha256"], (path, e)
+    rows += e["rows"]
+print(len(m["exportResults"]), rows, sorted(e["sinkPath"] + "/" + e["name"] for e in m["exportResults"]))
+"#,
+        &[r.out().to_str().unwrap(), manifest],
+    );
+    assert_eq!(
+        out.trim(),
+        "3 225 ['/exports/page/page-1.csv.zst', '/exports/track/track-1.csv.zst', '/exports/track/track-2.csv.zst']"
+    );
+}

@@ -91,6 +91,7 @@ pub const MAPPING_KEYS: &[&str] = &[
     "empty_value",
     "header",
     "line_ending",
+    "manifest",
     "columns_to_transform",
     "enable_batching",
     "traits_or_props",
@@ -198,6 +199,8 @@ pub struct Mapping {
     pub encryption: Option<PgpKey>,
     /// CSV formatting options (`quote`, `escape`, ...); the defaults are Segment's.
     pub csv: CsvOptions,
+    /// `manifest`: a manifest lists the run's files of this mapping, after them.
+    pub manifest: bool,
 }
 
 /// A loaded mapping file.
@@ -631,6 +634,7 @@ fn compile_mapping(
         split_by_event_type: output.split_by_event_type,
         encryption: output.encryption,
         csv: output.csv,
+        manifest: output.manifest,
     })
 }
 

@@ -184,6 +184,7 @@ pub struct Output {
     pub column_types: Vec<(String, ColumnType, crate::spanned::Mark)>,
     pub encryption: Option<PgpKey>,
     pub csv: CsvOptions,
+    pub manifest: bool,
 }
 
 /// Reads `format`, `raw`, `file_extension`, `compression`, `split_by_event_type`,
@@ -257,8 +258,10 @@ pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path) -> Output {
     let column_types = read_column_types(r, format);
     let encryption = read_encryption(r, base);
     let csv = read_csv_options(r, format);
+    let manifest = r.bool("manifest").unwrap_or(false);
     Output {
         csv,
+        manifest,
         format,
         raw,
         extension,

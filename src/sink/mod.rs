@@ -14,6 +14,7 @@
 //! ([`Sink::require`]): a replay of files can simply be run again.
 
 pub mod local;
+pub mod manifest;
 pub mod s3;
 
 use std::path::{Path, PathBuf};

@@ -382,6 +382,10 @@ pub fn flush(
     let files = outbox_files(outbox)
         .map_err(|e| SinkError::io(format!("cannot read the outbox {}", outbox.display()), e))?;
     let mut sink = S3Sink::new(settings, outbox, opts)?;
+    // Manifests go up last, and only once every other file is in the bucket.
+    let (manifests, files): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(key, _)| super::manifest::is_manifest_key(key));
     for (key, path) in files {
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let (content_type, content_encoding) = crate::encode::layer::headers_for_key(&key);
@@ -396,7 +400,37 @@ pub fn flush(
         };
         sink.enqueue(path, key, job);
     }
-    sink.finish()
+    let mut report = sink.finish()?;
+    if manifests.is_empty() {
+        return Ok(report);
+    }
+    if !report.pending.is_empty() {
+        for (key, path) in manifests {
+            report.pending.push(crate::sink::Pending {
+                key,
+                path,
+                reason: "waits for the files it lists".into(),
+            });
+        }
+        return Ok(report);
+    }
+    for (key, path) in manifests {
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let job = UploadJob {
+            content_type: "application/json",
+            content_encoding: None,
+            rows: 0,
+            bytes,
+            mapping: String::new(),
+            event_type: String::new(),
+            first_seq: None,
+        };
+        sink.enqueue(path, key, job);
+    }
+    let last = sink.finish()?;
+    report.delivered.extend(last.delivered);
+    report.pending.extend(last.pending);
+    Ok(report)
 }
 
 /// The result of `check` for one folder.
