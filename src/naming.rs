@@ -62,7 +62,12 @@ fn registry(source_id: &str) -> Handlebars<'static> {
     hb.register_helper(
         "source_id",
         Box::new(
-            move |_: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+            move |_: &Helper,
+                  _: &Handlebars,
+                  _: &Context,
+                  _: &mut RenderContext,
+                  out: &mut dyn Output|
+                  -> HelperResult {
                 out.write(&id)?;
                 Ok(())
             },
@@ -71,7 +76,12 @@ fn registry(source_id: &str) -> Handlebars<'static> {
     hb.register_helper(
         "received_day",
         Box::new(
-            |_: &Helper, _: &Handlebars, ctx: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+            |_: &Helper,
+             _: &Handlebars,
+             ctx: &Context,
+             _: &mut RenderContext,
+             out: &mut dyn Output|
+             -> HelperResult {
                 let data = ctx.data();
                 let event = data.get(EVENT_KEY).unwrap_or(data);
                 let day = received_day(|k| event.get(k).map(json_time_text));
@@ -173,7 +183,9 @@ fn helper_part(el: &TemplateElement) -> Option<Part> {
             let path = match path {
                 Parameter::Name(n) => n.clone(),
                 Parameter::Path(handlebars::Path::Relative((segs, raw)))
-                    if segs.iter().all(|s| matches!(s, handlebars::PathSeg::Named(_))) =>
+                    if segs
+                        .iter()
+                        .all(|s| matches!(s, handlebars::PathSeg::Named(_))) =>
                 {
                     raw.clone()
                 }
@@ -186,7 +198,10 @@ fn helper_part(el: &TemplateElement) -> Option<Part> {
 }
 
 fn segs_of(path: &str) -> Vec<Seg> {
-    path.split('.').filter(|s| !s.is_empty()).map(Seg::new).collect()
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .map(Seg::new)
+        .collect()
 }
 
 /// The per-event folder template (`s3_aws_folder_name`).
@@ -619,7 +634,8 @@ mod tests {
     #[test]
     fn time_helpers_in_folders() {
         let e = r#"{"type":"track","timestamp":"2026-11-01T07:30:00.250+01:00","receivedAt":"2026-11-02T00:00:01.000Z"}"#;
-        let hive = r#"t/dt={{format_time timestamp "%Y-%m-%d"}}/hour={{format_time timestamp "%H"}}/"#;
+        let hive =
+            r#"t/dt={{format_time timestamp "%Y-%m-%d"}}/hour={{format_time timestamp "%H"}}/"#;
         assert_eq!(folder(hive, e), "t/dt=2026-11-01/hour=06/");
         assert_eq!(
             folder(&format!("{{{{#if type}}}}{hive}{{{{/if}}}}"), e),
@@ -637,9 +653,14 @@ mod tests {
         );
         // Not a time: nothing rendered.
         assert_eq!(folder(hive, r#"{"timestamp":"soon"}"#), "t/dt=/hour=/");
-        assert_eq!(FolderTemplate::compile("a/b").unwrap().fixed_prefix(), "a/b/");
         assert_eq!(
-            FolderTemplate::compile("a/x-{{type}}/c").unwrap().fixed_prefix(),
+            FolderTemplate::compile("a/b").unwrap().fixed_prefix(),
+            "a/b/"
+        );
+        assert_eq!(
+            FolderTemplate::compile("a/x-{{type}}/c")
+                .unwrap()
+                .fixed_prefix(),
             "a/"
         );
     }

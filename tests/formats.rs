@@ -39,11 +39,14 @@ fn py(code: &str, args: &[&str]) -> String {
 /// Runs a command-line tool; returns its stdout bytes.
 #[track_caller]
 fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let o = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} ({e}): run ./scripts/test.sh, which installs it"));
-    assert!(o.status.success(), "{cmd} {args:?} failed:\n{}", output_text(&o));
+    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd} ({e}): run ./scripts/test.sh, which installs it")
+    });
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?} failed:\n{}",
+        output_text(&o)
+    );
     o.stdout
 }
 
@@ -91,7 +94,10 @@ mappings:
     let keys: Vec<&String> = r.files.keys().collect();
     assert_eq!(keys, ["track-1.json", "track-2.json"], "{keys:?}");
     let first = &r.files["track-1.json"];
-    assert!(first.ends_with(b"}\n"), "NDJSON files end with a line break");
+    assert!(
+        first.ends_with(b"}\n"),
+        "NDJSON files end with a line break"
+    );
     // Python reads the files: key order, types, counts.
     let out = py(
         r#"
@@ -132,7 +138,10 @@ for path in sys.argv[1:]:
     assert_eq!(rows.len(), 150);
     for (row, event) in rows.iter().zip(&tracks) {
         assert_eq!(row["id"], event["messageId"]);
-        assert_eq!(numbers_as_f64(&row["props"]), numbers_as_f64(&event["properties"]));
+        assert_eq!(
+            numbers_as_f64(&row["props"]),
+            numbers_as_f64(&event["properties"])
+        );
     }
 }
 
@@ -150,9 +159,7 @@ fn raw_ndjson_copies_events_byte_for_byte_and_compresses() {
     assert_eq!(keys, ["logs.json"]);
     let valid: Vec<String> = input_lines()
         .into_iter()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object())
-        })
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()))
         .collect();
     assert_eq!(
         String::from_utf8(r.files["logs.json"].clone()).unwrap(),
@@ -241,7 +248,9 @@ mappings:
         assert_exit(&r.output, 1);
         let rejects = r.text_file("_rejected.ndjson");
         assert!(
-            rejects.contains("column \\\"n\\\": 1.5 is not a whole number that fits int64 (column_types: int64)"),
+            rejects.contains(
+                "column \\\"n\\\": 1.5 is not a whole number that fits int64 (column_types: int64)"
+            ),
             "{rejects}"
         );
         assert!(
@@ -286,7 +295,11 @@ print(duckdb.sql(f"select count(*), sum(n), max(ts)::varchar from read_parquet('
 "#,
             &[path.to_str().unwrap()],
         );
-        assert_eq!(duck.trim(), "[(3, 7, '2026-11-01 07:30:00.25+00')]", "{duck}");
+        assert_eq!(
+            duck.trim(),
+            "[(3, 7, '2026-11-01 07:30:00.25+00')]",
+            "{duck}"
+        );
     }
 }
 
@@ -317,7 +330,14 @@ fn gpg_home(name: &str, gen_args: &[&str]) -> (PathBuf, String) {
     tool("gpg", &args);
     let public = tool(
         "gpg",
-        &["--homedir", &h, "--batch", "--armor", "--export", "test@example.com"],
+        &[
+            "--homedir",
+            &h,
+            "--batch",
+            "--armor",
+            "--export",
+            "test@example.com",
+        ],
     );
     let path = home.join("public.asc");
     std::fs::write(&path, public).unwrap();
@@ -357,7 +377,13 @@ fn pgp_files_decrypt_with_gpg_to_the_plain_files() {
     for (name, algo) in [("rsa", "default"), ("ecc", "future-default")] {
         let (home, public) = gpg_home(
             name,
-            &["--quick-gen-key", "Test <test@example.com>", algo, "default", "never"],
+            &[
+                "--quick-gen-key",
+                "Test <test@example.com>",
+                algo,
+                "default",
+                "never",
+            ],
         );
         for compression in ["none", "gzip"] {
             let m = write(
@@ -369,7 +395,11 @@ fn pgp_files_decrypt_with_gpg_to_the_plain_files() {
             );
             let r = replay(&m, &[EVENTS], &[]);
             assert_ok(&r.output);
-            let suffix = if compression == "gzip" { ".gz.gpg" } else { ".gpg" };
+            let suffix = if compression == "gzip" {
+                ".gz.gpg"
+            } else {
+                ".gpg"
+            };
             for (key, content) in expected.files.iter().filter(|(k, _)| k.ends_with(".csv")) {
                 let file = r.out().join(format!("{key}{suffix}"));
                 assert!(file.exists(), "{file:?}: {:?}", r.files.keys());
@@ -410,15 +440,37 @@ fn bad_format_settings_are_errors_at_load() {
     let secret = tool(
         "gpg",
         &[
-            "--homedir", h, "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-            "--armor", "--export-secret-keys", "test@example.com",
+            "--homedir",
+            h,
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--armor",
+            "--export-secret-keys",
+            "test@example.com",
         ],
     );
-    let secret_path = write(dir.path(), "secret.asc", std::str::from_utf8(&secret).unwrap());
-    let garbage = write(dir.path(), "garbage.asc", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n");
+    let secret_path = write(
+        dir.path(),
+        "secret.asc",
+        std::str::from_utf8(&secret).unwrap(),
+    );
+    let garbage = write(
+        dir.path(),
+        "garbage.asc",
+        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n",
+    );
     let cases: Vec<(String, &str)> = vec![
-        ("format: xml".into(), r#"mappings[0].format: should be one of "csv", "ndjson", "parquet", not "xml""#),
-        ("raw: true".into(), "mappings[0].raw: only works with format: ndjson"),
+        (
+            "format: xml".into(),
+            r#"mappings[0].format: should be one of "csv", "ndjson", "parquet", not "xml""#,
+        ),
+        (
+            "raw: true".into(),
+            "mappings[0].raw: only works with format: ndjson",
+        ),
         (
             "format: parquet\n    column_types: { event_nam: int64 }".into(),
             r#"mappings[0].column_types.event_nam: "event_nam" is not a column of this mapping; did you mean "event_name"?"#,
@@ -427,15 +479,42 @@ fn bad_format_settings_are_errors_at_load() {
             "format: parquet\n    column_types: { event_name: integer }".into(),
             r#"mappings[0].column_types.event_name: should be one of "string", "int64""#,
         ),
-        ("column_types: { event_name: int64 }".into(), "mappings[0].column_types: only works with format: parquet"),
-        ("format: ndjson\n    file_extension: csv".into(), r#"mappings[0].file_extension: should be one of "json", "ndjson", "jsonl" for format: ndjson, not "csv""#),
-        (format!("encryption: {{ pgp_public_key_file: {garbage} }}"), "mappings[0].encryption.pgp_public_key_file: is not an OpenPGP public key"),
-        (format!("encryption: {{ pgp_public_key_file: {secret_path} }}"), "mappings[0].encryption.pgp_public_key_file: is a PGP private key"),
-        (format!("encryption: {{ pgp_public_key_file: {expired} }}"), "expired on 2020-01-02"),
-        ("encryption: { pgp_public_key: 'garbage' }".into(), "mappings[0].encryption.pgp_public_key: is not an OpenPGP public key"),
-        ("quote: ab".into(), r#"mappings[0].quote: should be one ASCII character, not "ab""#),
-        ("format: ndjson\n    header: false".into(), "mappings[0].header: only works with format: csv, not with format: ndjson"),
-        ("quote_style: sometimes".into(), r#"mappings[0].quote_style: should be one of "always", "necessary", not "sometimes""#),
+        (
+            "column_types: { event_name: int64 }".into(),
+            "mappings[0].column_types: only works with format: parquet",
+        ),
+        (
+            "format: ndjson\n    file_extension: csv".into(),
+            r#"mappings[0].file_extension: should be one of "json", "ndjson", "jsonl" for format: ndjson, not "csv""#,
+        ),
+        (
+            format!("encryption: {{ pgp_public_key_file: {garbage} }}"),
+            "mappings[0].encryption.pgp_public_key_file: is not an OpenPGP public key",
+        ),
+        (
+            format!("encryption: {{ pgp_public_key_file: {secret_path} }}"),
+            "mappings[0].encryption.pgp_public_key_file: is a PGP private key",
+        ),
+        (
+            format!("encryption: {{ pgp_public_key_file: {expired} }}"),
+            "expired on 2020-01-02",
+        ),
+        (
+            "encryption: { pgp_public_key: 'garbage' }".into(),
+            "mappings[0].encryption.pgp_public_key: is not an OpenPGP public key",
+        ),
+        (
+            "quote: ab".into(),
+            r#"mappings[0].quote: should be one ASCII character, not "ab""#,
+        ),
+        (
+            "format: ndjson\n    header: false".into(),
+            "mappings[0].header: only works with format: csv, not with format: ndjson",
+        ),
+        (
+            "quote_style: sometimes".into(),
+            r#"mappings[0].quote_style: should be one of "always", "necessary", not "sometimes""#,
+        ),
     ];
     for (i, (yaml, message)) in cases.iter().enumerate() {
         let m = write(
@@ -447,7 +526,10 @@ fn bad_format_settings_are_errors_at_load() {
         assert_exit(&o, 2);
         let err = stderr(&o);
         assert!(err.contains(message), "{yaml}: {err}");
-        assert!(err.contains(&format!("bad-{i}.yaml:")), "{yaml}: location: {err}");
+        assert!(
+            err.contains(&format!("bad-{i}.yaml:")),
+            "{yaml}: location: {err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&home);
 }
@@ -548,7 +630,11 @@ with open(sys.argv[1], newline="") as f:
         ]
     );
     // Segment's defaults given explicitly: the same bytes as without them.
-    let plain = write(dir.path(), "plain.yaml", "mappings:\n  - name: m\n    filename_template: '{{event_type}}.csv'\n");
+    let plain = write(
+        dir.path(),
+        "plain.yaml",
+        "mappings:\n  - name: m\n    filename_template: '{{event_type}}.csv'\n",
+    );
     let explicit = write(
         dir.path(),
         "explicit.yaml",
@@ -601,5 +687,96 @@ print(len(m["exportResults"]), rows, sorted(e["sinkPath"] + "/" + e["name"] for 
     assert_eq!(
         out.trim(),
         "3 225 ['/exports/page/page-1.csv.zst', '/exports/track/track-1.csv.zst', '/exports/track/track-2.csv.zst']"
+    );
+}
+
+/// The formats through `serve`: posted events (a batch holding two types) land, on
+/// shutdown, in an event-time folder as raw zstd NDJSON with every type in one file, and
+/// as Parquet; `zstd -d` and pyarrow read them back.
+#[test]
+fn serve_writes_every_format() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: raw
+    trigger: 'type = "track" or type = "identify"'
+    format: ndjson
+    raw: true
+    compression: zstd
+    split_by_event_type: false
+    s3_aws_folder_name: 'raw/dt={{format_time timestamp "%Y-%m-%d"}}/'
+    filename_template: 'all.{{extension}}'
+  - name: pq
+    trigger: 'type = "track"'
+    format: parquet
+    filename_template: 'pq/{{event_type}}.{{extension}}'
+    columns:
+      id: { "@path": "$.messageId" }
+      revenue: { "@path": "$.properties.revenue" }
+    column_types:
+      revenue: double
+"#,
+    );
+    let out = dir.path().join("out");
+    let mut child = bin()
+        .args(["serve", &mapping, "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let body = r#"{"batch": [
+        {"type": "track", "messageId": "m1", "timestamp": "2026-11-01T07:00:00Z", "properties": {"revenue": 631.5}},
+        {"type": "identify", "messageId": "m2", "timestamp": "2026-11-01T08:00:00Z"}
+    ]}"#;
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "POST /v1/batch HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    let raw = tool(
+        "zstd",
+        &[
+            "-d",
+            "-c",
+            "-q",
+            out.join("raw/dt=2026-11-01/all.json.zst").to_str().unwrap(),
+        ],
+    );
+    let lines = json_lines(&raw);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["messageId"], "m1");
+    assert_eq!(lines[1]["type"], "identify");
+    let rows = py(
+        "import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).to_pylist())",
+        &[out.join("pq/track.parquet").to_str().unwrap()],
+    );
+    assert_eq!(
+        rows.trim(),
+        "[{'id': 'm1', 'revenue': 631.5, 'audience_action': None, 'batch_size': 1}]"
     );
 }

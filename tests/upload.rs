@@ -443,7 +443,11 @@ fn formats_layers_and_manifests_upload_in_order() {
         .iter()
         .find(|(k, _, _)| k.contains("/manifest-m-"))
         .expect("the manifest was uploaded");
-    assert_eq!(manifest_key.matches('/').count(), 1, "at the folder's fixed prefix: {manifest_key}");
+    assert_eq!(
+        manifest_key.matches('/').count(),
+        1,
+        "at the folder's fixed prefix: {manifest_key}"
+    );
     assert_eq!(ct.as_deref(), Some("application/json"));
     let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
     let results = manifest["exportResults"].as_array().unwrap();

@@ -92,43 +92,43 @@ fn fields<'a>(
     event: &Value<'a>,
     out: &mut Vec<u8>,
 ) -> Result<(), RowError> {
-        out.push(b'{');
-        let mut first = true;
-        for (c, key) in m.columns.iter().zip(keys) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(key);
-            let v = if let Some(a) = m.audience_action.as_ref().filter(|a| a.name == c.name) {
-                let v = audience_action(m, event, &mut enc.memo).map_err(|e| RowError {
-                    column: a.name.clone(),
-                    message: e.0,
-                })?;
-                write_value(out, &v, a.transform.as_ref(), enc);
-                continue;
-            } else {
-                eval_planned(&c.expr, c.plan.as_ref(), event, &m.steps, &mut enc.memo).map_err(
-                    |e| RowError {
-                        column: c.name.clone(),
-                        message: e.0,
-                    },
-                )?
-            };
-            write_value(out, &v, c.transform.as_ref(), enc);
+    out.push(b'{');
+    let mut first = true;
+    for (c, key) in m.columns.iter().zip(keys) {
+        if !first {
+            out.push(b',');
         }
-        if let Some(a) = &m.audience_action {
-            if !first {
-                out.push(b',');
-            }
-            out.extend_from_slice(audience_key);
+        first = false;
+        out.extend_from_slice(key);
+        let v = if let Some(a) = m.audience_action.as_ref().filter(|a| a.name == c.name) {
             let v = audience_action(m, event, &mut enc.memo).map_err(|e| RowError {
                 column: a.name.clone(),
                 message: e.0,
             })?;
             write_value(out, &v, a.transform.as_ref(), enc);
+            continue;
+        } else {
+            eval_planned(&c.expr, c.plan.as_ref(), event, &m.steps, &mut enc.memo).map_err(|e| {
+                RowError {
+                    column: c.name.clone(),
+                    message: e.0,
+                }
+            })?
+        };
+        write_value(out, &v, c.transform.as_ref(), enc);
+    }
+    if let Some(a) = &m.audience_action {
+        if !first {
+            out.push(b',');
         }
-        Ok(())
+        out.extend_from_slice(audience_key);
+        let v = audience_action(m, event, &mut enc.memo).map_err(|e| RowError {
+            column: a.name.clone(),
+            message: e.0,
+        })?;
+        write_value(out, &v, a.transform.as_ref(), enc);
+    }
+    Ok(())
 }
 
 impl Format for Ndjson<'_> {

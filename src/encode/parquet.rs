@@ -302,6 +302,8 @@ pub struct ParquetLayer {
     schema: Arc<Type>,
     props: Arc<WriterProperties>,
     types: Vec<ColumnType>,
+    /// Rows per row group at most ([`ROW_GROUP_ROWS`]; smaller in tests).
+    row_group_rows: usize,
 }
 
 impl ParquetLayer {
@@ -331,6 +333,7 @@ impl ParquetLayer {
             schema: Arc::new(schema),
             props: Arc::new(props),
             types: m.row.types.clone(),
+            row_group_rows: ROW_GROUP_ROWS,
         }
     }
 }
@@ -374,6 +377,7 @@ impl FileLayer for ParquetLayer {
             rows: 0,
             bytes: 0,
             row_number: 0,
+            row_group_rows: self.row_group_rows,
         }))
     }
 }
@@ -381,7 +385,10 @@ impl FileLayer for ParquetLayer {
 /// One column's values of the row group being filled, with their definition levels.
 enum Values {
     /// Byte arrays, concatenated, with their end offsets.
-    Bytes { data: Vec<u8>, ends: Vec<usize> },
+    Bytes {
+        data: Vec<u8>,
+        ends: Vec<usize>,
+    },
     I64(Vec<i64>),
     F64(Vec<f64>),
     Bool(Vec<bool>),
@@ -421,6 +428,7 @@ struct ParquetWriter<'w> {
     rows: usize,
     bytes: usize,
     row_number: u64,
+    row_group_rows: usize,
 }
 
 fn bad_row(row: u64, why: impl std::fmt::Display) -> io::Error {
@@ -447,7 +455,9 @@ impl ParquetWriter<'_> {
             col.defs.push(1);
             match &mut col.values {
                 Values::Bytes { data, ends } => {
-                    let s = v.as_str().ok_or_else(|| bad_row(row, "a text cell is not a string"))?;
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| bad_row(row, "a text cell is not a string"))?;
                     data.extend_from_slice(s.as_bytes());
                     ends.push(data.len());
                     self.bytes += s.len();
@@ -477,7 +487,7 @@ impl ParquetWriter<'_> {
             }
         }
         self.rows += 1;
-        if self.rows >= ROW_GROUP_ROWS || self.bytes >= ROW_GROUP_BYTES {
+        if self.rows >= self.row_group_rows || self.bytes >= ROW_GROUP_BYTES {
             self.flush_group()?;
         }
         Ok(())
@@ -577,5 +587,99 @@ impl LayerWriter for ParquetWriter<'_> {
         self.flush_group()?;
         let inner = self.writer.into_inner().map_err(io::Error::other)?;
         inner.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::layer;
+    use crate::json::Tape;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+
+    /// Rows stream into row groups of at most `row_group_rows`: a batch several times that
+    /// size is several groups, every row is there, and the batch-size column was fixed.
+    #[test]
+    fn row_groups_are_bounded() {
+        let config = crate::mapping::Config::from_str(
+            "mappings:\n  - name: m\n    format: parquet\n    batch_size: 1000\n    columns:\n      n: {'@path': '$.n'}\n    column_types:\n      n: int64\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let m = &config.mappings[0];
+        let format = crate::encode::format_for(m);
+        let mut enc = Encoder::new();
+        let mut rows = Vec::new();
+        let mut tape = Tape::new();
+        for i in 0..250 {
+            let text = format!("{{\"n\":{i}}}");
+            let root = tape.parse(&text).unwrap();
+            format
+                .encode_row(&mut enc, &Value::Node(root), &mut rows)
+                .unwrap();
+        }
+        let fix = format.batch_size_fix(250).unwrap();
+        let text = String::from_utf8(rows).unwrap().replace(
+            std::str::from_utf8(&fix.old).unwrap(),
+            std::str::from_utf8(&fix.new).unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = dir.path().join("sealed");
+        std::fs::write(&sealed, text).unwrap();
+        let mut parquet = ParquetLayer::new(m);
+        parquet.row_group_rows = 100;
+        let layers: Vec<Box<dyn FileLayer>> = vec![Box::new(parquet)];
+        let (out, _) = layer::apply(&sealed, &layers, dir.path()).unwrap();
+        let reader = SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+        let meta = reader.metadata();
+        let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(groups, [100, 100, 50]);
+        let mut seen = 0i64;
+        for row in reader.get_row_iter(None).unwrap() {
+            let row = row.unwrap();
+            assert_eq!(row.get_long(0).unwrap(), seen);
+            assert_eq!(row.get_long(2).unwrap(), 250, "batch size fixed");
+            seen += 1;
+        }
+        assert_eq!(seen, 250);
+    }
+
+    #[test]
+    fn conversions() {
+        let mut out = Vec::new();
+        let ok = |v: Value<'_>, ty, want: &str| {
+            let mut out = Vec::new();
+            convert(&v, ty, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        };
+        ok(Value::owned_str("42".into()), ColumnType::Int64, "42");
+        ok(Value::Number(7.0), ColumnType::Int64, "7");
+        ok(Value::Number(2.5), ColumnType::Double, "2.5");
+        ok(Value::Bool(true), ColumnType::Boolean, "true");
+        ok(Value::Null, ColumnType::Int64, "null");
+        ok(
+            Value::owned_str("1970-01-01T00:00:01.5Z".into()),
+            ColumnType::Timestamp,
+            "1500000",
+        );
+        ok(Value::Number(2.0), ColumnType::Timestamp, "2000");
+        let json_text = serde_json::to_string(&serde_json::to_string("x\"y").unwrap()).unwrap();
+        ok(
+            Value::owned_str("x\"y".into()),
+            ColumnType::Json,
+            &json_text,
+        );
+        assert!(convert(&Value::owned_str("4.5".into()), ColumnType::Int64, &mut out).is_err());
+        assert!(convert(&Value::Bool(true), ColumnType::Double, &mut out).is_err());
+        assert!(
+            convert(
+                &Value::owned_str("yes".into()),
+                ColumnType::Boolean,
+                &mut out
+            )
+            .is_err()
+        );
+        assert!(out.is_empty(), "nothing appended on error");
     }
 }

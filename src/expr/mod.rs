@@ -15,8 +15,8 @@ mod template;
 pub use crate::value::{Object, Type, Value, js_length, set};
 pub use crate::value::{Path, PathError, Seg, walk};
 pub use compile::{ExprError, compile, compile_top_level};
-pub use liquid::strftime;
 pub use eval::{EvalError, eval};
+pub use liquid::strftime;
 pub use plan::{Found, Memo, Plan, Steps};
 pub use template::{Template, TemplateError};
 

@@ -27,8 +27,8 @@ use crate::spanned::{Mark, SNode, SValue, parse_yaml};
 use crate::trigger::Trigger;
 use keys::{Reader, check_keys};
 pub use output::{
-    COLUMN_TYPES, COMPRESSIONS, CsvOptions, ColumnType, Compression, EXTENSIONS, Escape,
-    Extension, FILE_FORMATS, FileFormat, LINE_ENDINGS, LineEnding, QUOTE_STYLES, QuoteStyle,
+    COLUMN_TYPES, COMPRESSIONS, ColumnType, Compression, CsvOptions, EXTENSIONS, Escape, Extension,
+    FILE_FORMATS, FileFormat, LINE_ENDINGS, LineEnding, QUOTE_STYLES, QuoteStyle,
 };
 pub use pgp::{PgpKey, PgpKeyError};
 pub use transform::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};

@@ -197,10 +197,7 @@ pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path) -> Output {
             r.error(
                 "format",
                 mark,
-                format!(
-                    "should be one of {}, not {f:?}",
-                    quoted(FileFormat::NAMES)
-                ),
+                format!("should be one of {}, not {f:?}", quoted(FileFormat::NAMES)),
             );
             FileFormat::Csv
         }),
@@ -310,10 +307,7 @@ fn read_column_types(
                 None => r.error(
                     &format!("column_types.{name}"),
                     value.mark,
-                    format!(
-                        "should be one of {}, not {t:?}",
-                        quoted(ColumnType::NAMES)
-                    ),
+                    format!("should be one of {}, not {t:?}", quoted(ColumnType::NAMES)),
                 ),
             },
             _ => r.error(
@@ -346,7 +340,12 @@ fn read_encryption(r: &mut Reader<'_, '_>, base: &Path) -> Option<PgpKey> {
     };
     let mut diags: Vec<Diagnostic> = Vec::new();
     let at = r.at("encryption");
-    check_keys(members, &["pgp_public_key_file", "pgp_public_key"], &at, &mut diags);
+    check_keys(
+        members,
+        &["pgp_public_key_file", "pgp_public_key"],
+        &at,
+        &mut diags,
+    );
     for d in diags {
         r.push(d);
     }
@@ -432,7 +431,11 @@ fn one_char(r: &mut Reader<'_, '_>, key: &str) -> Option<u8> {
     match v.as_bytes() {
         [c] if c.is_ascii_graphic() || *c == b' ' => Some(*c),
         _ => {
-            r.error(key, mark, format!("should be one ASCII character, not {v:?}"));
+            r.error(
+                key,
+                mark,
+                format!("should be one ASCII character, not {v:?}"),
+            );
             None
         }
     }
@@ -463,7 +466,9 @@ fn read_csv_options(r: &mut Reader<'_, '_>, format: FileFormat) -> CsvOptions {
             _ => r.error(
                 "escape",
                 mark,
-                format!("should be \"double\" (a quote is doubled) or one ASCII character, not {e:?}"),
+                format!(
+                    "should be \"double\" (a quote is doubled) or one ASCII character, not {e:?}"
+                ),
             ),
         },
     }

@@ -19,7 +19,9 @@ pub enum PgpKeyError {
     Private,
     #[error("is not an OpenPGP public key: {0}")]
     Invalid(String),
-    #[error("the key {fingerprint} expired on {expired} (UTC); ask the recipient for a current key")]
+    #[error(
+        "the key {fingerprint} expired on {expired} (UTC); ask the recipient for a current key"
+    )]
     Expired {
         fingerprint: String,
         expired: String,
@@ -69,9 +71,7 @@ impl PgpKey {
         key.verify_bindings()
             .map_err(|e| PgpKeyError::Invalid(format!("its self-signatures do not verify: {e}")))?;
         let fingerprint = format!("{:X}", key.primary_key.fingerprint());
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let primary_sigs: Vec<&Signature> = key
             .details
             .users
