@@ -504,6 +504,14 @@ fn bad_format_settings_are_errors_at_load() {
             "mappings[0].encryption.pgp_public_key: is not an OpenPGP public key",
         ),
         (
+            "format: parquet\n    column_types: { batch_size: boolean }".into(),
+            "mappings[0].column_types.batch_size: the batch-size column holds a row count",
+        ),
+        (
+            "format: parquet\n    columns: { audience_action: {'@path': '$.a'} }".into(),
+            "\"audience_action\" names two columns",
+        ),
+        (
             "quote: ab".into(),
             r#"mappings[0].quote: should be one ASCII character, not "ab""#,
         ),

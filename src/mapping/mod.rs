@@ -581,6 +581,25 @@ fn compile_mapping(
         );
     }
 
+    if output.format == FileFormat::Parquet {
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(audience_action.iter().map(|c| c.name.as_str()))
+            .chain(batch_size_column.iter().map(|c| c.name.as_str()))
+            .collect();
+        if let Some(dup) = names
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| names[..i].contains(n).then_some(*n))
+        {
+            diags.push(Diagnostic::error(
+                format!("{loc}.columns"),
+                node.mark,
+                format!("{dup:?} names two columns; Parquet columns need distinct names (rename one, or turn the audience-action column off with audience_action_column_name: \"\")"),
+            ));
+        }
+    }
     let types = column_types(
         &output.column_types,
         &columns,
@@ -671,6 +690,18 @@ fn column_types(
         }
     }
     let batch_name = batch.map(|c| c.name.as_str());
+    if let Some((_, t, mark)) = given.iter().find(|(n, t, _)| {
+        Some(n.as_str()) == batch_name && matches!(t, ColumnType::Boolean | ColumnType::Timestamp)
+    }) {
+        diags.push(Diagnostic::error(
+            format!("{loc}.{}", batch_name.unwrap_or_default()),
+            *mark,
+            format!(
+                "the batch-size column holds a row count: int64, double, string or json, not {}",
+                t.name()
+            ),
+        ));
+    }
     names
         .iter()
         .map(|n| {
