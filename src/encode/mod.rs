@@ -3,7 +3,7 @@
 //!
 //! A format sees one event at a time and appends its row to a buffer; it never sees the
 //! whole [`Mapping`](crate::mapping::Mapping), only its [`RowLayout`]. Layers
-//! (compression, later encryption) work on bytes and know nothing of rows, so any format
+//! (a format's conversion, compression, encryption) work on bytes and know nothing of rows, so any format
 //! composes with any layer.
 //!
 //! A new format is a sibling module of [`csv`] implementing [`Format`], chosen in
@@ -45,8 +45,10 @@ pub trait Format: Send + Sync {
         &[]
     }
 
-    /// Appends the row for `event` (with its leading separator) to `out`, ending with the
-    /// batch-size field of a full batch. On error `out` is left as it was.
+    /// Appends the row for `event` to `out`, with its separator (CSV rows start with their
+    /// line break, after the header; NDJSON and Parquet's cell lines end with it), ending with
+    /// the batch-size field of a full batch (and that separator). On error `out` is left as
+    /// it was.
     fn encode_row<'a>(
         &self,
         scratch: &mut Encoder,
