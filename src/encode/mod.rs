@@ -2,9 +2,9 @@
 //! sealed file's bytes.
 //!
 //! A format sees one event at a time and appends its row to a buffer; it never sees the
-//! whole [`Mapping`](crate::mapping::Mapping), only its [`RowLayout`]. Layers
-//! (a format's conversion, compression, encryption) work on bytes and know nothing of rows, so any format
-//! composes with any layer.
+//! whole [`Mapping`](crate::mapping::Mapping), only its [`RowLayout`]. Layers (a format's
+//! conversion, compression, encryption) work on bytes and know nothing of rows, so any
+//! format composes with any layer.
 //!
 //! A new format is a sibling module of [`csv`] implementing [`Format`], chosen in
 //! [`format_for`].
