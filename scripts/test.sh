@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test, including the upload tests against a real S3+STS server (moto), which
-# this script installs (first run only), starts on loopback and stops again.
+# this script installs (first run only), starts on loopback and stops again, and the format
+# tests, which read files back with pyarrow, DuckDB, gpg and zstd (scripts/readers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/moto.sh
+. scripts/readers.sh
+readers_install
 trap moto_stop EXIT
 moto_start
 cargo test --all-targets "$@"

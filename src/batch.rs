@@ -290,6 +290,10 @@ impl SealedBatch {
                 m.name
             );
         }
+        let (content_type, content_encoding) = layer::headers(
+            format.content_type(),
+            layers.iter().filter_map(|l| l.kind()),
+        );
         Ok(FinishedFile {
             temp: self.temp,
             key,
@@ -297,8 +301,8 @@ impl SealedBatch {
             bytes: self.bytes,
             mapping: m.name.clone(),
             event_type: event_type.to_string(),
-            content_type: format.content_type(),
-            content_encoding: layers.iter().rev().find_map(|l| l.content_encoding()),
+            content_type,
+            content_encoding,
             first_seq: self.first_seq,
             folder: folder.to_string(),
             last_record: self.last_record,
@@ -318,9 +322,7 @@ pub fn key_for(
     info: &BatchInfo<'_>,
 ) -> Result<(String, Option<String>), BatchError> {
     let (mut key, fallback) = plain_key(m, folder, info)?;
-    for l in layers {
-        key.push_str(l.key_suffix());
-    }
+    key.push_str(&layer::key_suffixes(layers));
     Ok((key, fallback))
 }
 

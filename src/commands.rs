@@ -7,9 +7,10 @@ use crate::expr::{Value, compile_top_level, eval};
 use crate::json::Tape;
 use crate::mapping::Config;
 use crate::pipeline::{RejectLog, RunError, RunOptions, RunReport};
-use crate::route::{Router, Routes, decode};
+use crate::route::decode;
 use crate::sink::SinkError;
 use crate::sink::local::LocalSink;
+use crate::sink::manifest::ManifestSink;
 use crate::sink::s3::{self, CheckResult, ClientOptions, OUTBOX_REJECTS, S3Sink};
 use crate::source::Source;
 use crate::spanned::{SValue, parse_json_or_yaml};
@@ -175,7 +176,12 @@ fn run_into(
                 source,
             })?;
             let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
-            let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
+            let report = match ManifestSink::wrap(config, &mut sink, None) {
+                Some(mut with_manifests) => {
+                    crate::pipeline::run(config, source, opts, &mut with_manifests, &mut log)?
+                }
+                None => crate::pipeline::run(config, source, opts, &mut sink, &mut log)?,
+            };
             Ok(Replayed {
                 report,
                 outbox: None,
@@ -186,7 +192,7 @@ fn run_into(
             let outbox = s3::default_outbox(&config.settings);
             let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
             if resume_outbox {
-                let waiting = sink.enqueue_outbox()?;
+                let (waiting, _manifests) = sink.enqueue_outbox()?;
                 if waiting > 0 {
                     tracing::info!(
                         files = waiting,
@@ -195,7 +201,12 @@ fn run_into(
                 }
             }
             let mut log = RejectLog::new(rejects.unwrap_or_else(|| outbox.join(OUTBOX_REJECTS)));
-            let report = crate::pipeline::run(config, source, opts, &mut sink, &mut log)?;
+            let report = match ManifestSink::wrap(config, &mut sink, Some(&outbox)) {
+                Some(mut with_manifests) => {
+                    crate::pipeline::run(config, source, opts, &mut with_manifests, &mut log)?
+                }
+                None => crate::pipeline::run(config, source, opts, &mut sink, &mut log)?,
+            };
             Ok(Replayed {
                 report,
                 outbox: Some(outbox),
@@ -223,19 +234,14 @@ pub fn require_settings(config: &Config) -> Result<(), CommandError> {
     })
 }
 
-/// Segment's connection test: the folder of every enabled mapping (templated folders at
-/// the folder an event with no fields would go to, as the routing step renders it) gets
+/// Segment's connection test: the folder of every enabled mapping (for a templated folder,
+/// the folders before its first variable, which every file of the mapping shares) gets
 /// `dummy-object.txt`, through the role.
 pub fn check(config: &Config) -> Result<Vec<CheckResult>, CommandError> {
     require_settings(config)?;
-    let routes = Routes::new(config);
-    let mut router = Router::new(&routes);
-    let mut tape = Tape::new();
-    let empty = tape.parse("{}").expect("valid JSON");
     let mut folders: Vec<(String, String)> = Vec::new();
     for m in config.mappings.iter().filter(|m| m.enabled) {
-        // An empty event renders every variable empty: never over the folder limit.
-        let folder = router.folder(m.index, empty).unwrap_or_default();
+        let folder = m.folder.fixed_prefix();
         if !folders.iter().any(|(_, f)| *f == folder) {
             folders.push((m.name.clone(), folder));
         }

@@ -40,22 +40,175 @@ pub enum NamingError {
     KeyTooLong { len: usize },
 }
 
-fn registry() -> Handlebars<'static> {
+/// The source id `{{source_id}}` renders when the settings give none.
+pub const DEFAULT_SOURCE_ID: &str = "local";
+
+/// Helpers of folder and filename templates for time-based layouts: `{{format_time PATH
+/// "FORMAT"}}` (an event time in strftime words, UTC), `{{received_day}}` (Segment
+/// classic's day folder: Unix milliseconds of the UTC midnight of `receivedAt`) and
+/// `{{source_id}}`.
+pub const HELPERS: &[&str] = &["format_time", "received_day", "source_id"];
+
+/// The key filename templates find the batch's first event under, so that helpers read the
+/// event's fields even where a batch variable (`timestamp`) has the same name.
+const EVENT_KEY: &str = "__event";
+
+fn registry(source_id: &str) -> Handlebars<'static> {
+    use handlebars::{Context, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
     let mut hb = Handlebars::new();
     hb.register_escape_fn(handlebars::no_escape);
     hb.set_strict_mode(false);
+    let id = source_id.to_string();
+    hb.register_helper(
+        "source_id",
+        Box::new(
+            move |_: &Helper,
+                  _: &Handlebars,
+                  _: &Context,
+                  _: &mut RenderContext,
+                  out: &mut dyn Output|
+                  -> HelperResult {
+                out.write(&id)?;
+                Ok(())
+            },
+        ),
+    );
+    hb.register_helper(
+        "received_day",
+        Box::new(
+            |_: &Helper,
+             _: &Handlebars,
+             ctx: &Context,
+             _: &mut RenderContext,
+             out: &mut dyn Output|
+             -> HelperResult {
+                let data = ctx.data();
+                let event = data.get(EVENT_KEY).unwrap_or(data);
+                let day = received_day(|k| event.get(k).map(json_time_text));
+                out.write(&day.to_string())?;
+                Ok(())
+            },
+        ),
+    );
+    hb.register_helper(
+        "format_time",
+        Box::new(
+            |h: &Helper, _: &Handlebars, ctx: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+                let (Some(value), Some(format)) = (h.param(0), h.param(1)) else {
+                    return Err(RenderErrorReason::Other(
+                        "format_time needs an event time and a format: {{format_time timestamp \"%Y-%m-%d\"}}".into(),
+                    )
+                    .into());
+                };
+                let format = format.value().as_str().unwrap_or_default();
+                // In filename templates, a path reads the batch's first event.
+                let from_event = value.relative_path().and_then(|p| {
+                    let mut v = ctx.data().get(EVENT_KEY)?;
+                    for seg in p.split('.') {
+                        v = v.get(seg)?;
+                    }
+                    Some(v)
+                });
+                let text = json_time_text(from_event.unwrap_or(value.value()));
+                if let Some(t) = text.as_deref().and_then(event_time) {
+                    out.write(&crate::expr::strftime(&t, format))?;
+                }
+                Ok(())
+            },
+        ),
+    );
     hb
+}
+
+/// A JSON value's time text: strings as they are, numbers (epoch milliseconds) as digits.
+fn json_time_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An event time from ISO-8601 text or epoch milliseconds.
+fn event_time(text: &str) -> Option<time::OffsetDateTime> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        let ms: i64 = t.parse().ok()?;
+        return time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
+    }
+    crate::text::parse_iso_time(t)
+}
+
+/// Unix milliseconds of the UTC midnight of the day the event was received: its
+/// `receivedAt`, else its `timestamp`, else today (an event that carries neither is being
+/// received now).
+fn received_day(field: impl Fn(&str) -> Option<Option<String>>) -> i64 {
+    let t = ["receivedAt", "timestamp"]
+        .iter()
+        .find_map(|k| field(k).flatten().as_deref().and_then(event_time))
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
+    let midnight = t.replace_time(time::Time::MIDNIGHT);
+    (midnight.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[derive(Clone, Debug)]
 enum Part {
     Lit(String),
     Var(Vec<Seg>),
+    /// `{{format_time PATH "FORMAT"}}`
+    FormatTime(Vec<Seg>, String),
+    /// `{{received_day}}`
+    ReceivedDay,
+    /// `{{source_id}}`
+    SourceId,
+}
+
+/// One of [`HELPERS`] in the form the per-event fast path renders, if `el` is one.
+fn helper_part(el: &TemplateElement) -> Option<Part> {
+    let TemplateElement::Expression(h) = el else {
+        return None;
+    };
+    if h.block || !h.hash.is_empty() {
+        return None;
+    }
+    let name = match &h.name {
+        Parameter::Name(n) => n.as_str(),
+        Parameter::Path(handlebars::Path::Relative((_, raw))) => raw.as_str(),
+        _ => return None,
+    };
+    match (name, h.params.as_slice()) {
+        ("received_day", []) => Some(Part::ReceivedDay),
+        ("source_id", []) => Some(Part::SourceId),
+        ("format_time", [path, Parameter::Literal(serde_json::Value::String(format))]) => {
+            let path = match path {
+                Parameter::Name(n) => n.clone(),
+                Parameter::Path(handlebars::Path::Relative((segs, raw)))
+                    if segs
+                        .iter()
+                        .all(|s| matches!(s, handlebars::PathSeg::Named(_))) =>
+                {
+                    raw.clone()
+                }
+                _ => return None,
+            };
+            Some(Part::FormatTime(segs_of(&path), format.clone()))
+        }
+        _ => None,
+    }
+}
+
+fn segs_of(path: &str) -> Vec<Seg> {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .map(Seg::new)
+        .collect()
 }
 
 /// The per-event folder template (`s3_aws_folder_name`).
 pub struct FolderTemplate {
     source: String,
+    /// What `{{source_id}}` renders.
+    source_id: String,
     /// `Some` for templates made of text and plain placeholders only.
     parts: Option<Vec<Part>>,
     engine: Option<Handlebars<'static>>,
@@ -76,14 +229,15 @@ fn simple_path(el: &TemplateElement) -> Option<String> {
     if !h.params.is_empty() || !h.hash.is_empty() || h.block {
         return None;
     }
-    match &h.name {
+    let path = match &h.name {
         Parameter::Name(n) => Some(n.clone()),
         Parameter::Path(handlebars::Path::Relative((segs, raw))) => segs
             .iter()
             .all(|s| matches!(s, handlebars::PathSeg::Named(_)))
             .then(|| raw.clone()),
         _ => None,
-    }
+    };
+    path.filter(|p| !HELPERS.contains(&p.as_str()))
 }
 
 fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, handlebars::TemplateError> {
@@ -93,14 +247,10 @@ fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, handlebars::TemplateErr
         match el {
             TemplateElement::RawString(s) => parts.push(Part::Lit(s.clone())),
             TemplateElement::Comment(_) => {}
-            other => match simple_path(other) {
-                Some(p) => parts.push(Part::Var(
-                    p.split('.')
-                        .filter(|s| !s.is_empty())
-                        .map(Seg::new)
-                        .collect(),
-                )),
-                None => return Ok(None),
+            other => match (simple_path(other), helper_part(other)) {
+                (Some(p), _) => parts.push(Part::Var(segs_of(&p))),
+                (None, Some(helper)) => parts.push(helper),
+                (None, None) => return Ok(None),
             },
         }
     }
@@ -109,11 +259,16 @@ fn compile_parts(src: &str) -> Result<Option<Vec<Part>>, handlebars::TemplateErr
 
 impl FolderTemplate {
     pub fn compile(src: &str) -> Result<FolderTemplate, NamingError> {
+        FolderTemplate::compile_with(src, DEFAULT_SOURCE_ID)
+    }
+
+    /// [`FolderTemplate::compile`] with the value of `{{source_id}}`.
+    pub fn compile_with(src: &str, source_id: &str) -> Result<FolderTemplate, NamingError> {
         let parts = compile_parts(src).map_err(NamingError::InvalidTemplate)?;
         let engine = match parts {
             Some(_) => None,
             None => {
-                let mut hb = registry();
+                let mut hb = registry(source_id);
                 hb.register_template_string("folder", src)
                     .map_err(NamingError::InvalidTemplate)?;
                 Some(hb)
@@ -121,6 +276,7 @@ impl FolderTemplate {
         };
         Ok(FolderTemplate {
             source: src.to_string(),
+            source_id: source_id.to_string(),
             parts,
             engine,
         })
@@ -137,10 +293,31 @@ impl FolderTemplate {
         for p in parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
-                Part::Var(_) => return None,
+                Part::SourceId => out.push_str(&self.source_id),
+                Part::Var(_) | Part::FormatTime(..) | Part::ReceivedDay => return None,
             }
         }
         Some(folder_from_rendered(&out))
+    }
+
+    /// The folders before the template's first variable (`segment-logs/` for
+    /// `segment-logs/{{source_id}}/{{received_day}}/`): the prefix every file of the mapping
+    /// shares, where `check` puts its test object.
+    pub fn fixed_prefix(&self) -> String {
+        let Some(parts) = &self.parts else {
+            let upto = self.source.find("{{").unwrap_or(self.source.len());
+            return folder_prefix(&self.source[..upto]);
+        };
+        let mut out = String::new();
+        for p in parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(_) | Part::FormatTime(..) | Part::ReceivedDay | Part::SourceId => {
+                    return folder_prefix(&out);
+                }
+            }
+        }
+        folder_from_rendered(&out)
     }
 
     /// Renders the folder for one event into `out` (cleared first): sanitised, and ending in
@@ -157,6 +334,22 @@ impl FolderTemplate {
                             let v = walk(&root, segs);
                             if !v.is_nullish() {
                                 scratch.push_str(&v.to_js_string());
+                            }
+                        }
+                        Part::SourceId => scratch.push_str(&self.source_id),
+                        Part::ReceivedDay => {
+                            let day = received_day(|k| {
+                                let v = walk(&root, &[Seg::new(k)]);
+                                Some((!v.is_nullish()).then(|| v.to_js_string().into_owned()))
+                            });
+                            scratch.push_str(itoa::Buffer::new().format(day));
+                        }
+                        Part::FormatTime(segs, format) => {
+                            let v = walk(&root, segs);
+                            if !v.is_nullish()
+                                && let Some(t) = event_time(&v.to_js_string())
+                            {
+                                scratch.push_str(&crate::expr::strftime(&t, format));
                             }
                         }
                     }
@@ -190,6 +383,17 @@ pub fn sanitize_key(raw: &str) -> String {
         out.push_str(&clean);
     }
     out
+}
+
+/// The folders of a cleaned prefix: up to its last `/` (`a/b/c` → `a/b/`).
+fn folder_prefix(raw: &str) -> String {
+    let clean = sanitize_key(raw);
+    let cut = if raw.ends_with('/') {
+        clean.len()
+    } else {
+        clean.rfind('/').unwrap_or(0)
+    };
+    folder_from_rendered(&clean[..cut])
 }
 
 fn folder_from_rendered(raw: &str) -> String {
@@ -293,10 +497,18 @@ pub const FILENAME_VARIABLES: &[&str] = &[
 
 impl FilenameTemplate {
     pub fn compile(src: Option<&str>) -> Result<FilenameTemplate, NamingError> {
+        FilenameTemplate::compile_with(src, DEFAULT_SOURCE_ID)
+    }
+
+    /// [`FilenameTemplate::compile`] with the value of `{{source_id}}`.
+    pub fn compile_with(
+        src: Option<&str>,
+        source_id: &str,
+    ) -> Result<FilenameTemplate, NamingError> {
         let Some(src) = src else {
             return Ok(FilenameTemplate::Segment);
         };
-        let mut hb = registry();
+        let mut hb = registry(source_id);
         hb.register_template_string("filename", src)
             .map_err(NamingError::InvalidTemplate)?;
         // Does it read anything but the built-in variables? Then the batch keeps its first
@@ -306,7 +518,8 @@ impl FilenameTemplate {
                 Part::Var(segs) => segs
                     .first()
                     .is_none_or(|s| !FILENAME_VARIABLES.contains(&s.key.as_ref())),
-                Part::Lit(_) => false,
+                Part::FormatTime(..) | Part::ReceivedDay => true,
+                Part::Lit(_) | Part::SourceId => false,
             }),
             _ => true,
         };
@@ -347,6 +560,9 @@ impl FilenameTemplate {
                     Some(serde_json::Value::Object(m)) => m.clone(),
                     _ => serde_json::Map::new(),
                 };
+                if let Some(e) = info.first_event {
+                    ctx.insert(EVENT_KEY.to_string(), e.clone());
+                }
                 let vars = [
                     ("prefix", serde_json::json!(info.prefix)),
                     ("extension", serde_json::json!(info.extension)),
@@ -411,6 +627,69 @@ mod tests {
         let (mut out, mut scratch) = (String::new(), String::new());
         ft.render_into(root, &mut out, &mut scratch);
         out
+    }
+
+    /// Event-time folders (Hive-style), Segment classic's received day, the source id; the
+    /// fast path and the engine (a block around them) render the same.
+    #[test]
+    fn time_helpers_in_folders() {
+        let e = r#"{"type":"track","timestamp":"2026-11-01T07:30:00.250+01:00","receivedAt":"2026-11-02T00:00:01.000Z"}"#;
+        let hive =
+            r#"t/dt={{format_time timestamp "%Y-%m-%d"}}/hour={{format_time timestamp "%H"}}/"#;
+        assert_eq!(folder(hive, e), "t/dt=2026-11-01/hour=06/");
+        assert_eq!(
+            folder(&format!("{{{{#if type}}}}{hive}{{{{/if}}}}"), e),
+            "t/dt=2026-11-01/hour=06/"
+        );
+        let classic = "segment-logs/{{source_id}}/{{received_day}}/";
+        assert_eq!(folder(classic, e), "segment-logs/local/1793577600000/");
+        let ft = FolderTemplate::compile_with(classic, "src_1").unwrap();
+        assert_eq!(ft.fixed_prefix(), "segment-logs/");
+        assert!(ft.constant().is_none());
+        // No receivedAt: the timestamp's day; epoch milliseconds work too.
+        assert_eq!(
+            folder(classic, r#"{"timestamp":1793491200001}"#),
+            "segment-logs/local/1793491200000/"
+        );
+        // Not a time: nothing rendered.
+        assert_eq!(folder(hive, r#"{"timestamp":"soon"}"#), "t/dt=/hour=/");
+        assert_eq!(
+            FolderTemplate::compile("a/b").unwrap().fixed_prefix(),
+            "a/b/"
+        );
+        assert_eq!(
+            FolderTemplate::compile("a/x-{{type}}/c")
+                .unwrap()
+                .fixed_prefix(),
+            "a/"
+        );
+    }
+
+    /// In filename templates the helpers read the batch's first event, even where a batch
+    /// variable has the same name (`timestamp`).
+    #[test]
+    fn time_helpers_in_filenames() {
+        let event = serde_json::json!({"timestamp": "2026-11-01T07:30:00Z", "receivedAt": "2026-11-01T07:30:01.5Z"});
+        let f = FilenameTemplate::compile_with(
+            Some(r#"{{source_id}}/{{format_time timestamp "%Y%m%d"}}-{{format_time receivedAt "%s%L"}}-{{received_day}}.{{extension}}"#),
+            "src_9",
+        )
+        .unwrap();
+        assert!(f.uses_event());
+        let info = BatchInfo {
+            prefix: "",
+            extension: "json",
+            time: BatchTime { millis: 0 },
+            event_type: "",
+            mapping: "m",
+            part: 1,
+            rows: 1,
+            first_event: Some(&event),
+        };
+        assert_eq!(
+            f.file_name(&info).unwrap(),
+            "src_9/20261101-1793518201500-1793491200000.json"
+        );
     }
 
     #[test]

@@ -141,7 +141,11 @@ impl<'r, 'c> Router<'r, 'c> {
             return Routed::NotMatched;
         }
         let type_cow = event.get("type").and_then(|t| t.as_str());
-        let event_type = type_cow.as_deref().unwrap_or("");
+        // `split_by_event_type: false`: every type the mapping takes shares its files.
+        let event_type = match m.split_by_event_type {
+            true => type_cow.as_deref().unwrap_or(""),
+            false => "",
+        };
         let folder: &str = match &routes.constant_folders[mi] {
             Some(f) => f,
             None => match render_folder(m, event, folder, scratch) {

@@ -482,3 +482,64 @@ fn gzip_files_carry_their_content_encoding() {
         assert!(plain.starts_with(b"event_name,event_type,"), "{key}");
     }
 }
+
+/// New formats and layers keep their headers through the outbox (`flush` reads them from
+/// the key), and a manifest goes up only after every file it lists: with a wrong external
+/// ID everything waits, manifest included; `flush` uploads the files, then the manifest,
+/// whose sizes and SHA-256 match the objects.
+#[test]
+fn formats_layers_and_manifests_upload_in_order() {
+    use sha2::Digest;
+    let s = Setup::new("manifest");
+    let m = s.mapping("writer").write();
+    let mut text = std::fs::read_to_string(&m).unwrap();
+    text.push_str("    format: ndjson\n    compression: zstd\n    manifest: true\n");
+    std::fs::write(&m, text).unwrap();
+    let o = s3actions(&["replay", &m, FIXTURE, "--json"], "wrong-external-id");
+    assert_exit(&o, 1);
+    assert!(s.objects().is_empty());
+    let waiting: Vec<String> = s
+        .outbox_files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        waiting.iter().any(|n| n.starts_with("manifest-m-")),
+        "the manifest waits with its files: {waiting:?}"
+    );
+    let o = s3actions(&["flush", &m], "ext-good");
+    assert_ok(&o);
+    let objects = s.objects();
+    assert_eq!(objects.len(), 3, "{objects:?}");
+    let (manifest_key, manifest, ct) = objects
+        .iter()
+        .find(|(k, _, _)| k.contains("/manifest-m-"))
+        .expect("the manifest was uploaded");
+    assert_eq!(
+        manifest_key.matches('/').count(),
+        1,
+        "at the folder's fixed prefix: {manifest_key}"
+    );
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let results = manifest["exportResults"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{manifest}");
+    for (key, body, ct) in objects.iter().filter(|(k, _, _)| k != manifest_key) {
+        assert!(key.ends_with(".json.zst"), "{key}");
+        assert_eq!(ct.as_deref(), Some("application/x-ndjson"), "{key}");
+        assert_eq!(Moto::get().content_encoding(key), None, "{key}");
+        let (folder, name) = key.rsplit_once('/').unwrap();
+        let entry = results
+            .iter()
+            .find(|e| e["name"] == name && e["sinkPath"] == format!("/{folder}"))
+            .unwrap_or_else(|| panic!("{key} not in {manifest}"));
+        assert_eq!(entry["size"], body.len());
+        let mut hex = String::new();
+        for b in sha2::Sha256::digest(body) {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        assert_eq!(entry["sha256"], hex);
+        let plain = zstd::decode_all(&body[..]).unwrap();
+        assert!(plain.starts_with(b"{\"event_name\":"), "{key}");
+    }
+}

@@ -8,7 +8,7 @@
 use super::{ColumnTransform, Encoder, Format, RowError, TailFix, audience_action, eval_planned};
 use crate::expr::{Type, Value};
 use crate::json::{Kind, NodeRef, write_number_text};
-use crate::mapping::{ComputedColumn, RowLayout};
+use crate::mapping::{ComputedColumn, CsvOptions, Escape, LineEnding, QuoteStyle, RowLayout};
 
 /// Appends `text` as a quoted CSV field (inner quotes doubled).
 #[inline]
@@ -207,13 +207,16 @@ fn write_transformed(
     write_quoted(out, text.as_bytes());
 }
 
-/// Segment's CSV/TXT files for one mapping: the header line, then one quoted row per event.
+/// Segment's CSV/TXT files for one mapping: the header line, then one quoted row per event
+/// (or the same under the mapping's CSV options).
 pub struct Csv<'m> {
     row: &'m RowLayout,
     header: Vec<u8>,
     /// The batch-size field of a full batch, delimiter included (empty without the column).
     full_suffix: Vec<u8>,
     content_type: &'static str,
+    /// `None` for Segment's bytes (the fast path).
+    style: Option<Style>,
 }
 
 impl<'m> Csv<'m> {
@@ -223,6 +226,31 @@ impl<'m> Csv<'m> {
             header: header_line(row),
             full_suffix: batch_size_suffix(row, batch_size),
             content_type,
+            style: None,
+        }
+    }
+
+    /// CSV under `opts` (AEP's formatting options); Segment's options give [`Csv::new`].
+    pub fn with_options(
+        row: &'m RowLayout,
+        batch_size: u64,
+        content_type: &'static str,
+        opts: &CsvOptions,
+    ) -> Csv<'m> {
+        if opts.is_segment() {
+            return Csv::new(row, batch_size, content_type);
+        }
+        let style = Style::new(opts, row.delimiter);
+        Csv {
+            row,
+            header: if opts.header {
+                header_line(row)
+            } else {
+                Vec::new()
+            },
+            full_suffix: styled_suffix(row, batch_size, Some(&style)),
+            content_type,
+            style: Some(style),
         }
     }
 }
@@ -233,6 +261,7 @@ fn encode_fields<'a>(
     enc: &mut Encoder,
     event: &Value<'a>,
     out: &mut Vec<u8>,
+    style: Option<&Style>,
 ) -> Result<(), RowError> {
     let mut first = true;
     for c in &m.columns {
@@ -245,7 +274,7 @@ fn encode_fields<'a>(
         if let Some(a) = &m.audience_action
             && a.name == c.name
         {
-            write_audience(m, enc, event, out)?;
+            write_audience(m, enc, event, out, style)?;
             continue;
         }
         let v = eval_planned(&c.expr, c.plan.as_ref(), event, &m.steps, &mut enc.memo).map_err(
@@ -254,13 +283,13 @@ fn encode_fields<'a>(
                 message: e.0,
             },
         )?;
-        write_cell(out, &v, c.transform.as_ref(), enc);
+        write_cell(out, &v, c.transform.as_ref(), enc, style);
     }
     if m.audience_action.is_some() {
         if !first {
             out.push(m.delimiter);
         }
-        write_audience(m, enc, event, out)?;
+        write_audience(m, enc, event, out, style)?;
     }
     Ok(())
 }
@@ -278,8 +307,14 @@ impl Format for Csv<'_> {
     ) -> Result<(), RowError> {
         let start = out.len();
         enc.memo.reset(&self.row.steps);
-        out.push(b'\n');
-        match encode_fields(self.row, enc, event, out) {
+        let style = self.style.as_ref();
+        match style {
+            None => out.push(b'\n'),
+            // Without a header, rows end with the line ending (in the suffix) instead.
+            Some(s) if s.opts.header => out.extend_from_slice(s.line_ending),
+            Some(_) => {}
+        }
+        match encode_fields(self.row, enc, event, out, style) {
             Ok(()) => {
                 out.extend_from_slice(&self.full_suffix);
                 Ok(())
@@ -295,7 +330,7 @@ impl Format for Csv<'_> {
         self.row.batch_size_column.as_ref()?;
         Some(TailFix {
             old: self.full_suffix.clone(),
-            new: batch_size_suffix(self.row, rows),
+            new: styled_suffix(self.row, rows, self.style.as_ref()),
         })
     }
 
@@ -304,10 +339,27 @@ impl Format for Csv<'_> {
     }
 
     fn cells(&self, file: &[u8]) -> Vec<(String, String)> {
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(self.row.delimiter)
-            .has_headers(true)
-            .from_reader(file);
+        let mut builder = csv::ReaderBuilder::new();
+        builder.delimiter(self.row.delimiter).has_headers(true);
+        if let Some(s) = &self.style {
+            builder.quote(s.opts.quote);
+            if let Some(e) = s.escape {
+                builder.escape(Some(e)).double_quote(false);
+            }
+            if !s.opts.header {
+                let mut reader = builder.has_headers(false).from_reader(file);
+                return match reader.records().next() {
+                    Some(Ok(record)) => self
+                        .row
+                        .names()
+                        .map(str::to_string)
+                        .zip(record.iter().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+            }
+        }
+        let mut reader = builder.from_reader(file);
         let headers: Vec<String> = reader
             .headers()
             .map(|h| h.iter().map(str::to_string).collect())
@@ -327,6 +379,7 @@ fn write_audience<'a>(
     enc: &mut Encoder,
     event: &Value<'a>,
     out: &mut Vec<u8>,
+    style: Option<&Style>,
 ) -> Result<(), RowError> {
     let Some(col) = &m.audience_action else {
         return Ok(());
@@ -340,36 +393,133 @@ fn write_audience<'a>(
     } else {
         v
     };
-    write_cell(out, &v, col.transform.as_ref(), enc);
+    write_cell(out, &v, col.transform.as_ref(), enc, style);
     Ok(())
 }
 
 /// The batch-size field appended to every row of a file with `rows` rows, delimiter included.
 pub fn batch_size_suffix(m: &RowLayout, rows: u64) -> Vec<u8> {
+    styled_suffix(m, rows, None)
+}
+
+/// [`batch_size_suffix`] under CSV options; without a header line, rows end with the line
+/// ending instead of starting with it.
+fn styled_suffix(m: &RowLayout, rows: u64, style: Option<&Style>) -> Vec<u8> {
     let mut out = Vec::new();
     if let Some(c) = &m.batch_size_column {
         out.push(m.delimiter);
         let n = rows.to_string();
-        write_computed(&mut out, c, &Value::owned_str(n));
+        write_computed(&mut out, c, &Value::owned_str(n), style);
+    }
+    if let Some(s) = style.filter(|s| !s.opts.header) {
+        out.extend_from_slice(s.line_ending);
     }
     out
 }
 
-fn write_computed(out: &mut Vec<u8>, c: &ComputedColumn, v: &Value<'_>) {
-    write_cell(out, v, c.transform.as_ref(), &mut Encoder::new());
+fn write_computed(out: &mut Vec<u8>, c: &ComputedColumn, v: &Value<'_>, style: Option<&Style>) {
+    write_cell(out, v, c.transform.as_ref(), &mut Encoder::new(), style);
 }
 
-/// One quoted cell, through the column's transform when it has one.
+/// One cell, through the column's transform when it has one: quoted as Segment quotes it,
+/// or as the mapping's CSV options say.
 fn write_cell(
     out: &mut Vec<u8>,
     v: &Value<'_>,
     transform: Option<&ColumnTransform>,
     enc: &mut Encoder,
+    style: Option<&Style>,
 ) {
-    match transform {
-        Some(t) => write_transformed(out, v, t, &mut enc.scratch, &mut enc.text),
-        None => write_field(out, v, &mut enc.scratch),
+    match (style, transform) {
+        (Some(style), _) => write_styled(out, v, transform, enc, style),
+        (None, Some(t)) => write_transformed(out, v, t, &mut enc.scratch, &mut enc.text),
+        (None, None) => write_field(out, v, &mut enc.scratch),
     }
+}
+
+/// The CSV options other than Segment's, ready to write with.
+#[derive(Debug)]
+pub struct Style {
+    opts: CsvOptions,
+    delimiter: u8,
+    /// The byte that escapes a quote (and itself), when it is not the quote doubled.
+    escape: Option<u8>,
+    line_ending: &'static [u8],
+}
+
+impl Style {
+    fn new(opts: &CsvOptions, delimiter: u8) -> Style {
+        Style {
+            escape: match opts.escape {
+                Escape::Double => None,
+                Escape::Char(c) => Some(c),
+            },
+            line_ending: match opts.line_ending {
+                LineEnding::Lf => b"\n",
+                LineEnding::Crlf => b"\r\n",
+            },
+            opts: opts.clone(),
+            delimiter,
+        }
+    }
+}
+
+fn is_null(v: &Value<'_>) -> bool {
+    match v {
+        Value::Undefined | Value::Null => true,
+        Value::Node(n) => n.kind() == Kind::Null,
+        _ => false,
+    }
+}
+
+/// A cell under the mapping's CSV options: `null_value`/`empty_value` as given, unquoted;
+/// otherwise quoted always or when necessary, the quote escaped as configured.
+fn write_styled(
+    out: &mut Vec<u8>,
+    v: &Value<'_>,
+    transform: Option<&ColumnTransform>,
+    enc: &mut Encoder,
+    style: &Style,
+) {
+    enc.scratch.clear();
+    write_text(&mut enc.scratch, v);
+    let text: &[u8] = match transform {
+        Some(t) => {
+            let s = String::from_utf8_lossy(&enc.scratch);
+            t.apply(&s, &mut enc.text);
+            enc.text.as_bytes()
+        }
+        None => &enc.scratch,
+    };
+    if text.is_empty() {
+        let given = if is_null(v) {
+            &style.opts.null_value
+        } else {
+            &style.opts.empty_value
+        };
+        out.extend_from_slice(given.as_bytes());
+        return;
+    }
+    let quote = style.opts.quote;
+    let special = |b: u8| b == quote || Some(b) == style.escape;
+    let needs_quotes = match style.opts.quote_style {
+        QuoteStyle::Always => true,
+        QuoteStyle::Necessary => text
+            .iter()
+            .any(|&b| special(b) || b == style.delimiter || b == b'\n' || b == b'\r'),
+    };
+    if !needs_quotes {
+        out.extend_from_slice(text);
+        return;
+    }
+    out.push(quote);
+    for &b in text {
+        if special(b) {
+            out.push(style.escape.unwrap_or(quote));
+        }
+        out.push(b);
+    }
+    out.push(quote);
 }
 
 /// Segment's header cleaning: the first occurrence of the delimiter is removed from a name

@@ -1,5 +1,5 @@
-//! File layers: transformations of a sealed file's bytes (compression; later encryption),
-//! composed in order on the byte stream, whatever the format.
+//! File layers: transformations of a sealed file's bytes (a format's conversion, compression,
+//! encryption), composed in order on the byte stream, whatever the format.
 //!
 //! A batch's rows are rewritten in place when it closes early (see
 //! [`Format::batch_size_fix`](super::Format::batch_size_fix)), so layers cannot run while
@@ -14,34 +14,135 @@ use std::path::Path;
 
 use tempfile::TempPath;
 
-use crate::mapping::{Compression, Mapping};
+use crate::mapping::{Compression, Extension, FileFormat, Mapping, PgpKey};
 
 /// A writer that must be told when its input ends (compressors write a trailer), then
 /// hands the finish on to the writer it wraps.
-pub trait LayerWriter: Write {
+pub trait LayerWriter: Write + Send {
     fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// The layers a key can name: each owns its key suffix and what it does to the object's
+/// HTTP headers. One table serves naming, the outbox (whose files' metadata is their name)
+/// and uploads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    Gzip,
+    Zstd,
+    Pgp,
+}
+
+impl LayerKind {
+    pub const ALL: &[LayerKind] = &[LayerKind::Gzip, LayerKind::Zstd, LayerKind::Pgp];
+
+    /// What the layer adds to the object key.
+    pub const fn key_suffix(self) -> &'static str {
+        match self {
+            LayerKind::Gzip => ".gz",
+            LayerKind::Zstd => ".zst",
+            LayerKind::Pgp => ".gpg",
+        }
+    }
+
+    /// The `Content-Encoding` the layer gives the object, when HTTP names it (gzip: a
+    /// client may decode it transparently, and the Content-Type stays the format's).
+    pub const fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            LayerKind::Gzip => Some("gzip"),
+            LayerKind::Zstd | LayerKind::Pgp => None,
+        }
+    }
+
+    /// The Content-Type replacing the format's, when the bytes no longer are the format
+    /// to a client (an encrypted message).
+    pub const fn content_type(self) -> Option<&'static str> {
+        match self {
+            LayerKind::Pgp => Some("application/pgp-encrypted"),
+            LayerKind::Gzip | LayerKind::Zstd => None,
+        }
+    }
+}
+
+/// Content-Type and Content-Encoding of a file in `content_type`'s format after `kinds`
+/// (in the order they applied): an encoding holds only while it is the outermost layer.
+pub fn headers(
+    content_type: &'static str,
+    kinds: impl IntoIterator<Item = LayerKind>,
+) -> (&'static str, Option<&'static str>) {
+    let (mut ct, mut enc) = (content_type, None);
+    for k in kinds {
+        if let Some(t) = k.content_type() {
+            ct = t;
+        }
+        enc = k.content_encoding();
+    }
+    (ct, enc)
+}
+
+/// Splits a file name into its stem (with the format's extension) and the layers its
+/// suffixes name, in the order they applied: `a.csv.gz.gpg` → (`a.csv`, [gzip, pgp]).
+pub fn split_suffixes(name: &str) -> (&str, Vec<LayerKind>) {
+    let mut stem = name;
+    let mut kinds = Vec::new();
+    while let Some(k) = LayerKind::ALL.iter().find(|k| {
+        let s = k.key_suffix();
+        stem.len() > s.len() && stem.ends_with(s)
+    }) {
+        stem = &stem[..stem.len() - k.key_suffix().len()];
+        kinds.push(*k);
+    }
+    kinds.reverse();
+    (stem, kinds)
+}
+
+/// Content-Type and Content-Encoding from a key alone (files found in the outbox, whose
+/// metadata is their name): the format from the extension before the layer suffixes.
+pub fn headers_for_key(key: &str) -> (&'static str, Option<&'static str>) {
+    let (stem, kinds) = split_suffixes(key);
+    let ext = stem.rsplit_once('.').map_or("", |(_, e)| e);
+    let ct = Extension::parse(ext).map_or("text/plain", Extension::content_type);
+    headers(ct, kinds)
 }
 
 /// One transformation of a file's bytes.
 pub trait FileLayer: Send + Sync + std::fmt::Debug {
-    /// What the layer adds to the object key (`.gz`).
-    fn key_suffix(&self) -> &'static str;
-
-    /// The object's `Content-Encoding`, when the layer is one HTTP names (gzip).
-    fn content_encoding(&self) -> Option<&'static str> {
-        None
-    }
+    /// What the layer is, for the key suffix and headers; `None` for a format's own
+    /// conversion (Parquet's), which names nothing.
+    fn kind(&self) -> Option<LayerKind>;
 
     /// Wraps `inner`: bytes written to the result come out of `inner` transformed.
-    fn wrap<'w>(&self, inner: Box<dyn LayerWriter + 'w>) -> Box<dyn LayerWriter + 'w>;
+    /// `staging` is where a layer may keep a temporary file.
+    fn wrap<'w>(
+        &self,
+        inner: Box<dyn LayerWriter + 'w>,
+        staging: &Path,
+    ) -> io::Result<Box<dyn LayerWriter + 'w>>;
 }
 
-/// The layers of a mapping's files, in the order they apply.
+/// The key suffixes of `layers`, in order (`.gz.gpg`).
+pub fn key_suffixes(layers: &[Box<dyn FileLayer>]) -> String {
+    layers
+        .iter()
+        .filter_map(|l| l.kind())
+        .map(LayerKind::key_suffix)
+        .collect()
+}
+
+/// The layers of a mapping's files, in the order they apply: the format's conversion
+/// (Parquet), compression (for Parquet its codec instead), encryption.
 pub fn layers_for(m: &Mapping) -> Vec<Box<dyn FileLayer>> {
     let mut layers: Vec<Box<dyn FileLayer>> = Vec::new();
-    match m.compression {
-        Compression::None => {}
-        Compression::Gzip => layers.push(Box::new(Gzip)),
+    if m.format == FileFormat::Parquet {
+        layers.push(Box::new(super::parquet::ParquetLayer::new(m)));
+    } else {
+        match m.compression {
+            Compression::None => {}
+            Compression::Gzip => layers.push(Box::new(Gzip)),
+            Compression::Zstd => layers.push(Box::new(Zstd)),
+        }
+    }
+    if let Some(key) = &m.encryption {
+        layers.push(Box::new(Pgp(key.clone())));
     }
     layers
 }
@@ -68,19 +169,115 @@ impl LayerWriter for GzWriter<'_> {
 }
 
 impl FileLayer for Gzip {
-    fn key_suffix(&self) -> &'static str {
-        ".gz"
+    fn kind(&self) -> Option<LayerKind> {
+        Some(LayerKind::Gzip)
     }
 
-    fn content_encoding(&self) -> Option<&'static str> {
-        Some("gzip")
-    }
-
-    fn wrap<'w>(&self, inner: Box<dyn LayerWriter + 'w>) -> Box<dyn LayerWriter + 'w> {
-        Box::new(GzWriter(flate2::write::GzEncoder::new(
+    fn wrap<'w>(
+        &self,
+        inner: Box<dyn LayerWriter + 'w>,
+        _staging: &Path,
+    ) -> io::Result<Box<dyn LayerWriter + 'w>> {
+        Ok(Box::new(GzWriter(flate2::write::GzEncoder::new(
             inner,
             flate2::Compression::default(),
-        )))
+        ))))
+    }
+}
+
+/// Zstandard (RFC 8878) at its default level (3), readable by `zstd -d`.
+#[derive(Debug)]
+pub struct Zstd;
+
+struct ZstdWriter<'w>(zstd::stream::write::Encoder<'static, Box<dyn LayerWriter + 'w>>);
+
+impl Write for ZstdWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl LayerWriter for ZstdWriter<'_> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.0.finish()?.finish()
+    }
+}
+
+impl FileLayer for Zstd {
+    fn kind(&self) -> Option<LayerKind> {
+        Some(LayerKind::Zstd)
+    }
+
+    fn wrap<'w>(
+        &self,
+        inner: Box<dyn LayerWriter + 'w>,
+        _staging: &Path,
+    ) -> io::Result<Box<dyn LayerWriter + 'w>> {
+        let mut enc = zstd::stream::write::Encoder::new(inner, zstd::DEFAULT_COMPRESSION_LEVEL)?;
+        // The frame says how to check it: `zstd -d` verifies the content checksum.
+        enc.include_checksum(true)?;
+        Ok(Box::new(ZstdWriter(enc)))
+    }
+}
+
+/// OpenPGP encryption to the customer's public key (rPGP), after compression.
+///
+/// rPGP reads its plaintext from a reader, so the layer's input is spooled to a temporary
+/// file in `staging` and encrypted from there when the input ends: bounded memory, one
+/// extra pass on disk.
+#[derive(Debug)]
+pub struct Pgp(pub PgpKey);
+
+struct PgpWriter<'w> {
+    key: PgpKey,
+    spool: BufWriter<File>,
+    inner: Box<dyn LayerWriter + 'w>,
+}
+
+impl Write for PgpWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.spool.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.spool.flush()
+    }
+}
+
+impl LayerWriter for PgpWriter<'_> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        let PgpWriter {
+            key,
+            spool,
+            mut inner,
+        } = *self;
+        let mut file = spool.into_inner().map_err(|e| e.into_error())?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
+        key.encrypt(BufReader::with_capacity(256 * 1024, file), &mut inner)
+            .map_err(|e| io::Error::other(format!("PGP encryption failed: {e}")))?;
+        inner.finish()
+    }
+}
+
+impl FileLayer for Pgp {
+    fn kind(&self) -> Option<LayerKind> {
+        Some(LayerKind::Pgp)
+    }
+
+    fn wrap<'w>(
+        &self,
+        inner: Box<dyn LayerWriter + 'w>,
+        staging: &Path,
+    ) -> io::Result<Box<dyn LayerWriter + 'w>> {
+        // An unnamed file: removed by the OS however the run ends.
+        let spool = tempfile::tempfile_in(staging)?;
+        Ok(Box::new(PgpWriter {
+            key: self.0.clone(),
+            spool: BufWriter::with_capacity(256 * 1024, spool),
+            inner,
+        }))
     }
 }
 
@@ -118,7 +315,7 @@ pub fn apply(
         file.try_clone()?,
     )));
     for layer in layers.iter().rev() {
-        writer = layer.wrap(writer);
+        writer = layer.wrap(writer, staging)?;
     }
     let mut input = BufReader::with_capacity(256 * 1024, File::open(sealed)?);
     io::copy(&mut input, &mut writer)?;

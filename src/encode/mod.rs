@@ -2,9 +2,9 @@
 //! sealed file's bytes.
 //!
 //! A format sees one event at a time and appends its row to a buffer; it never sees the
-//! whole [`Mapping`](crate::mapping::Mapping), only its [`RowLayout`]. Layers
-//! (compression, later encryption) work on bytes and know nothing of rows, so any format
-//! composes with any layer.
+//! whole [`Mapping`](crate::mapping::Mapping), only its [`RowLayout`]. Layers (a format's
+//! conversion, compression, encryption) work on bytes and know nothing of rows, so any
+//! format composes with any layer.
 //!
 //! A new format is a sibling module of [`csv`] implementing [`Format`], chosen in
 //! [`format_for`].
@@ -12,13 +12,15 @@
 pub mod csv;
 mod hashing;
 pub mod layer;
+pub mod ndjson;
+pub mod parquet;
 
 pub use crate::mapping::{ColumnTransform, HashAlgorithm, Normalize};
 pub use csv::{Csv, write_quoted, write_text};
 pub use hashing::is_sha256_hex;
 
 use crate::expr::{EvalError, Found, Memo, Plan, Steps, Value, eval};
-use crate::mapping::{Mapping, RowLayout};
+use crate::mapping::{FileFormat, Mapping, RowLayout};
 
 /// A row could not be built for an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,8 +45,10 @@ pub trait Format: Send + Sync {
         &[]
     }
 
-    /// Appends the row for `event` (with its leading separator) to `out`, ending with the
-    /// batch-size field of a full batch. On error `out` is left as it was.
+    /// Appends the row for `event` to `out`, with its separator (CSV rows start with their
+    /// line break, after the header; NDJSON and Parquet's cell lines end with it), ending with
+    /// the batch-size field of a full batch (and that separator). On error `out` is left as
+    /// it was.
     fn encode_row<'a>(
         &self,
         scratch: &mut Encoder,
@@ -83,7 +87,18 @@ impl TailFix {
 
 /// The format of a mapping's files, built once per run.
 pub fn format_for(m: &Mapping) -> Box<dyn Format + '_> {
-    Box::new(Csv::new(&m.row, m.batch_size, m.extension.content_type()))
+    let content_type = m.extension.content_type();
+    match m.format {
+        FileFormat::Csv => Box::new(Csv::with_options(
+            &m.row,
+            m.batch_size,
+            content_type,
+            &m.csv,
+        )),
+        FileFormat::Ndjson if m.raw => Box::new(ndjson::RawNdjson::new(content_type)),
+        FileFormat::Ndjson => Box::new(ndjson::Ndjson::new(&m.row, m.batch_size, content_type)),
+        FileFormat::Parquet => Box::new(parquet::ParquetRows::new(&m.row, m.batch_size)),
+    }
 }
 
 /// Per-worker buffers for encoding rows, reused from row to row.

@@ -16,6 +16,7 @@ pub use crate::value::{Object, Type, Value, js_length, set};
 pub use crate::value::{Path, PathError, Seg, walk};
 pub use compile::{ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
+pub use liquid::strftime;
 pub use plan::{Found, Memo, Plan, Steps};
 pub use template::{Template, TemplateError};
 

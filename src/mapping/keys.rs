@@ -60,6 +60,11 @@ impl<'n, 'd> Reader<'n, 'd> {
         self.diags.push(Diagnostic::warning(at, mark, message));
     }
 
+    /// Records a diagnostic built elsewhere (its location already complete).
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
     pub fn get(&self, key: &str) -> Option<&'n SNode> {
         self.node.get(key)
     }

@@ -7,6 +7,8 @@
 
 mod diag;
 mod keys;
+mod output;
+mod pgp;
 mod settings;
 mod transform;
 
@@ -24,6 +26,11 @@ use crate::naming::{FilenameTemplate, FolderTemplate};
 use crate::spanned::{Mark, SNode, SValue, parse_yaml};
 use crate::trigger::Trigger;
 use keys::{Reader, check_keys};
+pub use output::{
+    COLUMN_TYPES, COMPRESSIONS, ColumnType, Compression, CsvOptions, EXTENSIONS, Escape, Extension,
+    FILE_FORMATS, FileFormat, LINE_ENDINGS, LineEnding, QUOTE_STYLES, QuoteStyle,
+};
+pub use pgp::{PgpKey, PgpKeyError};
 pub use transform::{ColumnTransform, HASH_ALGORITHMS, HashAlgorithm, NORMALIZATIONS, Normalize};
 
 /// Segment's subscription for "Sync to S3" when none is given.
@@ -72,6 +79,19 @@ pub const MAPPING_KEYS: &[&str] = &[
     "delimiter",
     "file_extension",
     "compression",
+    "format",
+    "raw",
+    "column_types",
+    "split_by_event_type",
+    "encryption",
+    "quote",
+    "escape",
+    "quote_style",
+    "null_value",
+    "empty_value",
+    "header",
+    "line_ending",
+    "manifest",
     "columns_to_transform",
     "enable_batching",
     "traits_or_props",
@@ -99,29 +119,6 @@ impl Delimiter {
             Delimiter::Tab => b'\t',
             Delimiter::Semicolon => b';',
             Delimiter::Colon => b':',
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Extension {
-    Csv,
-    Txt,
-}
-
-impl Extension {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Extension::Csv => "csv",
-            Extension::Txt => "txt",
-        }
-    }
-
-    /// The object's Content-Type.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Extension::Csv => "text/csv",
-            Extension::Txt => "text/plain",
         }
     }
 }
@@ -157,6 +154,8 @@ pub struct RowLayout {
     pub computation_key_plan: Option<expr::Plan>,
     /// The path prefixes of all the plans above, shared (see [`expr::Steps`]).
     pub steps: expr::Steps,
+    /// Each column's type in typed formats (Parquet), in [`RowLayout::names`] order.
+    pub types: Vec<ColumnType>,
 }
 
 impl RowLayout {
@@ -190,31 +189,18 @@ pub struct Mapping {
     pub extension: Extension,
     /// File layers on the finished file (compression), in the order they are applied.
     pub compression: Compression,
-}
-
-/// `compression:` of a mapping: a file layer applied to the sealed file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Compression {
-    #[default]
-    None,
-    Gzip,
-}
-
-impl Compression {
-    /// The one name table: parsing, printing and messages use it.
-    pub const NAMES: &[(Compression, &str)] =
-        &[(Compression::None, "none"), (Compression::Gzip, "gzip")];
-
-    pub fn parse(s: &str) -> Option<Compression> {
-        Self::NAMES.iter().find(|(_, n)| *n == s).map(|(c, _)| *c)
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(c, _)| *c == self)
-            .map_or("none", |(_, n)| n)
-    }
+    /// `format`: CSV (Segment's), NDJSON or Parquet.
+    pub format: FileFormat,
+    /// `raw` (NDJSON only): each line is the event as received.
+    pub raw: bool,
+    /// `split_by_event_type`: `false` puts all event types in the same files.
+    pub split_by_event_type: bool,
+    /// `encryption`: each file is encrypted to this key (after compression).
+    pub encryption: Option<PgpKey>,
+    /// CSV formatting options (`quote`, `escape`, ...); the defaults are Segment's.
+    pub csv: CsvOptions,
+    /// `manifest`: a manifest lists the run's files of this mapping, after them.
+    pub manifest: bool,
 }
 
 /// A loaded mapping file.
@@ -253,7 +239,8 @@ impl Config {
             err,
         })?;
         let mut diags = Vec::new();
-        let (settings, mappings) = compile(&root, env, &mut diags);
+        let base = path.parent().unwrap_or(Path::new(""));
+        let (settings, mappings) = compile(&root, env, base, &mut diags);
         if diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| (!d.is_error(), d.mark.line, d.mark.col));
             return Err(LoadError::Invalid {
@@ -277,6 +264,7 @@ impl Config {
 fn compile(
     root: &SNode,
     env: EnvLookup<'_>,
+    base: &Path,
     diags: &mut Vec<Diagnostic>,
 ) -> (Settings, Vec<Mapping>) {
     let SValue::Object(members) = &root.value else {
@@ -307,8 +295,12 @@ fn compile(
                     "is empty: add at least one mapping",
                 ));
             }
+            let source_id = settings
+                .source_id
+                .as_deref()
+                .unwrap_or(crate::naming::DEFAULT_SOURCE_ID);
             for (i, item) in items.iter().enumerate() {
-                if let Some(m) = compile_mapping(i, item, diags) {
+                if let Some(m) = compile_mapping(i, item, base, source_id, diags) {
                     mappings.push(m);
                 }
             }
@@ -351,7 +343,13 @@ fn compile_expr(node: &SNode, at: &str, diags: &mut Vec<Diagnostic>) -> Option<E
     }
 }
 
-fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> Option<Mapping> {
+fn compile_mapping(
+    index: usize,
+    node: &SNode,
+    base: &Path,
+    source_id: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Mapping> {
     let loc = format!("mappings[{index}]");
     let SValue::Object(members) = &node.value else {
         diags.push(Diagnostic::error(
@@ -421,33 +419,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         }),
     }
     .byte();
-    let extension = match r.string("file_extension") {
-        None => Extension::Csv,
-        Some((e, mark)) => match e.trim_start_matches('.') {
-            "csv" => Extension::Csv,
-            "txt" => Extension::Txt,
-            _ => {
-                r.error(
-                    "file_extension",
-                    mark,
-                    format!("should be \"csv\" or \"txt\", not {e:?}"),
-                );
-                Extension::Csv
-            }
-        },
-    };
-    let compression = match r.string("compression") {
-        None => Compression::None,
-        Some((c, mark)) => Compression::parse(&c).unwrap_or_else(|| {
-            let names: Vec<&str> = Compression::NAMES.iter().map(|(_, n)| *n).collect();
-            r.error(
-                "compression",
-                mark,
-                format!("should be one of {}, not {c:?}", names.map_quoted()),
-            );
-            Compression::None
-        }),
-    };
+    let output = output::read(&mut r, base);
     let batch_size = r
         .integer("batch_size", 1, 10_000_000)
         .unwrap_or(DEFAULT_BATCH_SIZE);
@@ -471,7 +443,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
     let folder_src = r.string("s3_aws_folder_name");
     let folder = match &folder_src {
         None => FolderTemplate::compile("").ok(),
-        Some((s, mark)) => match FolderTemplate::compile(s) {
+        Some((s, mark)) => match FolderTemplate::compile_with(s, source_id) {
             Ok(f) => Some(f),
             Err(e) => {
                 r.error("s3_aws_folder_name", *mark, e.to_string());
@@ -493,7 +465,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
     }
     let filename = match r.string("filename_template") {
         None => FilenameTemplate::compile(None).ok(),
-        Some((s, mark)) => match FilenameTemplate::compile(Some(&s)) {
+        Some((s, mark)) => match FilenameTemplate::compile_with(Some(&s), source_id) {
             Ok(f) => Some(f),
             Err(e) => {
                 r.error("filename_template", mark, e.to_string());
@@ -609,6 +581,34 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         );
     }
 
+    if output.format == FileFormat::Parquet {
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(audience_action.iter().map(|c| c.name.as_str()))
+            .chain(batch_size_column.iter().map(|c| c.name.as_str()))
+            .collect();
+        if let Some(dup) = names
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| names[..i].contains(n).then_some(*n))
+        {
+            diags.push(Diagnostic::error(
+                format!("{loc}.columns"),
+                node.mark,
+                format!("{dup:?} names two columns; Parquet columns need distinct names (rename one, or turn the audience-action column off with audience_action_column_name: \"\")"),
+            ));
+        }
+    }
+    let types = column_types(
+        &output.column_types,
+        &columns,
+        audience_action.as_ref(),
+        batch_size_column.as_ref(),
+        &format!("{loc}.column_types"),
+        diags,
+    );
+
     let errors_now = diags.iter().filter(|d| d.is_error()).count();
     if errors_now > before {
         return None;
@@ -638,6 +638,7 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
             traits_or_props_plan,
             computation_key_plan,
             steps,
+            types,
         },
         batch_size,
         batch_max_bytes,
@@ -645,9 +646,76 @@ fn compile_mapping(index: usize, node: &SNode, diags: &mut Vec<Diagnostic>) -> O
         folder: folder?,
         filename_prefix,
         filename: filename?,
-        extension,
-        compression,
+        extension: output.extension,
+        compression: output.compression,
+        format: output.format,
+        raw: output.raw,
+        split_by_event_type: output.split_by_event_type,
+        encryption: output.encryption,
+        csv: output.csv,
+        manifest: output.manifest,
     })
+}
+
+/// Each column's type in file order: `column_types` where given, else `string` (the
+/// batch-size column: `int64`, a count). An entry for a column the mapping does not have is
+/// an error.
+fn column_types(
+    given: &[(String, ColumnType, Mark)],
+    columns: &[Column],
+    audience: Option<&ComputedColumn>,
+    batch: Option<&ComputedColumn>,
+    loc: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<ColumnType> {
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(audience.map(|c| c.name.as_str()))
+        .chain(batch.map(|c| c.name.as_str()))
+        .collect();
+    for (name, _, mark) in given {
+        if !names.contains(&name.as_str()) {
+            let hint = crate::suggest::did_you_mean(name, names.iter().copied())
+                .map(|s| format!("did you mean {s:?}? "))
+                .unwrap_or_default();
+            diags.push(Diagnostic::error(
+                format!("{loc}.{name}"),
+                *mark,
+                format!(
+                    "{name:?} is not a column of this mapping; {hint}columns are {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let batch_name = batch.map(|c| c.name.as_str());
+    if let Some((_, t, mark)) = given.iter().find(|(n, t, _)| {
+        Some(n.as_str()) == batch_name && matches!(t, ColumnType::Boolean | ColumnType::Timestamp)
+    }) {
+        diags.push(Diagnostic::error(
+            format!("{loc}.{}", batch_name.unwrap_or_default()),
+            *mark,
+            format!(
+                "the batch-size column holds a row count: int64, double, string or json, not {}",
+                t.name()
+            ),
+        ));
+    }
+    names
+        .iter()
+        .map(|n| {
+            given
+                .iter()
+                .find(|(g, _, _)| g == n)
+                .map(|(_, t, _)| *t)
+                .unwrap_or(if Some(*n) == batch_name {
+                    ColumnType::Int64
+                } else {
+                    ColumnType::String
+                })
+        })
+        .collect()
 }
 
 trait MapQuoted {

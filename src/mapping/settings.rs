@@ -60,6 +60,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "dedupe_window",
     "role_session_name",
     "role_session_duration_seconds",
+    "source_id",
 ];
 
 named_enum! {
@@ -168,6 +169,8 @@ pub struct Settings {
     pub dedupe_window: Option<std::time::Duration>,
     pub role_session_name: String,
     pub role_session_duration_seconds: u32,
+    /// `source_id`: what `{{source_id}}` renders in folder and filename templates.
+    pub source_id: Option<String>,
     /// Where the settings block is, for messages about missing values.
     pub mark: Mark,
     /// Settings that read an environment variable that is not set. They only matter when
@@ -201,6 +204,7 @@ impl Default for Settings {
             dedupe_window: None,
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
+            source_id: None,
             mark: Mark::default(),
             unresolved: Vec::new(),
         }
@@ -507,6 +511,17 @@ pub(crate) fn load(
     }
     if let Some(n) = r.integer("role_session_duration_seconds", 900, 43_200) {
         s.role_session_duration_seconds = n as u32;
+    }
+    if let Some((v, mark)) = env(&mut r, "source_id") {
+        if !v.is_empty() && !v.contains(['/', '\\']) && !v.chars().any(char::is_control) {
+            s.source_id = Some(v);
+        } else {
+            r.error(
+                "source_id",
+                mark,
+                "should be a source id (no '/', not empty), as Segment's folders name it",
+            );
+        }
     }
     s.unresolved = unresolved;
     if s.role_arn.is_some() && s.external_id.is_none() && node.get("iam_external_id").is_none() {

@@ -24,7 +24,7 @@ pub(super) fn deliver(intent: Intent, sink: &mut dyn Sink) -> Result<(), SinkErr
         rows = intent.rows,
         "delivering a file finished just before the last stop"
     );
-    let (content_type, content_encoding) = crate::sink::s3::headers_for(&intent.key);
+    let (content_type, content_encoding) = crate::encode::layer::headers_for_key(&intent.key);
     let temp = tempfile::TempPath::try_from_path(&intent.staged)
         .map_err(|e| SinkError::io(format!("cannot take {}", intent.staged.display()), e))?;
     sink.deliver(FinishedFile {

@@ -14,6 +14,7 @@
 //! ([`Sink::require`]): a replay of files can simply be run again.
 
 pub mod local;
+pub mod manifest;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
@@ -201,9 +202,6 @@ pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
         .map_err(|e| SinkError::io(format!("cannot fsync the folder {}", dir.display()), e))
 }
 
-/// Suffixes that file layers add after the format's extension.
-const LAYER_SUFFIXES: &[&str] = &[".gz", ".zst", ".gpg"];
-
 /// `a/b.csv` → `a/b-1.csv`; `a/b.csv.gz` → `a/b-1.csv.gz` (the number goes before the
 /// extension and every layer suffix).
 pub fn disambiguate(key: &str, n: u32) -> String {
@@ -211,13 +209,7 @@ pub fn disambiguate(key: &str, n: u32) -> String {
         Some(i) => (&key[..=i], &key[i + 1..]),
         None => ("", key),
     };
-    let mut stem = name;
-    while let Some(s) = LAYER_SUFFIXES
-        .iter()
-        .find(|s| stem.len() > s.len() && stem.ends_with(*s))
-    {
-        stem = &stem[..stem.len() - s.len()];
-    }
+    let (stem, _) = crate::encode::layer::split_suffixes(name);
     let layers = &name[stem.len()..];
     match stem.rfind('.') {
         Some(dot) if dot > 0 => format!("{dir}{}-{n}{}{layers}", &stem[..dot], &stem[dot..]),
@@ -236,6 +228,7 @@ mod tests {
         assert_eq!(disambiguate("a.b/c", 3), "a.b/c-3");
         assert_eq!(disambiguate("a/b.csv.gz", 1), "a/b-1.csv.gz");
         assert_eq!(disambiguate("a/b.gz", 2), "a/b-2.gz");
+        assert_eq!(disambiguate("a/b.json.zst.gpg", 1), "a/b-1.json.zst.gpg");
         assert_eq!(disambiguate("a/b", 2), "a/b-2");
     }
 

@@ -8,6 +8,8 @@
 //! left out. Templates are parsed once, when the mapping is loaded.
 
 mod date;
+/// liquidjs's strftime, shared with the `format_time` template helper.
+pub use date::strftime;
 mod filters;
 mod parse;
 mod render;

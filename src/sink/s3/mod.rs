@@ -382,21 +382,6 @@ pub fn outbox_files(outbox: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// Content-Type and Content-Encoding from a key's extension (for files found in the
-/// outbox, whose metadata is their name).
-pub fn headers_for(key: &str) -> (&'static str, Option<&'static str>) {
-    let (plain, encoding) = match key.strip_suffix(".gz") {
-        Some(p) => (p, Some("gzip")),
-        None => (key, None),
-    };
-    let content_type = if plain.ends_with(".csv") {
-        "text/csv"
-    } else {
-        "text/plain"
-    };
-    (content_type, encoding)
-}
-
 /// Uploads everything in the outbox.
 pub fn flush(
     settings: &Settings,
@@ -404,22 +389,57 @@ pub fn flush(
     opts: &ClientOptions,
 ) -> Result<SinkReport, SinkError> {
     let mut sink = S3Sink::new(settings, outbox, opts)?;
-    sink.enqueue_outbox()?;
-    sink.finish()
+    // Manifests go up last, and only once every other file is in the bucket.
+    let (_, manifests) = sink.enqueue_outbox()?;
+    let mut report = sink.finish()?;
+    if manifests.is_empty() {
+        return Ok(report);
+    }
+    if !report.pending.is_empty() {
+        for (key, path) in manifests {
+            report.pending.push(crate::sink::Pending {
+                key,
+                path,
+                reason: "waits for the files it lists".into(),
+            });
+        }
+        return Ok(report);
+    }
+    for (key, path) in manifests {
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let job = UploadJob {
+            content_type: "application/json",
+            content_encoding: None,
+            rows: 0,
+            bytes,
+            mapping: String::new(),
+            event_type: String::new(),
+            first_seq: None,
+        };
+        sink.enqueue(path, key, job);
+    }
+    let last = sink.finish()?;
+    report.delivered.extend(last.delivered);
+    report.pending.extend(last.pending);
+    Ok(report)
 }
 
 impl S3Sink {
-    /// Queues the upload of every file waiting in the outbox (left by an earlier run);
-    /// returns how many.
-    pub fn enqueue_outbox(&mut self) -> Result<usize, SinkError> {
+    /// Queues the upload of every file waiting in the outbox (left by an earlier run)
+    /// except manifests, which must wait for the files they list; returns how many were
+    /// queued, and the manifests.
+    pub fn enqueue_outbox(&mut self) -> Result<(usize, Vec<(String, PathBuf)>), SinkError> {
         let outbox = self.outbox.clone();
         let files = outbox_files(&outbox).map_err(|e| {
             SinkError::io(format!("cannot read the outbox {}", outbox.display()), e)
         })?;
+        let (manifests, files): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(key, _)| super::manifest::is_manifest_key(key));
         let n = files.len();
         for (key, path) in files {
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let (content_type, content_encoding) = headers_for(&key);
+            let (content_type, content_encoding) = crate::encode::layer::headers_for_key(&key);
             let job = UploadJob {
                 content_type,
                 content_encoding,
@@ -431,7 +451,7 @@ impl S3Sink {
             };
             self.enqueue(path, key, job);
         }
-        Ok(n)
+        Ok((n, manifests))
     }
 }
 
