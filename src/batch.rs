@@ -64,7 +64,9 @@ impl LazyBuffer {
         }
         let needed = self.buf.len() + bytes.len();
         if needed > self.buf.capacity() {
-            let want = needed.max(self.buf.capacity() * 2).clamp(4096, MAX_BATCH_BUFFER);
+            let want = needed
+                .max(self.buf.capacity() * 2)
+                .clamp(4096, MAX_BATCH_BUFFER);
             let grow = want.saturating_sub(self.buf.capacity());
             let limit = self.budget.limit.load(Ordering::Relaxed);
             let taken = self.budget.held.fetch_add(grow, Ordering::Relaxed) + grow;

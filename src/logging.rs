@@ -42,15 +42,14 @@ const KEY_ID_PREFIXES: &[&[u8]] = &[
 fn capped(target: &str) -> bool {
     CAPPED_TARGETS.iter().any(|t| {
         target.starts_with(t)
-            && (t.ends_with('_')
-                || target.len() == t.len()
-                || target.as_bytes()[t.len()] == b':')
+            && (t.ends_with('_') || target.len() == t.len() || target.as_bytes()[t.len()] == b':')
     })
 }
 
 /// Starts logging to stderr: `S3ACTIONS_LOG` when set (an `EnvFilter`), else `default`.
 pub fn init(default: &str) {
-    let filter = EnvFilter::try_from_env("S3ACTIONS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("S3ACTIONS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let cap = filter_fn(|meta| !(*meta.level() > Level::INFO && capped(meta.target())));
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(RedactingStderr)
@@ -128,7 +127,8 @@ mod tests {
 
     #[test]
     fn key_ids_are_masked_wherever_they_are() {
-        let line = b"Credentials { access_key_id: \"ASIAZ4XQ7EXAMPLE1234\", x: AKIAIOSFODNN7EXAMPLE }";
+        let line =
+            b"Credentials { access_key_id: \"ASIAZ4XQ7EXAMPLE1234\", x: AKIAIOSFODNN7EXAMPLE }";
         let out = redact(line);
         let text = String::from_utf8_lossy(&out);
         assert!(!text.contains("Z4XQ7EXAMPLE1234"), "{text}");
@@ -138,7 +138,10 @@ mod tests {
             "Credentials { access_key_id: \"ASIA****\", x: AKIA**** }"
         );
         // Words that merely start like one are left alone.
-        assert_eq!(&*redact(b"ASIAN AKIA12 xAKIAIOSFODNN7EXAMPLE"), b"ASIAN AKIA12 xAKIAIOSFODNN7EXAMPLE");
+        assert_eq!(
+            &*redact(b"ASIAN AKIA12 xAKIAIOSFODNN7EXAMPLE"),
+            b"ASIAN AKIA12 xAKIAIOSFODNN7EXAMPLE"
+        );
     }
 
     #[test]

@@ -149,9 +149,9 @@ pub fn parse_json_or_yaml(src: &str) -> Result<SNode, SyntaxError> {
 
 /// Reads the first YAML document of `src` (an empty document is `null`).
 pub fn parse_yaml(src: &str) -> Result<SNode, SyntaxError> {
-    use yaml_rust2::parser::Parser;
     use yaml_rust2::Event;
     use yaml_rust2::parser::MarkedEventReceiver;
+    use yaml_rust2::parser::Parser;
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(src);
     // Events are pulled one at a time rather than through `Parser::load`, which recurses
@@ -352,7 +352,12 @@ impl yaml_rust2::parser::MarkedEventReceiver for Builder {
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, start, anchor)) = self.stack.pop() {
                     let (size, height) = self.close();
-                    self.finish(SNode::new(SValue::Array(items), start), anchor, size, height);
+                    self.finish(
+                        SNode::new(SValue::Array(items), start),
+                        anchor,
+                        size,
+                        height,
+                    );
                 }
             }
             Event::MappingEnd => {
@@ -433,7 +438,11 @@ mod tests {
 
     #[test]
     fn nesting_is_limited_before_anything_recurses() {
-        for deep in ["[".repeat(100_000), "- ".repeat(100_000) + "x", "{a: ".repeat(50_000)] {
+        for deep in [
+            "[".repeat(100_000),
+            "- ".repeat(100_000) + "x",
+            "{a: ".repeat(50_000),
+        ] {
             // The reader's own flow-level limit may come first: an error either way.
             let e = parse_yaml(&deep).unwrap_err();
             assert!(
@@ -444,7 +453,11 @@ mod tests {
         }
         let ok = format!("{}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
         assert!(parse_yaml(&ok).is_ok());
-        let over = format!("{}1{}", "[".repeat(MAX_NESTING + 1), "]".repeat(MAX_NESTING + 1));
+        let over = format!(
+            "{}1{}",
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
         assert!(parse_yaml(&over).is_err());
         // Through aliases: each level adds one around the one before.
         let mut doc = String::from("l0: &l0 [1]\n");

@@ -38,7 +38,11 @@ impl Measured {
             "took too long: {}",
             self.text()
         );
-        assert!(self.peak_rss_mb < mb, "used too much memory: {}", self.text());
+        assert!(
+            self.peak_rss_mb < mb,
+            "used too much memory: {}",
+            self.text()
+        );
     }
 }
 
@@ -115,9 +119,7 @@ fn path(p: &Path) -> &str {
 
 /// A mapping file with one mapping whose column `a` is `column` (YAML flow text).
 fn mapping_with(trigger: &str, column: &str) -> String {
-    format!(
-        "mappings:\n  - name: m\n    trigger: '{trigger}'\n    columns:\n      a: {column}\n"
-    )
+    format!("mappings:\n  - name: m\n    trigger: '{trigger}'\n    columns:\n      a: {column}\n")
 }
 
 const EVENTS: &str = "fixtures/events.ndjson";
@@ -160,7 +162,8 @@ fn deeply_nested_triggers_and_directives_are_errors_not_crashes() {
     let r = measure(s3actions(&["validate", &m]), Duration::from_secs(30));
     r.assert_bounded(2, 5, 500.0);
     assert!(
-        r.stderr.contains("parentheses are nested more than 100 levels deep"),
+        r.stderr
+            .contains("parentheses are nested more than 100 levels deep"),
         "{}",
         r.text()
     );
@@ -191,7 +194,11 @@ fn deeply_nested_triggers_and_directives_are_errors_not_crashes() {
         "{\"@if\": {\"exists\": {\"@path\": \"$.event\"}, \"then\": ".repeat(50),
         "}}".repeat(50)
     );
-    let m = write(dir.path(), "ok.yaml", &mapping_with("type = \"track\"", &ifs));
+    let m = write(
+        dir.path(),
+        "ok.yaml",
+        &mapping_with("type = \"track\"", &ifs),
+    );
     let out = dir.path().join("out");
     let r = measure(
         s3actions(&["replay", &m, EVENTS, "--out", path(&out), "--json"]),
@@ -270,7 +277,10 @@ fn runaway_liquid_rejects_each_event() {
     let m = write(
         dir.path(),
         "liquid.yaml",
-        &mapping_with("type = \"track\"", &format!("{{\"@liquid\": \"{template}\"}}")),
+        &mapping_with(
+            "type = \"track\"",
+            &format!("{{\"@liquid\": \"{template}\"}}"),
+        ),
     );
     let events = write(
         dir.path(),
@@ -339,7 +349,10 @@ fn a_missing_input_in_the_middle_stops_before_anything_is_written() {
     assert_eq!(r.code, Some(2), "{}", r.text());
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(
-        v["error"].as_str().unwrap().contains("nope.ndjson: No such file"),
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("nope.ndjson: No such file"),
         "{v}"
     );
 }
@@ -352,7 +365,11 @@ fn a_failed_run_reports_its_cause_once_and_json_on_stdout() {
         panic!("this test needs /dev/full (Linux)");
     }
     let dir = tmp();
-    let input = write(dir.path(), "bad.ndjson", "{\"type\":\"track\",\"event\":\"a\"}\nnot json\n");
+    let input = write(
+        dir.path(),
+        "bad.ndjson",
+        "{\"type\":\"track\",\"event\":\"a\"}\nnot json\n",
+    );
     let out = dir.path().join("out");
     let r = measure(
         s3actions(&[
@@ -434,5 +451,10 @@ fn many_mappings_run_in_bounded_memory_and_files() {
     assert_eq!(r.code, Some(0), "{}", r.text());
     assert!(r.peak_rss_mb < 500.0, "{}", r.text());
     let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(summary["files"].as_array().unwrap().len(), 1_500, "{}", r.text());
+    assert_eq!(
+        summary["files"].as_array().unwrap().len(),
+        1_500,
+        "{}",
+        r.text()
+    );
 }

@@ -369,12 +369,25 @@ fn no_credentials_at_trace_level() {
         assert_ok(&o);
         let all = output_text(&o);
         assert!(all.contains("DEBUG"), "trace logging is on: {all}");
-        assert!(!all.contains(&key), "{args:?}: the caller's key ID is printed");
-        assert!(!all.contains(&secret), "{args:?}: the secret key is printed");
-        assert!(!all.contains("ext-good"), "{args:?}: the external ID is printed");
+        assert!(
+            !all.contains(&key),
+            "{args:?}: the caller's key ID is printed"
+        );
+        assert!(
+            !all.contains(&secret),
+            "{args:?}: the secret key is printed"
+        );
+        assert!(
+            !all.contains("ext-good"),
+            "{args:?}: the external ID is printed"
+        );
         let ids = key_ids(&all);
         assert!(ids.is_empty(), "{args:?}: key IDs printed: {ids:?}");
-        for field in ["<SecretAccessKey>", "<SessionToken>", "x-amz-security-token: "] {
+        for field in [
+            "<SecretAccessKey>",
+            "<SessionToken>",
+            "x-amz-security-token: ",
+        ] {
             assert!(!all.contains(field), "{args:?}: {field} printed");
         }
     }

@@ -1000,7 +1000,11 @@ mod tests {
         let node = crate::spanned::parse_json_or_yaml(&src).unwrap();
         let started = std::time::Instant::now();
         assert!(compile(&node, "a").is_ok());
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

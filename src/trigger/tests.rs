@@ -175,7 +175,11 @@ fn errors_with_positions() {
 /// overflow; nesting up to the limit still parses.
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
-    let deep = format!("{}type = \"track\"{}", "(".repeat(10_000), ")".repeat(10_000));
+    let deep = format!(
+        "{}type = \"track\"{}",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
     let e = Trigger::parse(&deep).unwrap_err();
     assert_eq!((e.line, e.col), (1, 101));
     assert!(e.message.contains("nested more than 100"), "{e}");
@@ -199,12 +203,40 @@ fn deep_nesting_is_an_error_not_a_crash() {
 #[test]
 fn random_triggers_never_panic() {
     let pieces = [
-        "(", ")", "!", "and", "or", " ", "type", "=", "!=", "<", ">=", "\"", "'", "é", "😀",
-        "properties.a", "contains", "match", ",", "\"x*\"", "1e999", "-", ".", "[", "]", "\\",
-        "\n", "null", "true",
+        "(",
+        ")",
+        "!",
+        "and",
+        "or",
+        " ",
+        "type",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        "\"",
+        "'",
+        "é",
+        "😀",
+        "properties.a",
+        "contains",
+        "match",
+        ",",
+        "\"x*\"",
+        "1e999",
+        "-",
+        ".",
+        "[",
+        "]",
+        "\\",
+        "\n",
+        "null",
+        "true",
     ];
     let mut tape = crate::json::Tape::new();
-    let event = tape.parse(r#"{"type":"track","properties":{"a":"é"}}"#).unwrap();
+    let event = tape
+        .parse(r#"{"type":"track","properties":{"a":"é"}}"#)
+        .unwrap();
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..20_000 {
         let n = rng.usize(1..14);

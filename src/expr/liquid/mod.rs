@@ -252,8 +252,14 @@ mod tests {
             .unwrap()
             .render_within(&root, std::time::Duration::ZERO)
             .unwrap_err();
-        assert!(matches!(e, LiquidError::Render(RenderError::TimeLimit)), "{e}");
-        assert!(e.to_string().contains("template render limit exceeded"), "{e}");
+        assert!(
+            matches!(e, LiquidError::Render(RenderError::TimeLimit)),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("template render limit exceeded"),
+            "{e}"
+        );
     }
 
     /// Malformed templates with multi-byte characters anywhere are errors, never panics
@@ -263,9 +269,40 @@ mod tests {
         assert!(Liquid::compile("{% capture é").is_err());
         assert!(Liquid::compile("{% capture é %}").is_err());
         let pieces = [
-            "{%", "%}", "{{", "}}", "é", "日本", "😀", "'", "\"", "|", ":", ",", " ", "-", "capture",
-            "if", "endif", "assign", "=", "x", "(", ")", "..", "[", "]", ".", "raw", "endraw",
-            "append", "1", "liquid", "\n", "comment", "endcapture",
+            "{%",
+            "%}",
+            "{{",
+            "}}",
+            "é",
+            "日本",
+            "😀",
+            "'",
+            "\"",
+            "|",
+            ":",
+            ",",
+            " ",
+            "-",
+            "capture",
+            "if",
+            "endif",
+            "assign",
+            "=",
+            "x",
+            "(",
+            ")",
+            "..",
+            "[",
+            "]",
+            ".",
+            "raw",
+            "endraw",
+            "append",
+            "1",
+            "liquid",
+            "\n",
+            "comment",
+            "endcapture",
         ];
         let mut rng = fastrand::Rng::with_seed(19);
         for _ in 0..20_000 {

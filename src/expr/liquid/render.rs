@@ -25,7 +25,9 @@ pub const RENDER_LIMIT: Duration = Duration::from_millis(500);
 pub enum RenderError {
     #[error("the range ({from}..{to}) is too long")]
     RangeTooLong { from: f64, to: f64 },
-    #[error("memory alloc limit exceeded (the template would use more than {MEMORY_LIMIT} characters)")]
+    #[error(
+        "memory alloc limit exceeded (the template would use more than {MEMORY_LIMIT} characters)"
+    )]
     MemoryLimit,
     #[error("template render limit exceeded (more than {} ms)", RENDER_LIMIT.as_millis())]
     TimeLimit,
