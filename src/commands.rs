@@ -95,6 +95,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
                 }
             }
         }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every Unix
         Some(lim.rlim_cur as u64)
     }
     #[cfg(not(unix))]

@@ -330,24 +330,26 @@ impl yaml_rust2::parser::MarkedEventReceiver for Builder {
         if self.error.is_some() {
             return;
         }
+        let counted = match &ev {
+            Event::Scalar(..) => self.count(mark, 1, 0),
+            Event::SequenceStart(..) | Event::MappingStart(..) => self.count(mark, 1, 1),
+            _ => true,
+        };
+        if !counted {
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                if self.count(mark, 1, 0) {
-                    let value = scalar(text, style, tag.is_some());
-                    self.finish(SNode::new(value, mark), anchor, 1, 0);
-                }
+                let value = scalar(text, style, tag.is_some());
+                self.finish(SNode::new(value, mark), anchor, 1, 0);
             }
             Event::SequenceStart(anchor, _) => {
-                if self.count(mark, 1, 1) {
-                    self.sizes.push((self.values, 0));
-                    self.stack.push(Frame::Seq(Vec::new(), mark, anchor));
-                }
+                self.sizes.push((self.values, 0));
+                self.stack.push(Frame::Seq(Vec::new(), mark, anchor));
             }
             Event::MappingStart(anchor, _) => {
-                if self.count(mark, 1, 1) {
-                    self.sizes.push((self.values, 0));
-                    self.stack.push(Frame::Map(Vec::new(), mark, anchor, None));
-                }
+                self.sizes.push((self.values, 0));
+                self.stack.push(Frame::Map(Vec::new(), mark, anchor, None));
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, start, anchor)) = self.stack.pop() {

@@ -86,13 +86,15 @@ fn child(at: &str, key: &str) -> String {
     format!("{at}.{key}")
 }
 
+/// Compiled options by (node address, path), and how many `compile` calls are running.
+type Compiled = (usize, std::collections::HashMap<(usize, String), Expr>);
+
 thread_local! {
     /// Values a directive's [`options`] compiled (to report every option's errors), kept
     /// for the directive to take instead of compiling them a second time: compiled twice
     /// per level, nested directives took exponential time. Keyed by node address and path,
     /// cleared when the outermost `compile` returns.
-    static COMPILED: std::cell::RefCell<(usize, std::collections::HashMap<(usize, String), Expr>)> =
-        Default::default();
+    static COMPILED: std::cell::RefCell<Compiled> = Default::default();
 }
 
 /// Compiles a mapping value (a column, or any nested value).

@@ -221,11 +221,13 @@ mod tests {
         );
         assert!(captures.len() <= MAX_LIQUID_LENGTH, "{}", captures.len());
         let padding = "{{ '2024-01-15T10:30:00Z' | date: '%999999999Y' }}".to_string();
+        // Each step multiplies the text by 250: the fourth would make 625 million.
         let replacing = format!(
             "{{% assign s = '{}' %}}{}",
-            "a".repeat(100),
-            "{% assign s = s | replace: 'a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' %}".repeat(8)
+            "a".repeat(40),
+            format!("{{% assign s = s | replace: 'a', '{}' %}}", "a".repeat(250)).repeat(3)
         );
+        assert!(replacing.len() <= MAX_LIQUID_LENGTH, "{}", replacing.len());
         for t in [doubling, captures, padding, replacing] {
             let e = bounded(&t).unwrap_err();
             assert!(
