@@ -1,6 +1,6 @@
 //! Per-stage costs on realistic events (from `../shared/bench/gen_events.py`, checked in as
 //! `fixtures/events.ndjson`): JSON parsing, trigger evaluation, the default columns (general
-//! evaluator and encoded rows), CSV field quoting, and column hashing.
+//! evaluator and encoded rows), CSV field quoting, column hashing, and serve's normaliser.
 //!
 //! `cargo bench --bench stages`
 
@@ -159,5 +159,31 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, triggers, columns, csv_quoting, hashing);
+/// serve's normaliser: a `/v1/batch` body of 100 fixture events with a batch `sentAt`
+/// and `context` (parse once, merge, correct timestamps, write the lines).
+fn serve_normalise(c: &mut Criterion) {
+    use s3actions::source::http::{Arrival, normalise};
+    let events = events();
+    let body = format!(
+        "{{\"batch\":[{}],\"sentAt\":\"2026-12-03T05:31:14.123Z\",\"context\":{{\"library\":{{\"name\":\"bench\"}}}}}}",
+        events[..100].join(",")
+    );
+    let at = Arrival::from_unix_millis(1_796_275_874_123).unwrap();
+    let mut g = c.benchmark_group("serve");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("normalise a /v1/batch of 100 events", |b| {
+        b.iter(|| black_box(normalise("/v1/batch", body.as_bytes(), &at).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse,
+    triggers,
+    columns,
+    csv_quoting,
+    hashing,
+    serve_normalise
+);
 criterion_main!(benches);

@@ -14,7 +14,8 @@ GEN="${GEN_EVENTS:-../shared/bench/gen_events.py}"
 EVENTS="${EVENTS:-200000}"
 SENDERS="${SENDERS:-4}"
 BATCH="${BATCH:-100}"
-PROFILE="${PROFILE:-release}"
+PROFILE="${PROFILE:-release}"                 # the server's build profile
+LOADGEN_PROFILE="${LOADGEN_PROFILE:-release}" # the load generator's (dev: no optimised dev-dependencies to build)
 mkdir -p bench-data
 cat > bench-data/bench-serve.yaml <<'YAML'
 mappings:
@@ -28,9 +29,11 @@ if [ ! -f "$input" ]; then
     python3 "$GEN" --count "$EVENTS" --seed 7 --mix mixed --out "$input.partial"
     mv "$input.partial" "$input"
 fi
-cargo build --profile "$PROFILE" --quiet --bin s3actions --example serve_load
-dir="${CARGO_TARGET_DIR:-target}/$PROFILE"
-[ "$PROFILE" = dev ] && dir="${CARGO_TARGET_DIR:-target}/debug"
+profile_dir() { if [ "$1" = dev ]; then echo "${CARGO_TARGET_DIR:-target}/debug"; else echo "${CARGO_TARGET_DIR:-target}/$1"; fi; }
+cargo build --profile "$PROFILE" --quiet --bin s3actions
+cargo build --profile "$LOADGEN_PROFILE" --quiet --example serve_load
+dir=$(profile_dir "$PROFILE")
+loadgen=$(profile_dir "$LOADGEN_PROFILE")/examples/serve_load
 out=bench-data/serve-out
 rm -rf "$out"
 log=$(mktemp)
@@ -46,7 +49,7 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 [ -n "$addr" ] || { echo "serve printed no address" >&2; cat "$log" >&2; exit 1; }
-"$dir/examples/serve_load" --addr "$addr" --events "$input" --senders "$SENDERS" --batch "$BATCH" > bench-data/serve-load.json
+"$loadgen" --addr "$addr" --events "$input" --senders "$SENDERS" --batch "$BATCH" > bench-data/serve-load.json
 kill -TERM "$server"
 wait "$server"
 trap 'rm -f "$log"' EXIT
