@@ -172,10 +172,18 @@ pub enum ImportFrom {
     /// Destination" (with or without the {"data": ...} wrapper), or read them with --from-api.
     Segment {
         /// The "Get Destination" body (a file, or - for stdin).
-        #[arg(long, required_unless_present = "from_api", conflicts_with = "from_api")]
+        #[arg(
+            long,
+            required_unless_present = "from_api",
+            conflicts_with = "from_api"
+        )]
         destination: Option<String>,
         /// The "List Subscriptions from Destination" body (a file, or - for stdin).
-        #[arg(long, required_unless_present = "from_api", conflicts_with = "from_api")]
+        #[arg(
+            long,
+            required_unless_present = "from_api",
+            conflicts_with = "from_api"
+        )]
         subscriptions: Option<String>,
         /// Read both from Segment's Public API, with the token in SEGMENT_TOKEN.
         #[arg(long, requires = "destination_id")]

@@ -38,14 +38,13 @@ pub fn starter(kind: Starter) -> String {
         Starter::Audiences => include_str!("../mappings/audiences.yaml"),
         Starter::ReverseEtl => include_str!("../mappings/reverse-etl.yaml"),
     };
-    let body = bundled
-        .strip_prefix(BUNDLED_MODELINE)
-        .unwrap_or(bundled);
+    let body = bundled.strip_prefix(BUNDLED_MODELINE).unwrap_or(bundled);
     format!("{}{body}", crate::migrate::SCHEMA_MODELINE)
 }
 
 /// The first line of the bundled mappings (the schema, relative to `mappings/`).
-pub const BUNDLED_MODELINE: &str = "# yaml-language-server: $schema=../schema/mapping.schema.json\n";
+pub const BUNDLED_MODELINE: &str =
+    "# yaml-language-server: $schema=../schema/mapping.schema.json\n";
 
 /// Writes the starter to `path` and, unless there is one, `mapping.schema.json` beside it.
 /// Returns the files written.
@@ -57,7 +56,10 @@ pub fn write_starter(path: &Path, kind: Starter) -> Result<Vec<PathBuf>, InitErr
         .unwrap_or(Path::new("."))
         .join("mapping.schema.json");
     if !schema.exists() {
-        create_new(&schema, crate::mapping::schema::mapping_schema_text().as_bytes())?;
+        create_new(
+            &schema,
+            crate::mapping::schema::mapping_schema_text().as_bytes(),
+        )?;
         written.push(schema);
     }
     Ok(written)

@@ -13,8 +13,8 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, DurabilityArg, ExportTo, ImportFrom, RunArgs};
 
 use s3actions::commands::{self, CommandError, Destination};
-use s3actions::json::Tape;
 use s3actions::init::Starter;
+use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
 use s3actions::migrate;
 use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
@@ -353,17 +353,24 @@ fn import(from: ImportFrom) -> Result<u8> {
         let id = destination_id.unwrap_or_default();
         let fetched = migrate::api::fetch(&api_url, &token, &id)
             .map_err(|e| Exit(1, format!("error: {e}")))?;
-        let names = (format!("destination {id}"), format!("subscriptions of {id}"));
+        let names = (
+            format!("destination {id}"),
+            format!("subscriptions of {id}"),
+        );
         (fetched.destination, fetched.subscriptions, names)
     } else {
-        let (d, s) = (destination.unwrap_or_default(), subscriptions.unwrap_or_default());
+        let (d, s) = (
+            destination.unwrap_or_default(),
+            subscriptions.unwrap_or_default(),
+        );
         if d == "-" && s == "-" {
             bail!("only one of --destination and --subscriptions can be - (stdin)");
         }
         let body = |arg: &str| -> Result<serde_json::Value> {
             let text = read_arg(arg)?;
             let name = if arg == "-" { "stdin" } else { arg };
-            migrate::parse_body(&text, name).map_err(|e| Exit(EXIT_USAGE, format!("error: {e}")).into())
+            migrate::parse_body(&text, name)
+                .map_err(|e| Exit(EXIT_USAGE, format!("error: {e}")).into())
         };
         (body(&d)?, body(&s)?, (d, s))
     };

@@ -16,7 +16,14 @@ const SUBS: &str = "tests/segment/subscriptions.json";
 const EXTERNAL_ID: &str = "ext-id-NEVER-PRINT-7f3a9c";
 
 fn import_files() -> std::process::Output {
-    run(&["import", "segment", "--destination", DEST, "--subscriptions", SUBS])
+    run(&[
+        "import",
+        "segment",
+        "--destination",
+        DEST,
+        "--subscriptions",
+        SUBS,
+    ])
 }
 
 #[test]
@@ -26,8 +33,14 @@ fn import_converts_recorded_bodies_and_reports_what_it_leaves_out() {
     let yaml = stdout(&o);
     let err = stderr(&o);
     assert!(!yaml.contains(EXTERNAL_ID) && !err.contains(EXTERNAL_ID));
-    assert!(yaml.contains("iam_external_id: ${S3ACTIONS_EXTERNAL_ID}"), "{yaml}");
-    assert!(yaml.starts_with("# yaml-language-server: $schema="), "{yaml}");
+    assert!(
+        yaml.contains("iam_external_id: ${S3ACTIONS_EXTERNAL_ID}"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.starts_with("# yaml-language-server: $schema="),
+        "{yaml}"
+    );
     for expected in [
         // A subscription of another action.
         r#"subscriptions[3] "Some other action": is a subscription of action "sendToWebhook""#,
@@ -47,22 +60,35 @@ fn import_converts_recorded_bodies_and_reports_what_it_leaves_out() {
     assert_eq!(maps.len(), 3, "{yaml}");
     let orders = &maps[0];
     assert_eq!(orders["name"], "Orders");
-    assert_eq!(orders["trigger"], r#"type = "track" and event = "Order Completed""#);
+    assert_eq!(
+        orders["trigger"],
+        r#"type = "track" and event = "Order Completed""#
+    );
     assert_eq!(orders["delimiter"], "|");
     assert_eq!(orders["file_extension"], "txt");
     assert_eq!(orders["batch_size"], 2);
     assert_eq!(orders["audience_action_column_name"], "");
     assert_eq!(orders["batch_size_column_name"], "rows_in_file");
-    assert_eq!(orders["columns_to_transform"][0]["hash_algorithm"], "sha256");
     assert_eq!(
-        orders["columns"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        orders["columns_to_transform"][0]["hash_algorithm"],
+        "sha256"
+    );
+    assert_eq!(
+        orders["columns"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["order_id", "total", "user_id", "email", "label"]
     );
     // Defaults are left out: Segment stores them, a mapping file need not.
     assert!(orders.get("traits_or_props").is_none() && orders.get("computation_key").is_none());
     let everything = &maps[1];
     assert_eq!(everything["enabled"], false);
-    assert!(everything.get("columns").is_none(), "Segment's default columns");
+    assert!(
+        everything.get("columns").is_none(),
+        "Segment's default columns"
+    );
     assert!(everything.get("delimiter").is_none());
 
     // The file validates and runs.
@@ -71,7 +97,11 @@ fn import_converts_recorded_bodies_and_reports_what_it_leaves_out() {
     assert_ok(&run(&["validate", &path]));
     let r = replay(&path, &["fixtures/events.ndjson"], &[]);
     assert_ok(&r.output);
-    let orders_files: Vec<_> = r.files.keys().filter(|k| k.starts_with("orders/")).collect();
+    let orders_files: Vec<_> = r
+        .files
+        .keys()
+        .filter(|k| k.starts_with("orders/"))
+        .collect();
     assert!(!orders_files.is_empty(), "{:?}", r.files.keys());
     let first = r.text_file(orders_files[0]);
     assert!(
@@ -84,8 +114,10 @@ fn import_converts_recorded_bodies_and_reports_what_it_leaves_out() {
 #[test]
 fn import_takes_stdin_and_bodies_without_the_data_wrapper() {
     let want = stdout(&import_files());
-    let dest: J = serde_json::from_str(&std::fs::read_to_string(root().join(DEST)).unwrap()).unwrap();
-    let subs: J = serde_json::from_str(&std::fs::read_to_string(root().join(SUBS)).unwrap()).unwrap();
+    let dest: J =
+        serde_json::from_str(&std::fs::read_to_string(root().join(DEST)).unwrap()).unwrap();
+    let subs: J =
+        serde_json::from_str(&std::fs::read_to_string(root().join(SUBS)).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // {"subscriptions": [...]} alone, and the destination object itself on stdin.
     let bare_subs = write(
@@ -94,7 +126,14 @@ fn import_takes_stdin_and_bodies_without_the_data_wrapper() {
         &serde_json::json!({ "subscriptions": subs["data"]["subscriptions"] }).to_string(),
     );
     let o = run_stdin(
-        &["import", "segment", "--destination", "-", "--subscriptions", &bare_subs],
+        &[
+            "import",
+            "segment",
+            "--destination",
+            "-",
+            "--subscriptions",
+            &bare_subs,
+        ],
         dest["data"]["destination"].to_string().as_bytes(),
     );
     assert_ok(&o);
@@ -104,21 +143,65 @@ fn import_takes_stdin_and_bodies_without_the_data_wrapper() {
 #[test]
 fn import_names_the_file_and_line_of_a_broken_body() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "dest.json", "{\n  \"data\": {\n    \"destination\": ,\n}");
-    let o = run(&["import", "segment", "--destination", &bad, "--subscriptions", SUBS]);
+    let bad = write(
+        dir.path(),
+        "dest.json",
+        "{\n  \"data\": {\n    \"destination\": ,\n}",
+    );
+    let o = run(&[
+        "import",
+        "segment",
+        "--destination",
+        &bad,
+        "--subscriptions",
+        SUBS,
+    ]);
     assert_exit(&o, 2);
     let err = stderr(&o);
-    assert!(err.contains("dest.json: not JSON") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("dest.json: not JSON") && err.contains("line 3"),
+        "{err}"
+    );
 
-    let list = write(dir.path(), "subs.json", r#"{"data": {"subscriptions": {}}}"#);
-    let o = run(&["import", "segment", "--destination", DEST, "--subscriptions", &list]);
+    let list = write(
+        dir.path(),
+        "subs.json",
+        r#"{"data": {"subscriptions": {}}}"#,
+    );
+    let o = run(&[
+        "import",
+        "segment",
+        "--destination",
+        DEST,
+        "--subscriptions",
+        &list,
+    ]);
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains("subs.json: expected a list of subscriptions"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("subs.json: expected a list of subscriptions"),
+        "{}",
+        stderr(&o)
+    );
 
-    let none = write(dir.path(), "none.json", r#"{"data": {"subscriptions": []}}"#);
-    let o = run(&["import", "segment", "--destination", DEST, "--subscriptions", &none]);
+    let none = write(
+        dir.path(),
+        "none.json",
+        r#"{"data": {"subscriptions": []}}"#,
+    );
+    let o = run(&[
+        "import",
+        "segment",
+        "--destination",
+        DEST,
+        "--subscriptions",
+        &none,
+    ]);
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains("no \"Sync to S3\" subscription"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no \"Sync to S3\" subscription"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -130,7 +213,14 @@ fn an_import_that_does_not_validate_is_printed_and_fails() {
         r#"{"subscriptions": [{"name": "x", "actionSlug": "syncToS3", "enabled": true,
             "trigger": "type = ", "settings": {"columns": {"a": {"@path": "$.a"}}}}]}"#,
     );
-    let o = run(&["import", "segment", "--destination", DEST, "--subscriptions", &subs]);
+    let o = run(&[
+        "import",
+        "segment",
+        "--destination",
+        DEST,
+        "--subscriptions",
+        &subs,
+    ]);
     assert_exit(&o, 1);
     assert!(stdout(&o).contains("trigger: 'type = '"), "{}", stdout(&o));
     assert!(stderr(&o).contains("does not validate"), "{}", stderr(&o));
@@ -145,7 +235,8 @@ fn api_server(token: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<V
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     let dest = std::fs::read_to_string(root().join(DEST)).unwrap();
-    let subs: J = serde_json::from_str(&std::fs::read_to_string(root().join(SUBS)).unwrap()).unwrap();
+    let subs: J =
+        serde_json::from_str(&std::fs::read_to_string(root().join(SUBS)).unwrap()).unwrap();
     let all = subs["data"]["subscriptions"].as_array().unwrap().clone();
     let page1 = serde_json::json!({"data": {"subscriptions": all[..2],
         "pagination": {"current": "MA==", "next": "Mg==", "totalEntries": 4}}});
@@ -171,15 +262,25 @@ fn api_server(token: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<V
             let path = request.split(' ').nth(1).unwrap_or("").to_string();
             log.lock().unwrap().push(path.clone());
             let (status, body) = if !authorized {
-                ("401 Unauthorized", r#"{"errors":[{"type":"unauthorized","message":"Unauthorized"}]}"#.to_string())
+                (
+                    "401 Unauthorized",
+                    r#"{"errors":[{"type":"unauthorized","message":"Unauthorized"}]}"#.to_string(),
+                )
             } else if path == "/destinations/fP7qoQw2HTWt9WdMr718gn" {
                 ("200 OK", dest.clone())
-            } else if path == "/destinations/fP7qoQw2HTWt9WdMr718gn/subscriptions?pagination.count=200" {
+            } else if path
+                == "/destinations/fP7qoQw2HTWt9WdMr718gn/subscriptions?pagination.count=200"
+            {
                 ("200 OK", page1.to_string())
-            } else if path == "/destinations/fP7qoQw2HTWt9WdMr718gn/subscriptions?pagination.count=200&pagination.cursor=Mg%3D%3D" {
+            } else if path
+                == "/destinations/fP7qoQw2HTWt9WdMr718gn/subscriptions?pagination.count=200&pagination.cursor=Mg%3D%3D"
+            {
                 ("200 OK", page2.to_string())
             } else {
-                ("404 Not Found", r#"{"errors":[{"type":"not-found","message":"Not found"}]}"#.to_string())
+                (
+                    "404 Not Found",
+                    r#"{"errors":[{"type":"not-found","message":"Not found"}]}"#.to_string(),
+                )
             };
             let _ = write!(
                 stream,
@@ -197,29 +298,53 @@ fn from_api_reads_the_destination_and_every_page_of_subscriptions() {
     const TOKEN: &str = "sgp_TOKEN-never-printed-123";
     let (url, seen) = api_server(TOKEN);
     let args = [
-        "import", "segment", "--from-api", "--destination-id", "fP7qoQw2HTWt9WdMr718gn",
-        "--api-url", &url,
+        "import",
+        "segment",
+        "--from-api",
+        "--destination-id",
+        "fP7qoQw2HTWt9WdMr718gn",
+        "--api-url",
+        &url,
     ];
-    let o = bin().args(args).env("SEGMENT_TOKEN", TOKEN).output().unwrap();
+    let o = bin()
+        .args(args)
+        .env("SEGMENT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
     assert_ok(&o);
     assert_eq!(stdout(&o), stdout(&import_files()));
     assert!(!output_text(&o).contains(TOKEN));
     assert_eq!(seen.lock().unwrap().len(), 3, "{:?}", seen.lock().unwrap());
 
     // A token the API refuses: the status and a hint, never the token.
-    let o = bin().args(args).env("SEGMENT_TOKEN", "sgp_wrong-token-456").output().unwrap();
+    let o = bin()
+        .args(args)
+        .env("SEGMENT_TOKEN", "sgp_wrong-token-456")
+        .output()
+        .unwrap();
     assert_exit(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("HTTP 401") && err.contains("SEGMENT_TOKEN"), "{err}");
+    assert!(
+        err.contains("HTTP 401") && err.contains("SEGMENT_TOKEN"),
+        "{err}"
+    );
     assert!(!err.contains("sgp_wrong-token-456"), "{err}");
 
     // An unknown destination; no token at all.
     let mut unknown = args;
     unknown[4] = "nope";
-    let o = bin().args(unknown).env("SEGMENT_TOKEN", TOKEN).output().unwrap();
+    let o = bin()
+        .args(unknown)
+        .env("SEGMENT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("HTTP 404"), "{}", stderr(&o));
-    let o = bin().args(args).env_remove("SEGMENT_TOKEN").output().unwrap();
+    let o = bin()
+        .args(args)
+        .env_remove("SEGMENT_TOKEN")
+        .output()
+        .unwrap();
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("SEGMENT_TOKEN"), "{}", stderr(&o));
 }
@@ -249,9 +374,13 @@ fn bundled_mappings_survive_export_and_import_byte_for_byte() {
         let dest = dir.path().join("dest.json");
         let subs = dir.path().join("subs.json");
         let o = run(&[
-            "export", "segment", mapping,
-            "--destination", dest.to_str().unwrap(),
-            "--subscriptions", subs.to_str().unwrap(),
+            "export",
+            "segment",
+            mapping,
+            "--destination",
+            dest.to_str().unwrap(),
+            "--subscriptions",
+            subs.to_str().unwrap(),
         ]);
         assert_ok(&o);
         let exported = std::fs::read_to_string(&dest).unwrap();
@@ -263,9 +392,12 @@ fn bundled_mappings_survive_export_and_import_byte_for_byte() {
         }
 
         let o = run(&[
-            "import", "segment",
-            "--destination", dest.to_str().unwrap(),
-            "--subscriptions", subs.to_str().unwrap(),
+            "import",
+            "segment",
+            "--destination",
+            dest.to_str().unwrap(),
+            "--subscriptions",
+            subs.to_str().unwrap(),
         ]);
         assert_ok(&o);
         let imported = write(dir.path(), "imported.yaml", &stdout(&o));
@@ -275,7 +407,11 @@ fn bundled_mappings_survive_export_and_import_byte_for_byte() {
         let after = replay(&imported, &[fixture], &[]);
         assert_ok(&before.output);
         assert_ok(&after.output);
-        assert!(before.files.len() > 1, "{mapping}: {:?}", before.files.keys());
+        assert!(
+            before.files.len() > 1,
+            "{mapping}: {:?}",
+            before.files.keys()
+        );
         let (b, a) = (normalized(&before.files), normalized(&after.files));
         assert_eq!(
             b.iter().map(|f| &f.0).collect::<Vec<_>>(),
@@ -293,8 +429,13 @@ fn export_keeps_s3actions_only_keys_aside_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("d.json");
     let o = run(&[
-        "export", "segment", "mappings/reverse-etl.yaml",
-        "--destination", dest.to_str().unwrap(), "--subscriptions", "-",
+        "export",
+        "segment",
+        "mappings/reverse-etl.yaml",
+        "--destination",
+        dest.to_str().unwrap(),
+        "--subscriptions",
+        "-",
     ]);
     assert_ok(&o);
     let subs: J = serde_json::from_str(&stdout(&o)).unwrap();
@@ -305,6 +446,12 @@ fn export_keeps_s3actions_only_keys_aside_and_says_so() {
     );
     assert!(first["settings"].get("filename_template").is_none());
     let err = stderr(&o);
-    assert!(err.contains(r#"mappings "upserts".filename_template: Segment has no such field"#), "{err}");
-    assert!(err.contains("settings.iam_external_id: is a secret and is never exported"), "{err}");
+    assert!(
+        err.contains(r#"mappings "upserts".filename_template: Segment has no such field"#),
+        "{err}"
+    );
+    assert!(
+        err.contains("settings.iam_external_id: is a secret and is never exported"),
+        "{err}"
+    );
 }

@@ -243,7 +243,11 @@ fn descriptions_are_the_readme_tables() {
             let p = props
                 .get(key)
                 .unwrap_or_else(|| panic!("README {section}: `{key}` has no schema entry"));
-            assert_eq!(p["description"], J::from(meaning.as_str()), "{section}: {key}");
+            assert_eq!(
+                p["description"],
+                J::from(meaning.as_str()),
+                "{section}: {key}"
+            );
         }
         for key in props.keys() {
             assert!(
@@ -252,4 +256,56 @@ fn descriptions_are_the_readme_tables() {
             );
         }
     }
+}
+
+#[test]
+fn init_writes_starters_that_validate_and_pass_the_schema() {
+    let v = validator();
+    for flag in ["--classic", "--audiences", "--reverse-etl"] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yaml");
+        let o = run(&["init", flag, file.to_str().unwrap()]);
+        assert_ok(&o);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("# yaml-language-server: $schema=mapping.schema.json\n"));
+        assert!(v.is_valid(&yaml_to_json(&text)), "{flag}");
+        assert_ok(&run(&["validate", file.to_str().unwrap()]));
+        let schema = std::fs::read_to_string(dir.path().join("mapping.schema.json")).unwrap();
+        assert_eq!(serde_json::from_str::<J>(&schema).unwrap(), self::schema());
+        // Never replaced.
+        std::fs::write(&file, "mine").unwrap();
+        let o = run(&["init", flag, file.to_str().unwrap()]);
+        assert_exit(&o, 1);
+        assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    }
+    let o = run(&["init", "--classic", "--audiences", "x.yaml"]);
+    assert_exit(&o, 2);
+}
+
+#[test]
+fn completions_and_man_page_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert_ok(&o);
+        let text = stdout(&o);
+        for cmd in [
+            "replay",
+            "import",
+            "export",
+            "schema",
+            "init",
+            "completions",
+        ] {
+            assert!(text.contains(cmd), "{shell} completions lack {cmd}");
+        }
+    }
+    let o = run(&["man"]);
+    assert_ok(&o);
+    let page = stdout(&o);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH s3actions 1"),
+        "{page}"
+    );
+    assert!(page.contains("import") && page.contains("schema"));
 }

@@ -33,7 +33,10 @@ pub enum Kind {
     NullableText,
     Bool,
     /// A whole number in this range.
-    Integer { min: u64, max: u64 },
+    Integer {
+        min: u64,
+        max: u64,
+    },
     /// A duration such as `24h`, `30m`, `90s`, `2d`.
     Duration,
     /// A mapping value: a literal or a directive.
@@ -216,12 +219,7 @@ pub const SETTINGS_DOCS: &[KeyDoc] = &[
         None,
         "Bucket name (3–63 characters: lowercase letters, digits, dots, hyphens; not an IP address or URI).",
     ),
-    doc(
-        "s3_aws_region",
-        Kind::EnvText,
-        None,
-        "The bucket's region.",
-    ),
+    doc("s3_aws_region", Kind::EnvText, None, "The bucket's region."),
     doc(
         "iam_role_arn",
         Kind::EnvText,
@@ -416,10 +414,9 @@ const DELIMITER_NAMES: &[&str] = &{
 /// description).
 fn directives() -> Vec<(&'static str, Value, &'static str)> {
     let e = || json!({ "$ref": "#/definitions/expression" });
-    let string_or_directive = || json!({ "anyOf": [{ "type": "string" }, { "$ref": "#/definitions/directive" }] });
-    let options = |props: Value, required: &[&str]| {
-        json!({ "type": "object", "properties": props, "required": required })
-    };
+    let string_or_directive =
+        || json!({ "anyOf": [{ "type": "string" }, { "$ref": "#/definitions/directive" }] });
+    let options = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required });
     vec![
         (
             "@path",
@@ -431,7 +428,11 @@ fn directives() -> Vec<(&'static str, Value, &'static str)> {
             string_or_directive(),
             "A string with `{{path}}` placeholders filled from the event.",
         ),
-        ("@literal", e(), "This value as it is, even if it looks like a directive."),
+        (
+            "@literal",
+            e(),
+            "This value as it is, even if it looks like a directive.",
+        ),
         (
             "@if",
             json!({

@@ -29,7 +29,11 @@ pub enum ApiError {
         source: Box<ureq::Error>,
     },
     #[error("GET {url}: HTTP {status}{}: {body}", hint(*.status))]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("GET {url}: the body is not JSON: {source}")]
     Json {
         url: String,

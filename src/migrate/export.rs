@@ -78,12 +78,7 @@ fn note(notes: &mut Vec<Note>, at: impl Into<String>, message: impl Into<String>
     });
 }
 
-fn destination(
-    config: &Config,
-    node: Option<&SNode>,
-    name: &str,
-    notes: &mut Vec<Note>,
-) -> Value {
+fn destination(config: &Config, node: Option<&SNode>, name: &str, notes: &mut Vec<Note>) -> Value {
     let s = &config.settings;
     let mut settings = Map::new();
     // The values as loaded: `${VAR}`s resolved (Segment has no environment).
@@ -104,7 +99,11 @@ fn destination(
             None => {}
         }
     }
-    debug_assert!(settings.keys().all(|k| SEGMENT_SETTINGS.contains(&k.as_str())));
+    debug_assert!(
+        settings
+            .keys()
+            .all(|k| SEGMENT_SETTINGS.contains(&k.as_str()))
+    );
     if let Some(SNode {
         value: SValue::Object(members),
         ..
@@ -217,7 +216,9 @@ fn subscription(name: &str, node: &SNode, notes: &mut Vec<Note>) -> Value {
                 note(
                     notes,
                     format!("mappings {name:?}.{key}"),
-                    format!("Segment has no such field; written under {EXTENSION_FIELD:?}, which only s3actions import reads"),
+                    format!(
+                        "Segment has no such field; written under {EXTENSION_FIELD:?}, which only s3actions import reads"
+                    ),
                 );
                 extra.insert(key.clone(), v.to_json());
             }

@@ -45,8 +45,7 @@ pub fn import_segment(
     if !dest.is_object() {
         return Err(MigrateError::Shape {
             name: names.0.to_string(),
-            message: "expected a destination object ({\"data\": {\"destination\": {...}}})"
-                .into(),
+            message: "expected a destination object ({\"data\": {\"destination\": {...}}})".into(),
         });
     }
     let subs = match unwrap(subscriptions, "subscriptions") {
@@ -54,8 +53,9 @@ pub fn import_segment(
         _ => {
             return Err(MigrateError::Shape {
                 name: names.1.to_string(),
-                message: "expected a list of subscriptions ({\"data\": {\"subscriptions\": [...]}})"
-                    .into(),
+                message:
+                    "expected a list of subscriptions ({\"data\": {\"subscriptions\": [...]}})"
+                        .into(),
             });
         }
     };
@@ -114,7 +114,9 @@ fn header(dest: &Value, out: &mut String, notes: &mut Vec<Note>) {
     yaml::comment(
         out,
         0,
-        &format!("Imported from Segment destination {name:?} (id {id:?}) by s3actions import segment."),
+        &format!(
+            "Imported from Segment destination {name:?} (id {id:?}) by s3actions import segment."
+        ),
     );
     let slug = dest
         .pointer("/metadata/slug")
@@ -124,7 +126,9 @@ fn header(dest: &Value, out: &mut String, notes: &mut Vec<Note>) {
         note(
             notes,
             "destination.metadata.slug",
-            format!("is {slug:?}, not {DESTINATION_SLUG:?} (AWS S3 (Actions)): the fields may not mean what they mean here"),
+            format!(
+                "is {slug:?}, not {DESTINATION_SLUG:?} (AWS S3 (Actions)): the fields may not mean what they mean here"
+            ),
         );
     }
     if dest.get("enabled") == Some(&Value::Bool(false)) {
@@ -297,7 +301,11 @@ fn subscription(
                     || SEGMENT_ACTION_FIELDS.contains(&key.as_str())
                     || ["name", "action", "enabled", "trigger"].contains(&key.as_str())
                 {
-                    note(notes, here, "is not an s3actions-only mapping key; left out");
+                    note(
+                        notes,
+                        here,
+                        "is not an s3actions-only mapping key; left out",
+                    );
                 } else {
                     out.push_str(&format!("    {key}: {}\n", yaml::value(v)));
                 }
@@ -441,7 +449,9 @@ fn field(at: &str, key: &str, v: &Value, out: &mut String, notes: &mut Vec<Note>
                 note(
                     notes,
                     at,
-                    format!("is {v}; s3actions always splits batches by mapping, event type and folder; left out"),
+                    format!(
+                        "is {v}; s3actions always splits batches by mapping, event type and folder; left out"
+                    ),
                 );
             }
         }
@@ -459,7 +469,9 @@ fn transforms(at: &str, v: &Value, out: &mut String, notes: &mut Vec<Note>) {
             note(
                 notes,
                 at,
-                format!("should be a list of {{column_name, hash_algorithm, normalize}}, not {v}; left out"),
+                format!(
+                    "should be a list of {{column_name, hash_algorithm, normalize}}, not {v}; left out"
+                ),
             );
         }
         return;
@@ -504,7 +516,11 @@ fn transforms(at: &str, v: &Value, out: &mut String, notes: &mut Vec<Note>) {
         }
         for (key, _) in item.as_object().into_iter().flatten() {
             if !["column_name", "hash_algorithm", "normalize"].contains(&key.as_str()) {
-                note(notes, format!("{here}.{key}"), "is not a field of columns_to_transform; left out");
+                note(
+                    notes,
+                    format!("{here}.{key}"),
+                    "is not a field of columns_to_transform; left out",
+                );
             }
         }
         if ok {
