@@ -534,3 +534,87 @@ fn transforms(at: &str, v: &Value, out: &mut String, notes: &mut Vec<Note>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn import(dest: Value, settings: Value) -> Imported {
+        let subs = json!({"subscriptions": [
+            {"name": "m", "actionSlug": "syncToS3", "enabled": true, "settings": settings},
+            "not an object"
+        ]});
+        import_segment(&json!({ "destination": dest }), &subs, ("d", "s")).unwrap()
+    }
+
+    fn notes(i: &Imported) -> String {
+        i.notes
+            .iter()
+            .map(Note::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn values_the_loader_would_refuse_are_left_out_with_a_note() {
+        let i = import(
+            json!({"settings": {"s3_aws_bucket_name": "s3://acme", "s3_aws_region": "us-east-1",
+                   "acl": "private", "iam_external_id": "shh-secret"}}),
+            json!({
+                "batch_size": 0,
+                "file_extension": "json",
+                "enable_batching": "yes",
+                "s3_aws_folder_name": 3,
+                "columns": [],
+                "columns_to_transform": [
+                    {"column_name": "email", "hash_algorithm": "md5"},
+                    {"hash_algorithm": "sha256"},
+                    {"column_name": "user_id", "normalize": "trim", "salt": "x"}
+                ]
+            }),
+        );
+        let n = notes(&i);
+        for want in [
+            "destination.settings.s3_aws_bucket_name: \"s3://acme\" is a URI",
+            "destination.settings.acl: is not a setting of AWS S3 (Actions)",
+            "subscriptions[0] \"m\".settings.batch_size: should be a whole number",
+            "settings.file_extension: should be \"csv\" or \"txt\"",
+            "settings.enable_batching: should be true or false",
+            "settings.s3_aws_folder_name: should be a string",
+            "settings.columns: should be an object",
+            "settings.columns_to_transform[0].hash_algorithm: should be one of none, sha256",
+            "settings.columns_to_transform[1]: has no column_name",
+            "settings.columns_to_transform[2].salt: is not a field of columns_to_transform",
+            "subscriptions[1] \"\": is not an object; skipped",
+        ] {
+            assert!(n.contains(want), "no note {want:?} in:\n{n}");
+        }
+        assert!(!i.yaml.contains("shh-secret") && !n.contains("shh-secret"));
+        assert!(i.yaml.contains("iam_external_id: ${S3ACTIONS_EXTERNAL_ID}"));
+        assert!(
+            i.yaml
+                .contains("- column_name: user_id\n        normalize: trim\n")
+        );
+        assert!(!i.yaml.contains("md5"));
+        assert!(i.invalid.is_none(), "{:?}", i.invalid);
+    }
+
+    #[test]
+    fn a_destination_of_another_kind_or_disabled_is_noted() {
+        let i = import(
+            json!({"enabled": false, "metadata": {"slug": "webhook"}, "settings": {}}),
+            json!({}),
+        );
+        let n = notes(&i);
+        assert!(
+            n.contains("destination.metadata.slug: is \"webhook\""),
+            "{n}"
+        );
+        assert!(
+            n.contains("destination.enabled: the destination is disabled"),
+            "{n}"
+        );
+        assert!(i.invalid.is_none(), "{:?}", i.invalid);
+    }
+}
