@@ -369,6 +369,11 @@ fn bundled_mappings_survive_export_and_import_byte_for_byte() {
         ("mappings/events.yaml", "fixtures/events.ndjson"),
         ("mappings/audiences.yaml", "fixtures/audiences.ndjson"),
         ("mappings/reverse-etl.yaml", "fixtures/reverse-etl.ndjson"),
+        // File names from a template: keys compared exactly, with no time in them.
+        (
+            "tests/golden/edge-cases.yaml",
+            "tests/golden/edge-cases.ndjson",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("dest.json");
