@@ -151,4 +151,84 @@ pub enum Command {
         #[arg(long)]
         outbox: Option<PathBuf>,
     },
+    /// Convert a Segment AWS S3 (Actions) destination into a mapping file (printed).
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Write a mapping file in Segment's Public API shapes.
+    Export {
+        #[command(subcommand)]
+        to: ExportTo,
+    },
+    /// Print the JSON Schema (draft-07) of mapping files, for editors.
+    Schema,
+    /// Write a commented starter mapping file (and mapping.schema.json next to it).
+    Init {
+        /// Where to write it (never replaced).
+        #[arg(default_value = "mapping.yaml")]
+        file: PathBuf,
+        /// Audience membership from Engage (hashed emails, one folder per audience).
+        #[arg(long, group = "starter")]
+        audiences: bool,
+        /// Reverse ETL model rows (upserts and deletes).
+        #[arg(long = "reverse-etl", group = "starter")]
+        reverse_etl: bool,
+        /// Track and identify calls with Segment's default columns (the default).
+        #[arg(long, group = "starter")]
+        classic: bool,
+    },
+    /// Print shell completions: s3actions completions bash > /etc/bash_completion.d/s3actions
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): s3actions man > s3actions.1
+    Man,
+}
+
+/// `import` sources.
+#[derive(Subcommand)]
+pub enum ImportFrom {
+    /// From Segment's Public API bodies: "Get Destination" and "List Subscriptions from
+    /// Destination" (with or without the {"data": ...} wrapper), or read them with --from-api.
+    Segment {
+        /// The "Get Destination" body (a file, or - for stdin).
+        #[arg(
+            long,
+            required_unless_present = "from_api",
+            conflicts_with = "from_api"
+        )]
+        destination: Option<String>,
+        /// The "List Subscriptions from Destination" body (a file, or - for stdin).
+        #[arg(
+            long,
+            required_unless_present = "from_api",
+            conflicts_with = "from_api"
+        )]
+        subscriptions: Option<String>,
+        /// Read both from Segment's Public API, with the token in SEGMENT_TOKEN.
+        #[arg(long, requires = "destination_id")]
+        from_api: bool,
+        /// The destination's id (with --from-api).
+        #[arg(long, value_name = "ID")]
+        destination_id: Option<String>,
+        /// The Public API's address (with --from-api).
+        #[arg(long, value_name = "URL", default_value = s3actions::migrate::api::DEFAULT_API_URL)]
+        api_url: String,
+    },
+}
+
+/// `export` targets.
+#[derive(Subcommand)]
+pub enum ExportTo {
+    /// As the bodies of Segment's "Get Destination" and "List Subscriptions from
+    /// Destination" (what `import segment` reads).
+    Segment {
+        /// The mapping file (YAML).
+        mapping: PathBuf,
+        /// Where the destination body goes (- for stdout).
+        #[arg(long)]
+        destination: String,
+        /// Where the subscriptions body goes (- for stdout).
+        #[arg(long)]
+        subscriptions: String,
+    },
 }

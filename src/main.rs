@@ -8,13 +8,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, DurabilityArg, RunArgs};
+use cli::{Cli, Command, DurabilityArg, ExportTo, ImportFrom, RunArgs};
 
 use s3actions::commands::{self, CommandError, Destination};
+use s3actions::init::Starter;
 use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
+use s3actions::migrate;
 use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
 use s3actions::route::Routes;
 use s3actions::sink::Durability;
@@ -297,6 +299,127 @@ fn dispatch(command: Command) -> Result<u8> {
             let config = load(&mapping, true)?;
             let (done, outbox) = commands::flush(&config, outbox).map_err(exit_for)?;
             Ok(report::print_flush(&done, &outbox))
+        }
+        Command::Import { from } => import(from),
+        Command::Export {
+            to:
+                ExportTo::Segment {
+                    mapping,
+                    destination,
+                    subscriptions,
+                },
+        } => {
+            if destination == "-" && subscriptions == "-" {
+                bail!("only one of --destination and --subscriptions can be - (stdout)");
+            }
+            let exported = migrate::export_segment(&mapping)
+                .map_err(|e| Exit(EXIT_USAGE, format!("error: {e}")))?;
+            for n in &exported.notes {
+                eprintln!("note: {n}");
+            }
+            for (arg, body) in [
+                (&destination, &exported.destination),
+                (&subscriptions, &exported.subscriptions),
+            ] {
+                let text = format!("{body:#}\n");
+                if arg == "-" {
+                    print!("{text}");
+                } else {
+                    std::fs::write(arg, text).with_context(|| format!("cannot write {arg}"))?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", s3actions::mapping::schema::mapping_schema_text());
+            Ok(0)
+        }
+        Command::Init {
+            file,
+            audiences,
+            reverse_etl,
+            classic: _,
+        } => {
+            let kind = match (audiences, reverse_etl) {
+                (true, _) => Starter::Audiences,
+                (_, true) => Starter::ReverseEtl,
+                _ => Starter::Classic,
+            };
+            let written = s3actions::init::write_starter(&file, kind)
+                .map_err(|e| Exit(1, format!("error: {e}")))?;
+            for p in written {
+                eprintln!("wrote {}", p.display());
+            }
+            eprintln!("next: s3actions validate {}", file.display());
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "s3actions", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(Cli::command());
+            page.render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            Ok(0)
+        }
+    }
+}
+
+/// `import segment`: the mapping file on stdout, what was left out on stderr. Exit 1 when
+/// the result does not validate (it is still printed, to be fixed by hand).
+fn import(from: ImportFrom) -> Result<u8> {
+    let ImportFrom::Segment {
+        destination,
+        subscriptions,
+        from_api,
+        destination_id,
+        api_url,
+    } = from;
+    let (dest, subs, names) = if from_api {
+        let token = match std::env::var("SEGMENT_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
+            _ => {
+                let msg = "error: --from-api needs a Segment Public API token in SEGMENT_TOKEN";
+                return Err(Exit(EXIT_USAGE, msg.into()).into());
+            }
+        };
+        let id = destination_id.unwrap_or_default();
+        let fetched = migrate::api::fetch(&api_url, &token, &id)
+            .map_err(|e| Exit(1, format!("error: {e}")))?;
+        let names = (
+            format!("destination {id}"),
+            format!("subscriptions of {id}"),
+        );
+        (fetched.destination, fetched.subscriptions, names)
+    } else {
+        let (d, s) = (
+            destination.unwrap_or_default(),
+            subscriptions.unwrap_or_default(),
+        );
+        if d == "-" && s == "-" {
+            bail!("only one of --destination and --subscriptions can be - (stdin)");
+        }
+        let body = |arg: &str| -> Result<serde_json::Value> {
+            let text = read_arg(arg)?;
+            let name = if arg == "-" { "stdin" } else { arg };
+            migrate::parse_body(&text, name)
+                .map_err(|e| Exit(EXIT_USAGE, format!("error: {e}")).into())
+        };
+        (body(&d)?, body(&s)?, (d, s))
+    };
+    let imported = migrate::import_segment(&dest, &subs, (&names.0, &names.1))
+        .map_err(|e| Exit(EXIT_USAGE, format!("error: {e}")))?;
+    for n in &imported.notes {
+        eprintln!("note: {n}");
+    }
+    print!("{}", imported.yaml);
+    match imported.invalid {
+        None => Ok(0),
+        Some(e) => {
+            eprintln!("error: the imported mapping does not validate; fix it by hand:\n{e}");
+            Ok(1)
         }
     }
 }

@@ -14,7 +14,7 @@ mod template;
 
 pub use crate::value::{Object, Type, Value, js_length, set};
 pub use crate::value::{Path, PathError, Seg, walk};
-pub use compile::{ExprError, compile, compile_top_level};
+pub use compile::{DIRECTIVES, ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
 pub use liquid::strftime;
 pub use plan::{Found, Memo, Plan, Steps};

@@ -9,6 +9,7 @@ mod diag;
 mod keys;
 mod output;
 mod pgp;
+pub mod schema;
 mod settings;
 mod transform;
 
@@ -57,8 +58,10 @@ pub const DEFAULT_COLUMNS: &str = r#"{
   "audience_space_id": {"@path": "$.context.personas.space_id"}
 }"#;
 
-const DEFAULT_TRAITS_OR_PROPS: &str = r#"{"@if": {"exists": {"@path": "$.properties"}, "then": {"@path": "$.properties"}, "else": {"@path": "$.traits"}}}"#;
-const DEFAULT_COMPUTATION_KEY: &str = r#"{"@path": "$.context.personas.computation_key"}"#;
+/// Segment's default of the hidden `traits_or_props` field.
+pub const DEFAULT_TRAITS_OR_PROPS: &str = r#"{"@if": {"exists": {"@path": "$.properties"}, "then": {"@path": "$.properties"}, "else": {"@path": "$.traits"}}}"#;
+/// Segment's default of the hidden `computation_key` field.
+pub const DEFAULT_COMPUTATION_KEY: &str = r#"{"@path": "$.context.personas.computation_key"}"#;
 
 const TOP_KEYS: &[&str] = &["settings", "mappings"];
 
@@ -97,6 +100,9 @@ pub const MAPPING_KEYS: &[&str] = &[
     "traits_or_props",
     "computation_key",
 ];
+
+/// Keys of an entry of `columns_to_transform`.
+pub const TRANSFORM_KEYS: &[&str] = &["column_name", "hash_algorithm", "normalize"];
 
 named_enum! {
     /// `delimiter`: what separates fields (`"tab"`, or a tab itself, for a tab).
@@ -791,12 +797,7 @@ fn apply_transforms(
             ));
             continue;
         };
-        check_keys(
-            members,
-            &["column_name", "hash_algorithm", "normalize"],
-            &at,
-            diags,
-        );
+        check_keys(members, TRANSFORM_KEYS, &at, diags);
         let mut r = Reader::new(at.clone(), item, diags);
         let Some((column, cmark)) = r.string("column_name") else {
             if r.get("column_name").is_none() {
