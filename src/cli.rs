@@ -46,8 +46,15 @@ pub enum Command {
         /// The mapping file (YAML).
         mapping: PathBuf,
         /// Event files: NDJSON, a JSON array or JSON objects; .gz is decompressed; - is stdin.
+        /// Or S3: s3://bucket/prefix/ reads every object under the prefix, s3://bucket/key one.
         #[arg(required = true)]
         inputs: Vec<String>,
+        /// With s3:// prefixes: only Segment received-day folders from this UTC day (YYYY-MM-DD).
+        #[arg(long, value_name = "DAY")]
+        since: Option<String>,
+        /// With s3:// prefixes: only Segment received-day folders up to this UTC day, inclusive.
+        #[arg(long, value_name = "DAY")]
+        until: Option<String>,
         #[command(flatten)]
         run: RunArgs,
         /// No progress bar.

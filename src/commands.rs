@@ -12,6 +12,7 @@ use crate::sink::SinkError;
 use crate::sink::local::LocalSink;
 use crate::sink::s3::{self, CheckResult, ClientOptions, OUTBOX_REJECTS, S3Sink};
 use crate::source::Source;
+use crate::source::s3archive::{ArchiveError, ArchiveUrl, DayRange, S3Archive};
 use crate::spanned::{SValue, parse_json_or_yaml};
 
 /// A command could not do its job.
@@ -34,6 +35,12 @@ pub enum CommandError {
     /// The event or expression given to `eval`/`preview` is not usable.
     #[error("{0}")]
     Input(String),
+    /// `s3://` inputs or `--since`/`--until` that cannot be used.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Settings that reading an archive needs are unresolved (one line each).
+    #[error("cannot read the archive:\n{}", .0.join("\n"))]
+    ArchiveSettings(Vec<String>),
 }
 
 /// Where a run's files go.
@@ -86,6 +93,34 @@ pub fn replay(
             })
         }
     }
+}
+
+/// `replay MAPPING.yaml s3://...`: the objects under the prefixes (or the objects named),
+/// read with `settings.archive` in place of the upload settings it names; `since`/`until`
+/// (`YYYY-MM-DD`) select Segment received-day folders.
+pub fn open_archive(
+    config: &Config,
+    urls: &[String],
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<S3Archive, CommandError> {
+    let urls = urls
+        .iter()
+        .map(|u| ArchiveUrl::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let days = DayRange::parse(since, until)?;
+    let settings = config.settings.for_archive().map_err(|problems| {
+        let path = config.path.display();
+        CommandError::ArchiveSettings(problems.iter().map(|d| format!("  {path}:{d}")).collect())
+    })?;
+    Ok(S3Archive::open(
+        &settings,
+        urls,
+        days,
+        config.settings.download_concurrency(),
+        &ClientOptions::default(),
+        crate::pipeline::CHUNK_SIZE,
+    )?)
 }
 
 /// Uploading needs a bucket, a region and every ${VAR} of the settings.

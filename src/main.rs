@@ -20,7 +20,8 @@ use s3actions::route::Routes;
 use s3actions::sink::Durability;
 use s3actions::source::http::{Access, HttpInput};
 use s3actions::source::intake::MemoryIntake;
-use s3actions::source::{Input, Inputs};
+use s3actions::source::s3archive::{ArchiveError, ArchiveUrl};
+use s3actions::source::{Input, Inputs, Source};
 use s3actions::trigger::Trigger;
 
 /// Exit code for a command line or mapping file that cannot be used.
@@ -61,6 +62,14 @@ fn exit_for(e: CommandError) -> anyhow::Error {
     match e {
         CommandError::Settings(_) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
         CommandError::Input(msg) => Exit(1, msg).into(),
+        CommandError::ArchiveSettings(_)
+        | CommandError::Archive(
+            ArchiveError::NotS3 { .. }
+            | ArchiveError::Bucket { .. }
+            | ArchiveError::Day { .. }
+            | ArchiveError::EmptyRange { .. }
+            | ArchiveError::DaysOnObject { .. },
+        ) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
         other => other.into(),
     }
 }
@@ -73,6 +82,42 @@ fn run_to(
     hook: Option<FailureHook>,
     run: RunArgs,
 ) -> Result<u8> {
+    let mut source = Inputs::new(inputs, CHUNK_SIZE, Durability::Written);
+    let durable = source.progress();
+    let names = source.names().to_vec();
+    let on_error = || report::print_durable(&durable.durable(), &names);
+    run_source(config, &mut source, progress, hook, run, &on_error)
+}
+
+/// `replay MAPPING.yaml s3://...`: the archive's objects as the inputs.
+fn run_archive(
+    config: &Config,
+    urls: &[String],
+    days: (Option<String>, Option<String>),
+    progress: bool,
+    run: RunArgs,
+) -> Result<u8> {
+    let mut source = commands::open_archive(config, urls, days.0.as_deref(), days.1.as_deref())
+        .map_err(exit_for)?;
+    let durable = source.progress();
+    let names = source.names();
+    let on_error = || {
+        let names = names.lock().unwrap_or_else(|e| e.into_inner());
+        report::print_durable(&durable.durable(), &names);
+    };
+    run_source(config, &mut source, progress, None, run, &on_error)
+}
+
+/// Runs `source` into `--out`, or uploads when there is none; prints the summary
+/// (`on_error`: what to say about the source when the run fails).
+fn run_source(
+    config: &Config,
+    source: &mut dyn Source,
+    progress: bool,
+    hook: Option<FailureHook>,
+    run: RunArgs,
+    on_error: &dyn Fn(),
+) -> Result<u8> {
     let opts = RunOptions {
         only_mapping: run.only,
         threads: run.threads,
@@ -80,13 +125,11 @@ fn run_to(
         on_failure: hook,
     };
     let destination = run.out.map_or(Destination::Upload, Destination::Dir);
-    let mut source = Inputs::new(inputs, CHUNK_SIZE, Durability::Written);
-    let progress = source.progress();
-    let done = commands::replay(config, &mut source, &opts, &destination, run.rejects);
+    let done = commands::replay(config, source, &opts, &destination, run.rejects);
     let replayed = match done {
         Ok(r) => r,
         Err(e) => {
-            report::print_durable(&progress.durable(), source.names());
+            on_error();
             return Err(exit_for(e));
         }
     };
@@ -128,11 +171,25 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Replay {
             mapping,
             inputs,
+            since,
+            until,
             run,
             quiet,
         } => {
             let config = load(&mapping, run.out.is_none())?;
             let progress = !quiet && !run.json && std::io::stderr().is_terminal();
+            let s3 = inputs.iter().filter(|i| ArchiveUrl::is_s3(i)).count();
+            if s3 > 0 && s3 < inputs.len() {
+                let msg = "error: s3:// inputs and local inputs cannot be mixed in one replay; replay them one after the other";
+                return Err(Exit(EXIT_USAGE, msg.into()).into());
+            }
+            if s3 > 0 {
+                return run_archive(&config, &inputs, (since, until), progress, run);
+            }
+            if since.is_some() || until.is_some() {
+                let msg = "error: --since and --until select received-day folders of s3:// inputs; these inputs are local";
+                return Err(Exit(EXIT_USAGE, msg.into()).into());
+            }
             let inputs = inputs.iter().map(|i| Input::parse(i)).collect();
             run_to(&config, inputs, progress, None, run)
         }

@@ -5,6 +5,7 @@
 //! The result is ready to run: triggers parsed, expressions compiled, templates compiled,
 //! the header line built.
 
+mod archive;
 mod diag;
 mod keys;
 mod settings;
@@ -12,6 +13,7 @@ mod transform;
 
 use std::path::{Path, PathBuf};
 
+pub use archive::{ARCHIVE_KEYS, ArchiveSettings, DEFAULT_DOWNLOAD_CONCURRENCY};
 pub use diag::{Diagnostic, LoadError, Severity, render as render_diagnostics};
 pub use settings::{
     ACLS, Acl, EnvLookup, STORAGE_CLASSES, Secret, Settings, SettingsError, StorageClass,

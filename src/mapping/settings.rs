@@ -57,6 +57,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "outbox_dir",
     "role_session_name",
     "role_session_duration_seconds",
+    "archive",
 ];
 
 named_enum! {
@@ -159,6 +160,8 @@ pub struct Settings {
     pub outbox_dir: Option<PathBuf>,
     pub role_session_name: String,
     pub role_session_duration_seconds: u32,
+    /// `archive:`: how `s3://` inputs are read, when not with these settings.
+    pub archive: Option<super::archive::ArchiveSettings>,
     /// Where the settings block is, for messages about missing values.
     pub mark: Mark,
     /// Settings that read an environment variable that is not set. They only matter when
@@ -189,6 +192,7 @@ impl Default for Settings {
             outbox_dir: None,
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
+            archive: None,
             mark: Mark::default(),
             unresolved: Vec::new(),
         }
@@ -341,6 +345,9 @@ pub(crate) fn load(
         return s;
     };
     check_keys(members, SETTINGS_KEYS, "settings", diags);
+    s.archive = node
+        .get("archive")
+        .map(|a| super::archive::load(a, env_lookup, diags));
     let mut unresolved = Vec::new();
     let mut r = Reader::new("settings", node, diags);
     let mut env = |r: &mut Reader, key: &str| -> Option<(String, Mark)> {

@@ -9,6 +9,7 @@
 pub mod http;
 pub mod intake;
 mod ranges;
+pub mod s3archive;
 
 pub use ranges::{FileRanges, Load};
 
