@@ -15,7 +15,7 @@ use cli::{Cli, Command, RunArgs};
 use s3actions::commands::{self, CommandError, Destination};
 use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
-use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
+use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunError, RunOptions};
 use s3actions::route::Routes;
 use s3actions::sink::Durability;
 use s3actions::source::http::{Access, HttpInput};
@@ -62,6 +62,8 @@ fn exit_for(e: CommandError) -> anyhow::Error {
     match e {
         CommandError::Settings(_) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
         CommandError::Input(msg) => Exit(1, msg).into(),
+        // The message already ends with its cause: printing the chain would repeat it.
+        CommandError::Run(RunError::Input(_)) => Exit(1, format!("error: {e}")).into(),
         CommandError::ArchiveSettings(_)
         | CommandError::Archive(
             ArchiveError::NotS3 { .. }

@@ -232,8 +232,14 @@ mod tests {
             "settings:\n  archive:\n    iam_role_arn: arn:aws:iam::222222222222:role/reader\n    download_concurrency: 0\n    regoin: x\n{MAPPINGS}"
         ))
         .unwrap_err();
-        assert!(e.contains("settings.archive.iam_external_id: is required"), "{e}");
-        assert!(e.contains("download_concurrency: should be a whole number from 1 to 64"), "{e}");
+        assert!(
+            e.contains("settings.archive.iam_external_id: is required"),
+            "{e}"
+        );
+        assert!(
+            e.contains("download_concurrency: should be a whole number from 1 to 64"),
+            "{e}"
+        );
         assert!(e.contains("did you mean \"s3_aws_region\""), "{e}");
         let e = load(&format!("settings:\n  archive: yes\n{MAPPINGS}")).unwrap_err();
         assert!(e.contains("settings.archive: should be a mapping"), "{e}");

@@ -157,9 +157,15 @@ pub fn received_day(folder: &str) -> Option<i64> {
 
 /// What the listing task hands on, in order.
 enum Listed {
-    Object { bucket: String, key: String },
+    Object {
+        bucket: String,
+        key: String,
+    },
     /// A prefix could not be listed, or held nothing to read (named as given).
-    Failed { input: String, error: io::Error },
+    Failed {
+        input: String,
+        error: io::Error,
+    },
 }
 
 /// An object being downloaded ahead, or a listing failure waiting for its turn.

@@ -68,7 +68,9 @@ impl Uploader {
                 .set_continuation_token(token.map(str::to_string))
                 .send()
                 .await
-                .map_err(|e| classify_s3(&e, &self.read_ctx(bucket, "", "s3:ListBucket", &principal)))?;
+                .map_err(|e| {
+                    classify_s3(&e, &self.read_ctx(bucket, "", "s3:ListBucket", &principal))
+                })?;
             Ok(ListPage {
                 keys: out
                     .contents()
