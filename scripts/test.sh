@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test, including the upload tests against a real S3+STS server (moto), which
-# this script installs (first run only), starts on loopback and stops again.
+# Runs every test, including the upload tests against a real S3+STS server (moto) and the
+# Reverse ETL tests against a real PostgreSQL server, which this script installs (first run
+# only), starts on loopback and stops again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/moto.sh
-trap moto_stop EXIT
+. scripts/postgres.sh
+trap 'moto_stop; postgres_stop' EXIT
 moto_start
+postgres_start
 cargo test --all-targets "$@"

@@ -76,6 +76,21 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Reverse ETL: diff each model's query result (models:) with the last run's snapshot and
+    /// send the rows that are new, updated or deleted through the mappings.
+    Retl {
+        /// The mapping file (YAML) with a models: section.
+        mapping: PathBuf,
+        /// Where the snapshots are kept (default: settings.state_dir, else ./s3actions-state/).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Compare with empty snapshots: every row is sent as new (the snapshots are
+        /// replaced once the run's output is durable).
+        #[arg(long)]
+        reset: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Check a mapping file without events: structure, keys, values, triggers, expressions,
     /// templates.
     Validate { mapping: PathBuf },

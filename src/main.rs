@@ -12,7 +12,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, RunArgs};
 
-use s3actions::commands::{self, CommandError, Destination};
+use s3actions::commands::{self, CommandError, Destination, RetlOptions};
 use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
 use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunError, RunOptions};
@@ -150,6 +150,39 @@ fn run_source(
     Ok(report::exit_code(&replayed.report))
 }
 
+/// `retl`: the diff, the run, the summary (per model, then the run's).
+fn retl(config: &Config, retl: RetlOptions, run: RunArgs) -> Result<u8> {
+    let opts = RunOptions {
+        only_mapping: run.only,
+        threads: run.threads,
+        progress: false,
+        on_failure: None,
+    };
+    let destination = run.out.map_or(Destination::Upload, Destination::Dir);
+    let done = commands::retl(config, &opts, &destination, run.rejects, &retl)
+        .map_err(exit_for)?;
+    for m in &done.models {
+        for w in &m.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if run.json {
+        let mut summary = report::run_json(&done.replayed.report);
+        summary["models"] = serde_json::to_value(&done.models)?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for m in &done.models {
+            println!(
+                "Model {:?}: {} rows; {} new, {} updated, {} deleted",
+                m.model, m.rows, m.new, m.updated, m.deleted
+            );
+        }
+        report::print_run(&done.replayed.report, false);
+        println!("Snapshots committed in {}", done.state_dir.display());
+    }
+    Ok(report::exit_code(&done.replayed.report))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -228,6 +261,15 @@ fn dispatch(command: Command) -> Result<u8> {
             let code = run_to(&config, vec![input], false, Some(hook), run);
             drop(server);
             code
+        }
+        Command::Retl {
+            mapping,
+            state_dir,
+            reset,
+            run,
+        } => {
+            let config = load(&mapping, run.out.is_none())?;
+            retl(&config, RetlOptions { state_dir, reset }, run)
         }
         Command::Validate { mapping } => validate(&mapping),
         Command::Eval {

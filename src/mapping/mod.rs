@@ -8,12 +8,14 @@
 mod archive;
 mod diag;
 mod keys;
+mod models;
 mod settings;
 mod transform;
 
 use std::path::{Path, PathBuf};
 
 pub use archive::{ARCHIVE_KEYS, ArchiveSettings, DEFAULT_DOWNLOAD_CONCURRENCY};
+pub use models::{MODEL_KEYS, Model, redact_password};
 pub use diag::{Diagnostic, LoadError, Severity, render as render_diagnostics};
 pub use settings::{
     ACLS, Acl, EnvLookup, STORAGE_CLASSES, Secret, Settings, SettingsError, StorageClass,
@@ -55,7 +57,7 @@ pub const DEFAULT_COLUMNS: &str = r#"{
 const DEFAULT_TRAITS_OR_PROPS: &str = r#"{"@if": {"exists": {"@path": "$.properties"}, "then": {"@path": "$.properties"}, "else": {"@path": "$.traits"}}}"#;
 const DEFAULT_COMPUTATION_KEY: &str = r#"{"@path": "$.context.personas.computation_key"}"#;
 
-const TOP_KEYS: &[&str] = &["settings", "mappings"];
+const TOP_KEYS: &[&str] = &["settings", "mappings", "models"];
 
 pub const MAPPING_KEYS: &[&str] = &[
     "name",
@@ -225,6 +227,8 @@ pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
     pub mappings: Vec<Mapping>,
+    /// `models:`, for `s3actions retl`.
+    pub models: Vec<Model>,
     /// Warnings found while loading (errors make loading fail).
     pub warnings: Vec<Diagnostic>,
 }
@@ -256,6 +260,7 @@ impl Config {
         })?;
         let mut diags = Vec::new();
         let (settings, mappings) = compile(&root, env, &mut diags);
+        let models = models::load(root.get("models"), env, &mut diags);
         if diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| (!d.is_error(), d.mark.line, d.mark.col));
             return Err(LoadError::Invalid {
@@ -267,6 +272,7 @@ impl Config {
             path: path.to_path_buf(),
             settings,
             mappings,
+            models,
             warnings: diags,
         })
     }

@@ -58,6 +58,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "role_session_name",
     "role_session_duration_seconds",
     "archive",
+    "state_dir",
 ];
 
 named_enum! {
@@ -162,6 +163,8 @@ pub struct Settings {
     pub role_session_duration_seconds: u32,
     /// `archive:`: how `s3://` inputs are read, when not with these settings.
     pub archive: Option<super::archive::ArchiveSettings>,
+    /// `state_dir`: where sources keep state between runs (`retl` snapshots).
+    pub state_dir: Option<PathBuf>,
     /// Where the settings block is, for messages about missing values.
     pub mark: Mark,
     /// Settings that read an environment variable that is not set. They only matter when
@@ -193,6 +196,7 @@ impl Default for Settings {
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
             archive: None,
+            state_dir: None,
             mark: Mark::default(),
             unresolved: Vec::new(),
         }
@@ -469,6 +473,9 @@ pub(crate) fn load(
     }
     if let Some((v, _)) = env(&mut r, "outbox_dir") {
         s.outbox_dir = Some(PathBuf::from(v));
+    }
+    if let Some((v, _)) = env(&mut r, "state_dir") {
+        s.state_dir = Some(PathBuf::from(v));
     }
     if let Some((v, mark)) = env(&mut r, "role_session_name") {
         if (2..=64).contains(&v.len())

@@ -10,6 +10,7 @@ pub mod http;
 pub mod intake;
 mod ranges;
 pub mod s3archive;
+pub mod warehouse;
 
 pub use ranges::{FileRanges, Load};
 
