@@ -12,7 +12,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, RunArgs};
 
-use s3actions::commands::{self, CommandError, Destination, RetlOptions};
+use s3actions::commands::{self, CommandError, Destination, RetlError, RetlOptions};
 use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
 use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunError, RunOptions};
@@ -65,6 +65,7 @@ fn exit_for(e: CommandError) -> anyhow::Error {
         // The message already ends with its cause: printing the chain would repeat it.
         CommandError::Run(RunError::Input(_)) => Exit(1, format!("error: {e}")).into(),
         CommandError::ArchiveSettings(_)
+        | CommandError::Retl(RetlError::Unresolved(_) | RetlError::NoModels(_))
         | CommandError::Archive(
             ArchiveError::NotS3 { .. }
             | ArchiveError::Bucket { .. }

@@ -411,5 +411,5 @@ fn a_million_row_model_in_bounded_memory() {
     assert_ok(&o);
     assert_eq!(counts(&o), (0, 10000, 0));
     let rss = summary(&o)["peak_rss_mb"].as_f64().unwrap();
-    assert!(rss < 400.0, "peak RSS {rss} MiB");
+    assert!(rss < 200.0, "peak RSS {rss} MiB");
 }

@@ -4,7 +4,7 @@
 //!
 //! The snapshot is a versioned state file (`<state_dir>/<model id>.snapshot`, see
 //! [`crate::state`]): a header line, one JSON line describing the model's columns, then one
-//! line per row: `<md5 checksum hex>\t<identifier as JSON>\t<userId JSON>\t<anonymousId
+//! line per row (sorted by identifier): `<checksum: 16 hex digits of an MD5>\t<identifier as JSON>\t<userId JSON>\t<anonymousId
 //! JSON>` (the last two empty when not configured). The checksum covers the
 //! `compare_columns` (default: every column), names and values, so a change elsewhere sends
 //! nothing.
@@ -13,7 +13,6 @@
 //! for deletions), and the next snapshot is written beside the current one, not yet in
 //! place: [`super::RetlSource`] commits it once the events are durable.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -57,13 +56,62 @@ pub struct Diffed {
     pub snapshot: Prepared,
 }
 
-/// A row of the previous snapshot, and what this run saw of it.
-struct Entry {
-    old: Option<[u8; 16]>,
-    new: Option<[u8; 16]>,
-    /// `userId` / `anonymousId` as JSON text, kept for the `deleted` event.
+/// Identifiers (as JSON text) in one string, so that a million rows cost no million
+/// allocations: an identifier is its `(start, len)` in the arena.
+#[derive(Default)]
+struct Arena(String);
+
+type Span = (u32, u32);
+
+impl Arena {
+    fn push(&mut self, id: &str) -> Span {
+        let start = self.0.len() as u32;
+        self.0.push_str(id);
+        (start, id.len() as u32)
+    }
+
+    fn get(&self, (start, len): Span) -> &str {
+        &self.0[start as usize..(start + len) as usize]
+    }
+}
+
+/// `userId` / `anonymousId` (JSON text) kept for a row's `deleted` event, when they come
+/// from columns other than the identifier.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Extra {
     user: Option<Box<str>>,
     anon: Option<Box<str>>,
+}
+
+/// A row of the previous snapshot, and its checksum in this run once seen.
+struct Old {
+    id: Span,
+    sum: u64,
+    new: Option<u64>,
+    extra: Option<Box<Extra>>,
+}
+
+/// A row this run found that the previous snapshot does not have.
+struct Added {
+    id: Span,
+    sum: u64,
+    row: u64,
+    extra: Option<Box<Extra>>,
+}
+
+/// The previous snapshot: rows sorted by identifier (binary search; 40 bytes a row).
+#[derive(Default)]
+struct Previous {
+    ids: Arena,
+    rows: Vec<Old>,
+}
+
+impl Previous {
+    fn find(&self, id: &str) -> Option<usize> {
+        self.rows
+            .binary_search_by(|r| self.ids.get(r.id).cmp(id))
+            .ok()
+    }
 }
 
 /// The header line of a snapshot's body.
@@ -84,29 +132,10 @@ fn damaged(path: &Path, line: u64, why: impl Into<String>) -> StateError {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Reads a snapshot: its header and entries (empty when there is none).
-fn load_snapshot(path: &Path) -> Result<(Option<Header>, HashMap<Box<str>, Entry>), StateError> {
+/// Reads a snapshot: its header and rows (empty when there is none).
+fn load_snapshot(path: &Path) -> Result<(Option<Header>, Previous), StateError> {
     let Some(mut r) = state::open(path, SNAPSHOT_KIND, SNAPSHOT_VERSION)? else {
-        return Ok((None, HashMap::new()));
+        return Ok((None, Previous::default()));
     };
     let io = |e| StateError::Io {
         action: "read",
@@ -117,7 +146,7 @@ fn load_snapshot(path: &Path) -> Result<(Option<Header>, HashMap<Box<str>, Entry
     r.read_line(&mut line).map_err(io)?;
     let header: Header =
         serde_json::from_str(line.trim_end()).map_err(|e| damaged(path, 2, e.to_string()))?;
-    let mut entries = HashMap::new();
+    let mut prev = Previous::default();
     let mut n = 2u64;
     loop {
         line.clear();
@@ -125,33 +154,50 @@ fn load_snapshot(path: &Path) -> Result<(Option<Header>, HashMap<Box<str>, Entry
             break;
         }
         n += 1;
-        let l = line.strip_suffix('\n').ok_or_else(|| damaged(path, n, "the file ends mid-line"))?;
+        let l = line
+            .strip_suffix('\n')
+            .ok_or_else(|| damaged(path, n, "the file ends mid-line"))?;
         let mut parts = l.split('\t');
-        let (Some(sum), Some(id), Some(user), Some(anon), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(sum), Some(id), Some(user), Some(anon), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(damaged(path, n, "expected 4 tab-separated fields"));
         };
-        let sum = unhex(sum).ok_or_else(|| damaged(path, n, "bad checksum"))?;
+        let sum = u64::from_str_radix(sum, 16).map_err(|_| damaged(path, n, "bad checksum"))?;
         let opt = |s: &str| (!s.is_empty()).then(|| Box::from(s));
-        entries.insert(
-            Box::from(id),
-            Entry {
-                old: Some(sum),
-                new: None,
+        let extra = (!user.is_empty() || !anon.is_empty()).then(|| {
+            Box::new(Extra {
                 user: opt(user),
                 anon: opt(anon),
-            },
-        );
+            })
+        });
+        let id = prev.ids.push(id);
+        prev.rows.push(Old {
+            id,
+            sum,
+            new: None,
+            extra,
+        });
     }
-    Ok((Some(header), entries))
+    // Written sorted; sorted again only if someone edited the file.
+    let ids = &prev.ids;
+    if !prev.rows.is_sorted_by(|a, b| ids.get(a.id) <= ids.get(b.id)) {
+        prev.rows.sort_by(|a, b| ids.get(a.id).cmp(ids.get(b.id)));
+    }
+    Ok((Some(header), prev))
 }
 
 /// The diff as a [`RowSink`]: rows in, events to the spool.
 struct Differ<'m> {
     model: &'m Model,
     timestamp: String,
-    entries: HashMap<Box<str>, Entry>,
+    prev: Previous,
+    added_ids: Arena,
+    added: Vec<Added>,
     previous: Option<Header>,
     header: Option<Header>,
     /// Column indexes: identifier, compared, user and anonymous id.
@@ -185,7 +231,7 @@ impl Differ<'_> {
         row: u64,
         name: &str,
         id_json: &[u8],
-        checksum: &[u8; 16],
+        checksum: u64,
         user: Option<&str>,
         anon: Option<&str>,
     ) -> Result<(), WarehouseError> {
@@ -197,7 +243,7 @@ impl Differ<'_> {
         h.update(id_json);
         h.update([0]);
         h.update(name.as_bytes());
-        h.update(checksum);
+        h.update(checksum.to_le_bytes());
         let digest: [u8; 16] = h.finalize().into();
         let message_id = uuid::Builder::from_md5_bytes(digest).into_uuid();
         let e = &mut self.event;
@@ -251,6 +297,15 @@ impl Differ<'_> {
     }
 }
 
+/// An identifier's JSON text as a `userId`/`anonymousId` (a JSON string).
+fn id_string_from_json(id: &str) -> Box<str> {
+    if id.starts_with('"') {
+        Box::from(id)
+    } else {
+        serde_json::to_string(id).expect("a string").into_boxed_str()
+    }
+}
+
 /// `cell` as JSON text for `userId`/`anonymousId` (a string), `None` for NULL.
 fn id_string(cell: &Cell) -> Option<Box<str>> {
     let text = cell.id_text()?;
@@ -283,7 +338,7 @@ impl RowSink for Differ<'_> {
             compared: self.compared.iter().map(|&i| names[i].clone()).collect(),
         };
         if let Some(prev) = &self.previous
-            && !self.entries.is_empty()
+            && !self.prev.rows.is_empty()
             && prev.compared != header.compared
         {
             let added: Vec<&str> = header
@@ -340,35 +395,42 @@ impl RowSink for Differ<'_> {
             h.update(&self.value);
             h.update([0x1e]);
         }
-        let checksum: [u8; 16] = h.finalize().into();
+        let digest: [u8; 16] = h.finalize().into();
+        let checksum = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
         let id_text = std::str::from_utf8(&self.id_json).expect("JSON is UTF-8");
         let user = self.user_col.and_then(|c| id_string(&cells[c]));
         let anon = self.anon_col.and_then(|c| id_string(&cells[c]));
-        let name = match self.entries.get_mut(id_text) {
-            Some(e) if e.new.is_some() => {
-                return Err(WarehouseError::DuplicateIdentifier {
-                    model: self.model.id.clone(),
-                    row,
-                    column: self.model.identifier.clone(),
-                    value: id_text.to_string(),
-                });
-            }
-            Some(e) => {
-                e.new = Some(checksum);
-                e.user = user.clone();
-                e.anon = anon.clone();
-                (e.old != Some(checksum)).then_some("updated")
+        // Kept for a `deleted` event later, unless the identifier gives them.
+        let extra = {
+            let e = Extra {
+                user: user.clone().filter(|_| self.user_col != Some(self.id_col)),
+                anon: anon.clone().filter(|_| self.anon_col != Some(self.id_col)),
+            };
+            (e != Extra::default()).then(|| Box::new(e))
+        };
+        let name = match self.prev.find(id_text) {
+            Some(i) => {
+                let old = &mut self.prev.rows[i];
+                if old.new.is_some() {
+                    return Err(WarehouseError::DuplicateIdentifier {
+                        model: self.model.id.clone(),
+                        row,
+                        column: self.model.identifier.clone(),
+                        value: id_text.to_string(),
+                    });
+                }
+                old.new = Some(checksum);
+                old.extra = extra;
+                (old.sum != checksum).then_some("updated")
             }
             None => {
-                self.entries.insert(
-                    Box::from(id_text),
-                    Entry {
-                        old: None,
-                        new: Some(checksum),
-                        user: user.clone(),
-                        anon: anon.clone(),
-                    },
-                );
+                let id = self.added_ids.push(id_text);
+                self.added.push(Added {
+                    id,
+                    sum: checksum,
+                    row,
+                    extra,
+                });
                 Some("new")
             }
         };
@@ -390,7 +452,7 @@ impl RowSink for Differ<'_> {
         }
         self.props.push(b'}');
         let id_json = std::mem::take(&mut self.id_json);
-        let r = self.emit(row, name, &id_json, &checksum, user.as_deref(), anon.as_deref());
+        let r = self.emit(row, name, &id_json, checksum, user.as_deref(), anon.as_deref());
         self.id_json = id_json;
         r
     }
@@ -407,8 +469,8 @@ pub fn diff_model(
     timestamp: &str,
 ) -> Result<Diffed, WarehouseError> {
     let path = snapshot_path(state_dir, &model.id);
-    let (previous, entries) = if reset {
-        (None, HashMap::new())
+    let (previous, prev) = if reset {
+        (None, Previous::default())
     } else {
         load_snapshot(&path)?
     };
@@ -434,7 +496,9 @@ pub fn diff_model(
     let mut d = Differ {
         model,
         timestamp: timestamp.to_string(),
-        entries,
+        prev,
+        added_ids: Arena::default(),
+        added: Vec::new(),
         previous,
         header: None,
         id_col: 0,
@@ -465,26 +529,52 @@ pub fn diff_model(
     };
     serde_json::to_writer(next.writer(), &header).map_err(|e| state_error(e.into()))?;
     next.writer().write_all(b"\n").map_err(state_error)?;
-    let entries = std::mem::take(&mut d.entries);
-    let mut deleted: Vec<(Box<str>, Entry)> = Vec::new();
-    for (id, e) in entries {
-        match e.new {
-            Some(sum) => {
-                let w = next.writer();
-                let line = format!(
-                    "{}\t{id}\t{}\t{}\n",
-                    hex(&sum),
-                    e.user.as_deref().unwrap_or(""),
-                    e.anon.as_deref().unwrap_or("")
-                );
-                w.write_all(line.as_bytes()).map_err(state_error)?;
-            }
-            None => deleted.push((id, e)),
-        }
+    // Identifiers new in this run must be unique among themselves too.
+    let (added_ids, mut added) = (std::mem::take(&mut d.added_ids), std::mem::take(&mut d.added));
+    added.sort_by(|a, b| added_ids.get(a.id).cmp(added_ids.get(b.id)));
+    if let Some(w) = added
+        .windows(2)
+        .find(|w| added_ids.get(w[0].id) == added_ids.get(w[1].id))
+    {
+        return Err(WarehouseError::DuplicateIdentifier {
+            model: model.id.clone(),
+            row: w[0].row.max(w[1].row),
+            column: model.identifier.clone(),
+            value: added_ids.get(w[0].id).to_string(),
+        });
     }
-    // In identifier order, so that a run's files do not depend on hashing.
-    deleted.sort_by(|a, b| a.0.cmp(&b.0));
-    for (id, e) in deleted {
+    let prev = std::mem::take(&mut d.prev);
+    let mut line = String::new();
+    let mut write_row = |next: &mut Prepared, sum: u64, id: &str, extra: &Option<Box<Extra>>| {
+        use std::fmt::Write as _;
+        line.clear();
+        let e = extra.as_deref();
+        let _ = writeln!(
+            line,
+            "{sum:016x}\t{id}\t{}\t{}",
+            e.and_then(|e| e.user.as_deref()).unwrap_or(""),
+            e.and_then(|e| e.anon.as_deref()).unwrap_or("")
+        );
+        next.writer().write_all(line.as_bytes())
+    };
+    // The next snapshot, sorted by identifier: the previous rows still there merged with
+    // the new ones.
+    let mut new_rows = added.iter().peekable();
+    for old in prev.rows.iter().filter(|o| o.new.is_some()) {
+        let id = prev.ids.get(old.id);
+        while let Some(a) = new_rows.next_if(|a| added_ids.get(a.id) < id) {
+            write_row(&mut next, a.sum, added_ids.get(a.id), &a.extra).map_err(state_error)?;
+        }
+        let sum = old.new.expect("filtered");
+        write_row(&mut next, sum, id, &old.extra).map_err(state_error)?;
+    }
+    for a in new_rows {
+        write_row(&mut next, a.sum, added_ids.get(a.id), &a.extra).map_err(state_error)?;
+    }
+    // A `deleted` event (identifier, every other column null) for every row that is gone,
+    // in identifier order.
+    for old in prev.rows.iter().filter(|o| o.new.is_none()) {
+        let id = prev.ids.get(old.id);
         d.report.deleted += 1;
         d.props.clear();
         d.props.push(b'{');
@@ -501,8 +591,19 @@ pub fn diff_model(
             }
         }
         d.props.push(b'}');
-        let sum = e.old.unwrap_or_default();
-        d.emit(0, "deleted", id.as_bytes(), &sum, e.user.as_deref(), e.anon.as_deref())?;
+        let from_id = || id_string_from_json(id);
+        let e = old.extra.as_deref();
+        let user = if d.user_col == Some(d.id_col) {
+            Some(from_id())
+        } else {
+            e.and_then(|e| e.user.clone())
+        };
+        let anon = if d.anon_col == Some(d.id_col) {
+            Some(from_id())
+        } else {
+            e.and_then(|e| e.anon.clone())
+        };
+        d.emit(0, "deleted", id.as_bytes(), old.sum, user.as_deref(), anon.as_deref())?;
     }
     let flushed = d.spool.flush();
     flushed.map_err(|e| d.spool_error(e))?;
