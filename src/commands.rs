@@ -239,7 +239,9 @@ pub enum RetlError {
     Runtime(#[source] std::io::Error),
     /// The run succeeded but a snapshot could not be committed: the next run sends these
     /// differences again.
-    #[error("the output is written, but the snapshot of {models} could not be committed ({why}); the next run sends the same differences again")]
+    #[error(
+        "the output is written, but the snapshot of {models} could not be committed ({why}); the next run sends the same differences again"
+    )]
     NotCommitted { models: String, why: String },
 }
 

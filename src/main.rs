@@ -160,8 +160,7 @@ fn retl(config: &Config, retl: RetlOptions, run: RunArgs) -> Result<u8> {
         on_failure: None,
     };
     let destination = run.out.map_or(Destination::Upload, Destination::Dir);
-    let done = commands::retl(config, &opts, &destination, run.rejects, &retl)
-        .map_err(exit_for)?;
+    let done = commands::retl(config, &opts, &destination, run.rejects, &retl).map_err(exit_for)?;
     for m in &done.models {
         for w in &m.warnings {
             eprintln!("warning: {w}");

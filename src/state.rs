@@ -114,7 +114,9 @@ pub struct Prepared {
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared").field("path", &self.path).finish()
+        f.debug_struct("Prepared")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -248,8 +250,14 @@ mod tests {
         let p = dir.path().join("m.state");
         write_atomic(&p, "snapshot", 2, |_| Ok(())).unwrap();
         let e = open(&p, "snapshot", 1).unwrap_err();
-        assert!(matches!(e, StateError::UnknownVersion { ref found, expected: 1, .. } if found == "2"));
-        assert!(e.to_string().contains("has format version 2, but this s3actions reads version 1 only"), "{e}");
+        assert!(
+            matches!(e, StateError::UnknownVersion { ref found, expected: 1, .. } if found == "2")
+        );
+        assert!(
+            e.to_string()
+                .contains("has format version 2, but this s3actions reads version 1 only"),
+            "{e}"
+        );
         std::fs::write(&p, "id,checksum\n").unwrap();
         let e = open(&p, "snapshot", 1).unwrap_err();
         assert!(matches!(e, StateError::NotState { .. }), "{e}");

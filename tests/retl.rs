@@ -32,8 +32,11 @@ impl Pg {
 
     /// The URL with `user:password@`.
     fn url_with_password(&self) -> String {
-        self.url
-            .replacen("://s3actions@", &format!("://s3actions:{}@", self.password), 1)
+        self.url.replacen(
+            "://s3actions@",
+            &format!("://s3actions:{}@", self.password),
+            1,
+        )
     }
 
     /// Runs SQL statements (separated by `;`).
@@ -43,9 +46,10 @@ impl Pg {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&self.url_with_password(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
+            let (client, conn) =
+                tokio_postgres::connect(&self.url_with_password(), tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
             let task = tokio::spawn(conn);
             client.batch_execute(sql).await.unwrap();
             drop(client);
@@ -108,14 +112,18 @@ impl Retl {
     }
 
     fn exec(&self, sql: &str) {
-        self.pg.exec(&sql.replace("S.", &format!("{}.", self.schema)));
+        self.pg
+            .exec(&sql.replace("S.", &format!("{}.", self.schema)));
     }
 
     /// Writes the mapping file with one model (`query` may use `S.` for the schema and
     /// `extra` adds model keys); returns its path.
     fn mapping(&self, query: &str, extra: &str) -> String {
         let query = query.replace("S.", &format!("{}.", self.schema));
-        let url = self.pg.url.replacen("://s3actions@", "://s3actions:${RETL_PG_PASSWORD}@", 1);
+        let url = self
+            .pg
+            .url
+            .replacen("://s3actions@", "://s3actions:${RETL_PG_PASSWORD}@", 1);
         let text = format!(
             "settings:\n  state_dir: {state}\nmodels:\n  - id: mdl_customers\n    connection: {url}\n    query: \"{query}\"\n    identifier: id\n    user_id_column: id\n{extra}{MAPPINGS}",
             state = self.state_dir().display(),
@@ -233,7 +241,10 @@ fn initial_load_then_inserts_updates_and_deletes() {
     assert_ok(&o);
     assert_eq!(counts(&o), (1, 0, 1));
     let got = rows(&t.out("run4"));
-    assert!(got.contains(&vec!["u2".to_string(), String::new(), "u2".to_string()]), "{got:?}");
+    assert!(
+        got.contains(&vec!["u2".to_string(), String::new(), "u2".to_string()]),
+        "{got:?}"
+    );
     assert!(got.iter().any(|r| r[0] == "new" && r[1] == "u4"), "{got:?}");
 
     // --reset: every row is new again.
@@ -304,9 +315,11 @@ fn a_killed_run_sends_the_same_differences_next_time() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(Duration::from_secs(120), "the killed run never wrote a file", || {
-        (finished_csv(&killed) > 0).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(120),
+        "the killed run never wrote a file",
+        || (finished_csv(&killed) > 0).then_some(()),
+    );
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the run ended before it could be killed");
@@ -315,7 +328,10 @@ fn a_killed_run_sends_the_same_differences_next_time() {
         "a killed run commits nothing"
     );
     let written_before = finished_csv(&killed);
-    assert!(written_before < 300, "{written_before} files: the run was nearly done");
+    assert!(
+        written_before < 300,
+        "{written_before} files: the run was nearly done"
+    );
 
     let o = t.run(&m, &t.out("good"), &[]);
     assert_ok(&o);
@@ -354,7 +370,11 @@ fn bad_results_are_clear_errors_and_commit_nothing() {
         let m = t.mapping(query, "");
         let o = t.run(&m, &t.out("o"), &[]);
         assert_exit(&o, 1);
-        assert!(output_text(&o).contains(want), "{query}: {}", output_text(&o));
+        assert!(
+            output_text(&o).contains(want),
+            "{query}: {}",
+            output_text(&o)
+        );
         assert!(!snapshot.exists(), "{query}: nothing is committed");
         assert_eq!(finished_csv(&t.out("o")), 0, "{query}: nothing is sent");
     }
@@ -370,7 +390,10 @@ fn the_password_is_never_printed() {
     let o = c.output().unwrap();
     assert_exit(&o, 1);
     let text = output_text(&o);
-    assert!(text.contains("model mdl_customers: cannot connect to postgres://s3actions@127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("model mdl_customers: cannot connect to postgres://s3actions@127.0.0.1:"),
+        "{text}"
+    );
     assert!(!text.contains("wrong-password-never-shown"), "{text}");
     // An unset variable is a clear error before anything is read.
     let mut c = common::bin();
@@ -378,7 +401,11 @@ fn the_password_is_never_printed() {
         .env_remove("RETL_PG_PASSWORD");
     let o = c.output().unwrap();
     assert_exit(&o, 2);
-    assert!(output_text(&o).contains("environment variable RETL_PG_PASSWORD is not set"), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("environment variable RETL_PG_PASSWORD is not set"),
+        "{}",
+        output_text(&o)
+    );
 }
 
 #[test]
@@ -386,15 +413,27 @@ fn a_state_file_of_another_version_is_refused() {
     let t = Retl::new();
     let m = t.mapping("select 'a' as id", "");
     std::fs::create_dir_all(t.state_dir()).unwrap();
-    std::fs::write(t.state_dir().join("mdl_customers.snapshot"), "s3actions-state snapshot 99\n{}\n").unwrap();
+    std::fs::write(
+        t.state_dir().join("mdl_customers.snapshot"),
+        "s3actions-state snapshot 99\n{}\n",
+    )
+    .unwrap();
     let o = t.run(&m, &t.out("o"), &[]);
     assert_exit(&o, 1);
-    assert!(output_text(&o).contains("has format version 99, but this s3actions reads version 1 only"), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("has format version 99, but this s3actions reads version 1 only"),
+        "{}",
+        output_text(&o)
+    );
     // --reset starts again from an empty snapshot and replaces the file.
     let o = t.run(&m, &t.out("o2"), &["--reset"]);
     assert_ok(&o);
     assert_eq!(counts(&o), (1, 0, 0));
-    assert!(std::fs::read_to_string(t.state_dir().join("mdl_customers.snapshot")).unwrap().starts_with("s3actions-state snapshot 1\n"));
+    assert!(
+        std::fs::read_to_string(t.state_dir().join("mdl_customers.snapshot"))
+            .unwrap()
+            .starts_with("s3actions-state snapshot 1\n")
+    );
 }
 
 #[test]

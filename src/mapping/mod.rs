@@ -15,8 +15,8 @@ mod transform;
 use std::path::{Path, PathBuf};
 
 pub use archive::{ARCHIVE_KEYS, ArchiveSettings, DEFAULT_DOWNLOAD_CONCURRENCY};
-pub use models::{MODEL_KEYS, Model, redact_password};
 pub use diag::{Diagnostic, LoadError, Severity, render as render_diagnostics};
+pub use models::{MODEL_KEYS, Model, redact_password};
 pub use settings::{
     ACLS, Acl, EnvLookup, STORAGE_CLASSES, Secret, Settings, SettingsError, StorageClass,
     check_bucket_name, check_role_arn, interpolate_env, interpolate_env_with, process_env,

@@ -185,7 +185,10 @@ fn load_snapshot(path: &Path) -> Result<(Option<Header>, Previous), StateError> 
     }
     // Written sorted; sorted again only if someone edited the file.
     let ids = &prev.ids;
-    if !prev.rows.is_sorted_by(|a, b| ids.get(a.id) <= ids.get(b.id)) {
+    if !prev
+        .rows
+        .is_sorted_by(|a, b| ids.get(a.id) <= ids.get(b.id))
+    {
         prev.rows.sort_by(|a, b| ids.get(a.id).cmp(ids.get(b.id)));
     }
     Ok((Some(header), prev))
@@ -302,14 +305,20 @@ fn id_string_from_json(id: &str) -> Box<str> {
     if id.starts_with('"') {
         Box::from(id)
     } else {
-        serde_json::to_string(id).expect("a string").into_boxed_str()
+        serde_json::to_string(id)
+            .expect("a string")
+            .into_boxed_str()
     }
 }
 
 /// `cell` as JSON text for `userId`/`anonymousId` (a string), `None` for NULL.
 fn id_string(cell: &Cell) -> Option<Box<str>> {
     let text = cell.id_text()?;
-    Some(serde_json::to_string(&text).expect("a string").into_boxed_str())
+    Some(
+        serde_json::to_string(&text)
+            .expect("a string")
+            .into_boxed_str(),
+    )
 }
 
 impl RowSink for Differ<'_> {
@@ -452,7 +461,14 @@ impl RowSink for Differ<'_> {
         }
         self.props.push(b'}');
         let id_json = std::mem::take(&mut self.id_json);
-        let r = self.emit(row, name, &id_json, checksum, user.as_deref(), anon.as_deref());
+        let r = self.emit(
+            row,
+            name,
+            &id_json,
+            checksum,
+            user.as_deref(),
+            anon.as_deref(),
+        );
         self.id_json = id_json;
         r
     }
@@ -530,7 +546,10 @@ pub fn diff_model(
     serde_json::to_writer(next.writer(), &header).map_err(|e| state_error(e.into()))?;
     next.writer().write_all(b"\n").map_err(state_error)?;
     // Identifiers new in this run must be unique among themselves too.
-    let (added_ids, mut added) = (std::mem::take(&mut d.added_ids), std::mem::take(&mut d.added));
+    let (added_ids, mut added) = (
+        std::mem::take(&mut d.added_ids),
+        std::mem::take(&mut d.added),
+    );
     added.sort_by(|a, b| added_ids.get(a.id).cmp(added_ids.get(b.id)));
     if let Some(w) = added
         .windows(2)
@@ -603,7 +622,14 @@ pub fn diff_model(
         } else {
             e.and_then(|e| e.anon.clone())
         };
-        d.emit(0, "deleted", id.as_bytes(), old.sum, user.as_deref(), anon.as_deref())?;
+        d.emit(
+            0,
+            "deleted",
+            id.as_bytes(),
+            old.sum,
+            user.as_deref(),
+            anon.as_deref(),
+        )?;
     }
     let flushed = d.spool.flush();
     flushed.map_err(|e| d.spool_error(e))?;
@@ -645,7 +671,11 @@ mod tests {
     }
 
     fn row(id: i64, email: &str, plan: &str) -> Vec<Cell> {
-        vec![Cell::Int(id), Cell::Text(email.into()), Cell::Text(plan.into())]
+        vec![
+            Cell::Int(id),
+            Cell::Text(email.into()),
+            Cell::Text(plan.into()),
+        ]
     }
 
     fn cols() -> Vec<String> {
@@ -654,7 +684,14 @@ mod tests {
 
     /// Runs a diff and commits it; returns (report, event lines).
     fn run(dir: &Path, m: &Model, rows: Vec<Vec<Cell>>) -> (DiffReport, Vec<String>) {
-        let d = diff_model(&mut Rows(cols(), rows), m, dir, false, "2026-11-01T00:00:00.000Z").unwrap();
+        let d = diff_model(
+            &mut Rows(cols(), rows),
+            m,
+            dir,
+            false,
+            "2026-11-01T00:00:00.000Z",
+        )
+        .unwrap();
         let events = std::fs::read_to_string(d.spool.path()).unwrap();
         d.snapshot.commit().unwrap();
         (d.report, events.lines().map(str::to_string).collect())
@@ -664,31 +701,71 @@ mod tests {
     fn new_updated_deleted_and_nothing_on_a_rerun() {
         let dir = tempfile::tempdir().unwrap();
         let m = model(Some(&["email"]));
-        let (r, ev) = run(dir.path(), &m, vec![row(1, "a@x", "free"), row(2, "b@x", "pro")]);
+        let (r, ev) = run(
+            dir.path(),
+            &m,
+            vec![row(1, "a@x", "free"), row(2, "b@x", "pro")],
+        );
         assert_eq!((r.new, r.updated, r.deleted), (2, 0, 0));
-        assert!(ev[0].starts_with("1\t{\"type\":\"track\",\"event\":\"new\",\"messageId\":\""), "{}", ev[0]);
+        assert!(
+            ev[0].starts_with("1\t{\"type\":\"track\",\"event\":\"new\",\"messageId\":\""),
+            "{}",
+            ev[0]
+        );
         assert!(ev[0].contains(",\"userId\":\"1\",\"properties\":{\"id\":1,\"email\":\"a@x\",\"plan\":\"free\"},\"context\":{\"warehouse\":{\"model_id\":\"mdl\"}"), "{}", ev[0]);
         // Same rows: nothing. A change of an uncompared column: nothing.
-        let (r, ev) = run(dir.path(), &m, vec![row(1, "a@x", "free"), row(2, "b@x", "enterprise")]);
+        let (r, ev) = run(
+            dir.path(),
+            &m,
+            vec![row(1, "a@x", "free"), row(2, "b@x", "enterprise")],
+        );
         assert_eq!((r.new, r.updated, r.deleted, ev.len()), (0, 0, 0, 0));
         // A compared change, a new row, a deleted row.
-        let (r, ev) = run(dir.path(), &m, vec![row(1, "A@x", "free"), row(3, "c@x", "pro")]);
+        let (r, ev) = run(
+            dir.path(),
+            &m,
+            vec![row(1, "A@x", "free"), row(3, "c@x", "pro")],
+        );
         assert_eq!((r.new, r.updated, r.deleted), (1, 1, 1));
         assert!(ev[0].contains("\"event\":\"updated\""));
         assert!(ev[1].contains("\"event\":\"new\""));
-        assert!(ev[2].starts_with("0\t{\"type\":\"track\",\"event\":\"deleted\""), "{}", ev[2]);
-        assert!(ev[2].contains("\"userId\":\"2\",\"properties\":{\"id\":2,\"email\":null,\"plan\":null}"), "{}", ev[2]);
+        assert!(
+            ev[2].starts_with("0\t{\"type\":\"track\",\"event\":\"deleted\""),
+            "{}",
+            ev[2]
+        );
+        assert!(
+            ev[2].contains(
+                "\"userId\":\"2\",\"properties\":{\"id\":2,\"email\":null,\"plan\":null}"
+            ),
+            "{}",
+            ev[2]
+        );
     }
 
     #[test]
     fn a_resend_has_the_same_message_ids() {
         let dir = tempfile::tempdir().unwrap();
         let m = model(None);
-        let first = diff_model(&mut Rows(cols(), vec![row(1, "a", "b")]), &m, dir.path(), false, "t").unwrap();
+        let first = diff_model(
+            &mut Rows(cols(), vec![row(1, "a", "b")]),
+            &m,
+            dir.path(),
+            false,
+            "t",
+        )
+        .unwrap();
         drop(first); // not committed
         let (_, again) = run(dir.path(), &m, vec![row(1, "a", "b")]);
         let (_, reset) = {
-            let d = diff_model(&mut Rows(cols(), vec![row(1, "a", "b")]), &m, dir.path(), true, "t").unwrap();
+            let d = diff_model(
+                &mut Rows(cols(), vec![row(1, "a", "b")]),
+                &m,
+                dir.path(),
+                true,
+                "t",
+            )
+            .unwrap();
             (d.report, std::fs::read_to_string(d.spool.path()).unwrap())
         };
         assert_eq!(again.len(), 1);
@@ -700,19 +777,67 @@ mod tests {
     fn bad_results_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let m = model(None);
-        let e = diff_model(&mut Rows(cols(), vec![row(1, "a", "b"), row(1, "c", "d")]), &m, dir.path(), false, "t")
-            .err()
-            .unwrap();
-        assert_eq!(e.to_string(), "model mdl: row 2 repeats the identifier 1 (id) of an earlier row; identifiers must be unique, nothing was sent or committed");
-        let e = diff_model(&mut Rows(cols(), vec![vec![Cell::Null, Cell::Null, Cell::Null]]), &m, dir.path(), false, "t")
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("row 1 has a NULL identifier (id)"), "{e}");
-        let e = diff_model(&mut Rows(vec!["key".into()], vec![]), &m, dir.path(), false, "t").err().unwrap();
-        assert_eq!(e.to_string(), "model mdl: the query has no identifier column \"id\" (its columns: key)");
-        let e = diff_model(&mut Rows(cols(), vec![]), &model(Some(&["nope"])), dir.path(), false, "t").err().unwrap();
-        assert!(e.to_string().contains("compare_columns names \"nope\""), "{e}");
-        assert!(state::open(&snapshot_path(dir.path(), "mdl"), SNAPSHOT_KIND, SNAPSHOT_VERSION).unwrap().is_none());
+        let e = diff_model(
+            &mut Rows(cols(), vec![row(1, "a", "b"), row(1, "c", "d")]),
+            &m,
+            dir.path(),
+            false,
+            "t",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "model mdl: row 2 repeats the identifier 1 (id) of an earlier row; identifiers must be unique, nothing was sent or committed"
+        );
+        let e = diff_model(
+            &mut Rows(cols(), vec![vec![Cell::Null, Cell::Null, Cell::Null]]),
+            &m,
+            dir.path(),
+            false,
+            "t",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string().contains("row 1 has a NULL identifier (id)"),
+            "{e}"
+        );
+        let e = diff_model(
+            &mut Rows(vec!["key".into()], vec![]),
+            &m,
+            dir.path(),
+            false,
+            "t",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "model mdl: the query has no identifier column \"id\" (its columns: key)"
+        );
+        let e = diff_model(
+            &mut Rows(cols(), vec![]),
+            &model(Some(&["nope"])),
+            dir.path(),
+            false,
+            "t",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string().contains("compare_columns names \"nope\""),
+            "{e}"
+        );
+        assert!(
+            state::open(
+                &snapshot_path(dir.path(), "mdl"),
+                SNAPSHOT_KIND,
+                SNAPSHOT_VERSION
+            )
+            .unwrap()
+            .is_none()
+        );
     }
 
     #[test]
@@ -720,14 +845,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = model(None);
         run(dir.path(), &m, vec![row(1, "a", "b")]);
-        let mut w = Rows(vec!["id".into(), "email".into(), "plan".into(), "score".into()], vec![{
-            let mut r = row(1, "a", "b");
-            r.push(Cell::Int(5));
-            r
-        }]);
+        let mut w = Rows(
+            vec!["id".into(), "email".into(), "plan".into(), "score".into()],
+            vec![{
+                let mut r = row(1, "a", "b");
+                r.push(Cell::Int(5));
+                r
+            }],
+        );
         let d = diff_model(&mut w, &m, dir.path(), false, "t").unwrap();
         assert_eq!(d.report.updated, 1);
-        assert!(d.report.warnings[0].contains("added score"), "{:?}", d.report.warnings);
+        assert!(
+            d.report.warnings[0].contains("added score"),
+            "{:?}",
+            d.report.warnings
+        );
         assert!(d.report.warnings[0].contains("--reset"));
     }
 }

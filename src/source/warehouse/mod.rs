@@ -116,20 +116,26 @@ pub enum WarehouseError {
         column: String,
         ty: String,
     },
-    #[error("model {model}: the query has no identifier column {column:?} (its columns: {columns})")]
+    #[error(
+        "model {model}: the query has no identifier column {column:?} (its columns: {columns})"
+    )]
     MissingIdentifier {
         model: String,
         column: String,
         columns: String,
     },
-    #[error("model {model}: {key} names {column:?}, which the query does not return (its columns: {columns})")]
+    #[error(
+        "model {model}: {key} names {column:?}, which the query does not return (its columns: {columns})"
+    )]
     MissingColumn {
         model: String,
         key: &'static str,
         column: String,
         columns: String,
     },
-    #[error("model {model}: row {row} has a NULL identifier ({column}); nothing was sent or committed")]
+    #[error(
+        "model {model}: row {row} has a NULL identifier ({column}); nothing was sent or committed"
+    )]
     NullIdentifier {
         model: String,
         row: u64,

@@ -84,7 +84,11 @@ impl Warehouse for Postgres {
                 .await
                 .map_err(query_error)?;
             let stmt = txn.prepare(&model.query).await.map_err(query_error)?;
-            let names: Vec<String> = stmt.columns().iter().map(|c| c.name().to_string()).collect();
+            let names: Vec<String> = stmt
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect();
             for c in stmt.columns() {
                 if !supported(c.type_()) {
                     return Err(WarehouseError::UnsupportedType {
@@ -95,10 +99,7 @@ impl Warehouse for Postgres {
                 }
             }
             sink.columns(&names)?;
-            let portal = txn
-                .bind(&stmt, &[])
-                .await
-                .map_err(query_error)?;
+            let portal = txn.bind(&stmt, &[]).await.map_err(query_error)?;
             let mut cells: Vec<Cell> = Vec::with_capacity(names.len());
             let mut row_number = 0u64;
             loop {
@@ -112,11 +113,11 @@ impl Warehouse for Postgres {
                 for row in rows {
                     row_number += 1;
                     cells.clear();
-                    for i in 0..names.len() {
+                    for (i, name) in names.iter().enumerate() {
                         let cell = row.try_get::<_, Cell>(i).map_err(|e| WarehouseError::Row {
                             model: model.id.clone(),
                             row: row_number,
-                            detail: format!("column {:?}: {}", names[i], detail(&e)),
+                            detail: format!("column {name:?}: {}", detail(&e)),
                         })?;
                         cells.push(cell);
                     }
@@ -192,12 +193,20 @@ impl<'a> FromSql<'a> for Cell {
             }
             Type::TIMESTAMP => {
                 let t = time::PrimitiveDateTime::from_sql(ty, raw)?;
-                let f = if t.nanosecond() % 1_000_000 == 0 { ms } else { us };
+                let f = if t.nanosecond() % 1_000_000 == 0 {
+                    ms
+                } else {
+                    us
+                };
                 Cell::Text(t.format(f)?)
             }
             Type::TIMESTAMPTZ => {
                 let t = time::OffsetDateTime::from_sql(ty, raw)?.to_offset(time::UtcOffset::UTC);
-                let f = if t.nanosecond() % 1_000_000 == 0 { ms } else { us };
+                let f = if t.nanosecond() % 1_000_000 == 0 {
+                    ms
+                } else {
+                    us
+                };
                 Cell::Text(format!("{}Z", t.format(f)?))
             }
             Type::JSON | Type::JSONB => Cell::Json(serde_json::Value::from_sql(ty, raw)?),
