@@ -75,11 +75,22 @@ chained = role("chained", "ext-chain", [
     {"Effect": "Allow", "Action": WRITE, "Resource": "arn:aws:s3:::%s/*" % BUCKET},
 ], principal="*")
 
+# The archive: another bucket, read through its own role (archive tests), as a Segment
+# classic archive in another account would be.
+ARCHIVE = "s3actions-archive"
+s3.create_bucket(Bucket=ARCHIVE)
+READ = ["s3:GetObject"]
+archive_reader = role("archive-reader", "ext-archive", [
+    {"Effect": "Allow", "Action": READ, "Resource": "arn:aws:s3:::%s/*" % ARCHIVE},
+    {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::%s" % ARCHIVE},
+])
+
 with open(OUT, "w") as f:
     json.dump({
         "endpoint": ENDPOINT,
         "region": REGION,
         "bucket": BUCKET,
+        "archive_bucket": ARCHIVE,
         "admin": {"access_key_id": admin[0], "secret_access_key": admin[1]},
         "caller": {"arn": caller, "access_key_id": caller_keys[0], "secret_access_key": caller_keys[1]},
         "roles": {
@@ -87,5 +98,6 @@ with open(OUT, "w") as f:
             "limited": {"arn": limited, "external_id": "ext-good"},
             "intermediate": {"arn": intermediate, "external_id": "ext-mid"},
             "chained": {"arn": chained, "external_id": "ext-chain"},
+            "archive-reader": {"arn": archive_reader, "external_id": "ext-archive"},
         },
     }, f, indent=2)

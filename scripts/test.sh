@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test, including the upload tests against a real S3+STS server (moto), which
-# this script installs (first run only), starts on loopback and stops again, and the format
-# tests, which read files back with pyarrow, DuckDB, gpg and zstd (scripts/readers.sh).
+# Runs every test, including the upload tests against a real S3+STS server (moto), the
+# Reverse ETL tests against a real PostgreSQL server, which this script installs (first run
+# only), starts on loopback and stops again, and the format tests, which read files back
+# with pyarrow, DuckDB, gpg and zstd (scripts/readers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/moto.sh
+. scripts/postgres.sh
 . scripts/readers.sh
 readers_install
-trap moto_stop EXIT
+trap 'moto_stop; postgres_stop' EXIT
 moto_start
+postgres_start
 cargo test --all-targets "$@"

@@ -63,8 +63,15 @@ pub enum Command {
         /// The mapping file (YAML).
         mapping: PathBuf,
         /// Event files: NDJSON, a JSON array or JSON objects; .gz is decompressed; - is stdin.
+        /// Or S3: s3://bucket/prefix/ reads every object under the prefix, s3://bucket/key one.
         #[arg(required = true)]
         inputs: Vec<String>,
+        /// With s3:// prefixes: only Segment received-day folders from this UTC day (YYYY-MM-DD).
+        #[arg(long, value_name = "DAY")]
+        since: Option<String>,
+        /// With s3:// prefixes: only Segment received-day folders up to this UTC day, inclusive.
+        #[arg(long, value_name = "DAY")]
+        until: Option<String>,
         #[command(flatten)]
         run: RunArgs,
         /// No progress bar.
@@ -101,6 +108,21 @@ pub enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, value_name = "PEM", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Reverse ETL: diff each model's query result (models:) with the last run's snapshot and
+    /// send the rows that are new, updated or deleted through the mappings.
+    Retl {
+        /// The mapping file (YAML) with a models: section.
+        mapping: PathBuf,
+        /// Where the snapshots are kept (default: settings.state_dir, else ./s3actions-state/).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Compare with empty snapshots: every row is sent as new (the snapshots are
+        /// replaced once the run's output is durable).
+        #[arg(long)]
+        reset: bool,
         #[command(flatten)]
         run: RunArgs,
     },

@@ -13,6 +13,9 @@ use crate::sink::local::LocalSink;
 use crate::sink::manifest::ManifestSink;
 use crate::sink::s3::{self, CheckResult, ClientOptions, OUTBOX_REJECTS, S3Sink};
 use crate::source::Source;
+use crate::source::s3archive::{ArchiveError, ArchiveUrl, DayRange, S3Archive};
+use crate::source::warehouse::postgres::Postgres;
+use crate::source::warehouse::{DiffReport, RetlSource, WarehouseError, diff_model};
 use crate::spanned::{SValue, parse_json_or_yaml};
 
 /// A command could not do its job.
@@ -43,6 +46,14 @@ pub enum CommandError {
         #[source]
         source: std::io::Error,
     },
+    /// `s3://` inputs or `--since`/`--until` that cannot be used.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Retl(#[from] RetlError),
+    /// Settings that reading an archive needs are unresolved (one line each).
+    #[error("cannot read the archive:\n{}", .0.join("\n"))]
+    ArchiveSettings(Vec<String>),
 }
 
 /// Checks that every local input file exists and can be opened, before a run writes
@@ -227,6 +238,34 @@ pub fn default_spool(config: &Config, destination: &Destination) -> PathBuf {
     }
 }
 
+/// `replay MAPPING.yaml s3://...`: the objects under the prefixes (or the objects named),
+/// read with `settings.archive` in place of the upload settings it names; `since`/`until`
+/// (`YYYY-MM-DD`) select Segment received-day folders.
+pub fn open_archive(
+    config: &Config,
+    urls: &[String],
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<S3Archive, CommandError> {
+    let urls = urls
+        .iter()
+        .map(|u| ArchiveUrl::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let days = DayRange::parse(since, until)?;
+    let settings = config.settings.for_archive().map_err(|problems| {
+        let path = config.path.display();
+        CommandError::ArchiveSettings(problems.iter().map(|d| format!("  {path}:{d}")).collect())
+    })?;
+    Ok(S3Archive::open(
+        &settings,
+        urls,
+        days,
+        config.settings.download_concurrency(),
+        &ClientOptions::default(),
+        crate::pipeline::CHUNK_SIZE,
+    )?)
+}
+
 /// Uploading needs a bucket, a region and every ${VAR} of the settings.
 pub fn require_settings(config: &Config) -> Result<(), CommandError> {
     config.settings.check_for_upload().map_err(|problems| {
@@ -362,4 +401,123 @@ mod tests {
         assert!(e.to_string().ends_with("it is a directory"), "{e}");
         assert!(check_inputs(&inputs[..1]).is_ok());
     }
+}
+
+/// Why `retl` could not do its job (beside the run's own errors).
+#[derive(Debug, thiserror::Error)]
+pub enum RetlError {
+    #[error("{} has no models: add a `models:` section (id, connection, query, identifier)", .0.display())]
+    NoModels(PathBuf),
+    /// `${VAR}`s of the models' connections that are not set (one line each).
+    #[error("cannot read the models:\n{}", .0.join("\n"))]
+    Unresolved(Vec<String>),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("cannot start the warehouse client: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The run succeeded but a snapshot could not be committed: the next run sends these
+    /// differences again.
+    #[error(
+        "the output is written, but the snapshot of {models} could not be committed ({why}); the next run sends the same differences again"
+    )]
+    NotCommitted { models: String, why: String },
+}
+
+/// How `retl` keeps its state.
+#[derive(Clone, Debug, Default)]
+pub struct RetlOptions {
+    /// `--state-dir` (else `settings.state_dir`, else `./s3actions-state/`).
+    pub state_dir: Option<PathBuf>,
+    /// `--reset`: compare with empty snapshots (every row `new`).
+    pub reset: bool,
+}
+
+/// A finished `retl`: the run, and what each model's diff found.
+pub struct Retled {
+    pub replayed: Replayed,
+    pub models: Vec<DiffReport>,
+    pub state_dir: PathBuf,
+}
+
+/// The state folder `retl` uses.
+pub fn state_dir(config: &Config, opts: &RetlOptions) -> PathBuf {
+    opts.state_dir
+        .clone()
+        .or_else(|| config.settings.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("s3actions-state"))
+}
+
+/// `retl`: diffs every model with its snapshot, runs the differences through the mappings
+/// into `destination`, and commits each snapshot once its events are durable.
+pub fn retl(
+    config: &Config,
+    opts: &RunOptions,
+    destination: &Destination,
+    rejects: Option<PathBuf>,
+    retl: &RetlOptions,
+) -> Result<Retled, CommandError> {
+    if config.models.is_empty() {
+        return Err(RetlError::NoModels(config.path.clone()).into());
+    }
+    let unresolved: Vec<String> = config
+        .models
+        .iter()
+        .flat_map(|m| &m.unresolved)
+        .map(|d| format!("  {}:{d}", config.path.display()))
+        .collect();
+    if !unresolved.is_empty() {
+        return Err(RetlError::Unresolved(unresolved).into());
+    }
+    let dir = state_dir(config, retl);
+    crate::state::remove_leftovers(&dir).map_err(RetlError::State)?;
+    let timestamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default();
+    let mut warehouse = Postgres::new().map_err(RetlError::Runtime)?;
+    let mut diffed = Vec::new();
+    for model in &config.models {
+        let d = diff_model(&mut warehouse, model, &dir, retl.reset, &timestamp)
+            .map_err(RetlError::Warehouse)?;
+        for w in &d.report.warnings {
+            tracing::warn!("{w}");
+        }
+        diffed.push(d);
+    }
+    let reports: Vec<DiffReport> = diffed.iter().map(|d| d.report.clone()).collect();
+    let mut source = RetlSource::new(diffed, crate::pipeline::CHUNK_SIZE);
+    let commits = source.commits();
+    let replayed = replay(config, &mut source, opts, destination, rejects)?;
+    drop(source);
+    for (i, r) in reports.iter().enumerate() {
+        if r.events() == 0 {
+            commits.commit_now(i).map_err(RetlError::State)?;
+        }
+    }
+    let (committed, errors) = commits.outcome();
+    let missing: Vec<String> = committed
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(m, _)| m)
+        .collect();
+    if !missing.is_empty() || !errors.is_empty() {
+        let why = if errors.is_empty() {
+            "its events are not all durable".to_string()
+        } else {
+            errors.join("; ")
+        };
+        return Err(RetlError::NotCommitted {
+            models: missing.join(", "),
+            why,
+        }
+        .into());
+    }
+    Ok(Retled {
+        replayed,
+        models: reports,
+        state_dir: dir,
+    })
 }

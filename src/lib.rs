@@ -28,6 +28,7 @@ pub mod route;
 pub mod sink;
 pub mod source;
 pub mod spanned;
+pub mod state;
 pub(crate) mod suggest;
 pub(crate) mod text;
 pub mod trigger;

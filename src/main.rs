@@ -12,17 +12,18 @@ use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command, DurabilityArg, ExportTo, ImportFrom, RunArgs};
 
-use s3actions::commands::{self, CommandError, Destination};
+use s3actions::commands::{self, CommandError, Destination, RetlError, RetlOptions};
 use s3actions::init::Starter;
 use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
 use s3actions::migrate;
-use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunOptions};
+use s3actions::pipeline::{CHUNK_SIZE, FailureHook, RunError, RunOptions};
 use s3actions::route::Routes;
 use s3actions::sink::Durability;
 use s3actions::source::http::{Access, HttpInput, ServeOptions, TlsFiles};
 use s3actions::source::intake::MemoryIntake;
-use s3actions::source::{Input, Inputs, spool};
+use s3actions::source::s3archive::{ArchiveError, ArchiveUrl};
+use s3actions::source::{Input, Inputs, Source, spool};
 use s3actions::trigger::Trigger;
 
 /// Exit code for a command line or mapping file that cannot be used.
@@ -60,6 +61,17 @@ fn exit_for(e: CommandError) -> anyhow::Error {
             Exit(EXIT_USAGE, format!("error: {e}")).into()
         }
         CommandError::Input(msg) => Exit(1, msg).into(),
+        // The message already ends with its cause: printing the chain would repeat it.
+        CommandError::Run(RunError::Input(_)) => Exit(1, format!("error: {e}")).into(),
+        CommandError::ArchiveSettings(_)
+        | CommandError::Retl(RetlError::Unresolved(_) | RetlError::NoModels(_))
+        | CommandError::Archive(
+            ArchiveError::NotS3 { .. }
+            | ArchiveError::Bucket { .. }
+            | ArchiveError::Day { .. }
+            | ArchiveError::EmptyRange { .. }
+            | ArchiveError::DaysOnObject { .. },
+        ) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
         other => other.into(),
     }
 }
@@ -72,6 +84,45 @@ fn run_to(
     hook: Option<FailureHook>,
     run: RunArgs,
 ) -> Result<u8> {
+    let mut source = Inputs::new(inputs, CHUNK_SIZE, Durability::Written);
+    let durable = source.progress();
+    let names = source.names().to_vec();
+    let reached = || (durable.durable(), names.clone());
+    run_source(config, &mut source, progress, hook, run, &reached)
+}
+
+/// `replay MAPPING.yaml s3://...`: the archive's objects as the inputs.
+fn run_archive(
+    config: &Config,
+    urls: &[String],
+    days: (Option<String>, Option<String>),
+    progress: bool,
+    run: RunArgs,
+) -> Result<u8> {
+    let mut source = commands::open_archive(config, urls, days.0.as_deref(), days.1.as_deref())
+        .map_err(exit_for)?;
+    let durable = source.progress();
+    let names = source.names();
+    let reached = || {
+        let names = names.lock().unwrap_or_else(|e| e.into_inner());
+        (durable.durable(), names.clone())
+    };
+    run_source(config, &mut source, progress, None, run, &reached)
+}
+
+/// What a failed run had reached in its inputs: what is durable, and the inputs' names.
+type Reached<'a> = &'a dyn Fn() -> (s3actions::source::Durable, Vec<std::sync::Arc<str>>);
+
+/// Runs `source` into `--out`, or uploads when there is none; prints the summary
+/// (`reached`: what to say about the source when the run fails).
+fn run_source(
+    config: &Config,
+    source: &mut dyn Source,
+    progress: bool,
+    hook: Option<FailureHook>,
+    run: RunArgs,
+    reached: Reached<'_>,
+) -> Result<u8> {
     let opts = RunOptions {
         only_mapping: run.only,
         threads: run.threads,
@@ -79,19 +130,17 @@ fn run_to(
         on_failure: hook,
     };
     let destination = run.out.map_or(Destination::Upload, Destination::Dir);
-    let mut source = Inputs::new(inputs, CHUNK_SIZE, Durability::Written);
-    let progress = source.progress();
-    let done = commands::replay(config, &mut source, &opts, &destination, run.rejects);
+    let done = commands::replay(config, source, &opts, &destination, run.rejects);
     let replayed = match done {
         Ok(r) => r,
         Err(e) => {
-            let durable = progress.durable();
-            report::print_durable(&durable, source.names());
+            let (durable, names) = reached();
+            report::print_durable(&durable, &names);
             let e = exit_for(e);
             if run.json {
                 // A scheduler parsing stdout gets the error and what was reached.
                 let msg = message(&e);
-                report::print_failure(&msg, Some((&durable, source.names())));
+                report::print_failure(&msg, Some((&durable, &names)));
                 eprintln!("{msg}");
                 return Err(Exit(exit_code_of(&e), String::new()).into());
             }
@@ -129,6 +178,38 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// `retl`: the diff, the run, the summary (per model, then the run's).
+fn retl(config: &Config, retl: RetlOptions, run: RunArgs) -> Result<u8> {
+    let opts = RunOptions {
+        only_mapping: run.only,
+        threads: run.threads,
+        progress: false,
+        on_failure: None,
+    };
+    let destination = run.out.map_or(Destination::Upload, Destination::Dir);
+    let done = commands::retl(config, &opts, &destination, run.rejects, &retl).map_err(exit_for)?;
+    for m in &done.models {
+        for w in &m.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if run.json {
+        let mut summary = report::run_json(&done.replayed.report);
+        summary["models"] = serde_json::to_value(&done.models)?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for m in &done.models {
+            println!(
+                "Model {:?}: {} rows; {} new, {} updated, {} deleted",
+                m.model, m.rows, m.new, m.updated, m.deleted
+            );
+        }
+        report::print_run(&done.replayed.report, false);
+        println!("Snapshots committed in {}", done.state_dir.display());
+    }
+    Ok(report::exit_code(&done.replayed.report))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
@@ -156,11 +237,25 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Replay {
             mapping,
             inputs,
+            since,
+            until,
             run,
             quiet,
         } => {
             let config = load(&mapping, run.out.is_none())?;
             let progress = !quiet && !run.json && std::io::stderr().is_terminal();
+            let s3 = inputs.iter().filter(|i| ArchiveUrl::is_s3(i)).count();
+            if s3 > 0 && s3 < inputs.len() {
+                let msg = "error: s3:// inputs and local inputs cannot be mixed in one replay; replay them one after the other";
+                return Err(Exit(EXIT_USAGE, msg.into()).into());
+            }
+            if s3 > 0 {
+                return run_archive(&config, &inputs, (since, until), progress, run);
+            }
+            if since.is_some() || until.is_some() {
+                let msg = "error: --since and --until select received-day folders of s3:// inputs; these inputs are local";
+                return Err(Exit(EXIT_USAGE, msg.into()).into());
+            }
             let inputs: Vec<Input> = inputs.iter().map(|i| Input::parse(i)).collect();
             commands::check_inputs(&inputs).map_err(exit_for)?;
             run_to(&config, inputs, progress, None, run)
@@ -245,6 +340,15 @@ fn dispatch(command: Command) -> Result<u8> {
             let replayed = done.map_err(exit_for)?;
             report::print_run(&replayed.report, run.json);
             Ok(report::exit_code(&replayed.report))
+        }
+        Command::Retl {
+            mapping,
+            state_dir,
+            reset,
+            run,
+        } => {
+            let config = load(&mapping, run.out.is_none())?;
+            retl(&config, RetlOptions { state_dir, reset }, run)
         }
         Command::Validate { mapping } => validate(&mapping),
         Command::Eval {

@@ -38,9 +38,9 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub fn print_run(r: &RunReport, json: bool) {
-    if json {
-        let v = serde_json::json!({
+/// The `--json` summary of a run.
+pub fn run_json(r: &RunReport) -> serde_json::Value {
+    serde_json::json!({
             "events_read": r.events_read,
             "matched": r.matched_events(),
             "not_matched": r.not_matched,
@@ -59,7 +59,12 @@ pub fn print_run(r: &RunReport, json: bool) {
             })).collect::<Vec<_>>(),
             "seconds": r.elapsed.as_secs_f64(),
             "peak_rss_mb": peak_rss_mb(),
-        });
+    })
+}
+
+pub fn print_run(r: &RunReport, json: bool) {
+    if json {
+        let v = run_json(r);
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
     }

@@ -5,8 +5,10 @@
 //! The result is ready to run: triggers parsed, expressions compiled, templates compiled,
 //! the header line built.
 
+mod archive;
 mod diag;
 mod keys;
+mod models;
 mod output;
 mod pgp;
 pub mod schema;
@@ -15,7 +17,9 @@ mod transform;
 
 use std::path::{Path, PathBuf};
 
+pub use archive::{ARCHIVE_KEYS, ArchiveSettings, DEFAULT_DOWNLOAD_CONCURRENCY};
 pub use diag::{Diagnostic, LoadError, Severity, render as render_diagnostics};
+pub use models::{MODEL_KEYS, Model, redact_password};
 pub use settings::{
     ACLS, Acl, EnvLookup, STORAGE_CLASSES, Secret, Settings, SettingsError, StorageClass,
     check_bucket_name, check_role_arn, interpolate_env, interpolate_env_with, process_env,
@@ -63,7 +67,7 @@ pub const DEFAULT_TRAITS_OR_PROPS: &str = r#"{"@if": {"exists": {"@path": "$.pro
 /// Segment's default of the hidden `computation_key` field.
 pub const DEFAULT_COMPUTATION_KEY: &str = r#"{"@path": "$.context.personas.computation_key"}"#;
 
-const TOP_KEYS: &[&str] = &["settings", "mappings"];
+const TOP_KEYS: &[&str] = &["settings", "mappings", "models"];
 
 pub const MAPPING_KEYS: &[&str] = &[
     "name",
@@ -215,6 +219,8 @@ pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
     pub mappings: Vec<Mapping>,
+    /// `models:`, for `s3actions retl`.
+    pub models: Vec<Model>,
     /// Warnings found while loading (errors make loading fail).
     pub warnings: Vec<Diagnostic>,
 }
@@ -247,6 +253,7 @@ impl Config {
         let mut diags = Vec::new();
         let base = path.parent().unwrap_or(Path::new(""));
         let (settings, mappings) = compile(&root, env, base, &mut diags);
+        let models = models::load(root.get("models"), env, &mut diags);
         if diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| (!d.is_error(), d.mark.line, d.mark.col));
             return Err(LoadError::Invalid {
@@ -258,6 +265,7 @@ impl Config {
             path: path.to_path_buf(),
             settings,
             mappings,
+            models,
             warnings: diags,
         })
     }

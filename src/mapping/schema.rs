@@ -450,6 +450,18 @@ pub const SETTINGS_DOCS: &[KeyDoc] = &[
         None,
         "What `{{source_id}}` renders in folder and filename templates (Segment classic's `segment-logs/<source id>/`).",
     ),
+    doc(
+        "archive",
+        Kind::Object,
+        None,
+        "How `s3://` inputs are read, when not with the settings above ([Backfilling](#backfilling-from-a-segment-classic-archive)).",
+    ),
+    doc(
+        "state_dir",
+        Kind::EnvText,
+        None,
+        "Where `retl` keeps each model's snapshot (`--state-dir` overrides it).",
+    ),
 ];
 
 /// Keys of an entry of `columns_to_transform`.
@@ -746,8 +758,42 @@ pub fn mapping_schema() -> Value {
     });
     root["properties"]["settings"]["description"] =
         "Destination settings (only needed to upload).".into();
+    root["properties"]["models"] = models_schema();
     debug_assert!(TOP_KEYS.iter().all(|k| root["properties"].get(k).is_some()));
     root
+}
+
+/// `models:` (for `s3actions retl`): each model a warehouse query and its identifier.
+fn models_schema() -> Value {
+    let text = |d: &str| json!({ "type": "string", "description": d });
+    let mut props = Map::new();
+    for k in super::models::MODEL_KEYS {
+        let p = match *k {
+            "id" => text("The model's id; events carry it as context.warehouse.model_id."),
+            "connection" => text("postgres://user@host:port/db; ${VAR} for secrets."),
+            "query" => text("The SQL query whose rows are synced."),
+            "identifier" => text("The column that identifies a row."),
+            "compare_columns" => json!({
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "The columns that count for updated (default: all)."
+            }),
+            "user_id_column" => text("The column that becomes userId."),
+            "anonymous_id_column" => text("The column that becomes anonymousId."),
+            other => text(other),
+        };
+        props.insert((*k).to_string(), p);
+    }
+    json!({
+        "description": "Warehouse models for `s3actions retl`.",
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": props,
+            "required": ["id", "connection", "query", "identifier"],
+            "additionalProperties": false
+        }
+    })
 }
 
 /// [`mapping_schema`] as the text `s3actions schema` prints (and

@@ -61,6 +61,8 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "role_session_name",
     "role_session_duration_seconds",
     "source_id",
+    "archive",
+    "state_dir",
 ];
 
 named_enum! {
@@ -171,6 +173,10 @@ pub struct Settings {
     pub role_session_duration_seconds: u32,
     /// `source_id`: what `{{source_id}}` renders in folder and filename templates.
     pub source_id: Option<String>,
+    /// `archive:`: how `s3://` inputs are read, when not with these settings.
+    pub archive: Option<super::archive::ArchiveSettings>,
+    /// `state_dir`: where sources keep state between runs (`retl` snapshots).
+    pub state_dir: Option<PathBuf>,
     /// Where the settings block is, for messages about missing values.
     pub mark: Mark,
     /// Settings that read an environment variable that is not set. They only matter when
@@ -205,6 +211,8 @@ impl Default for Settings {
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
             source_id: None,
+            archive: None,
+            state_dir: None,
             mark: Mark::default(),
             unresolved: Vec::new(),
         }
@@ -357,6 +365,9 @@ pub(crate) fn load(
         return s;
     };
     check_keys(members, SETTINGS_KEYS, "settings", diags);
+    s.archive = node
+        .get("archive")
+        .map(|a| super::archive::load(a, env_lookup, diags));
     let mut unresolved = Vec::new();
     let mut r = Reader::new("settings", node, diags);
     let mut env = |r: &mut Reader, key: &str| -> Option<(String, Mark)> {
@@ -494,6 +505,9 @@ pub(crate) fn load(
                 format!("should be a duration from 1s to 7d such as 24h, 30m or 90s, not {v:?}"),
             ),
         }
+    }
+    if let Some((v, _)) = env(&mut r, "state_dir") {
+        s.state_dir = Some(PathBuf::from(v));
     }
     if let Some((v, mark)) = env(&mut r, "role_session_name") {
         if (2..=64).contains(&v.len())

@@ -9,7 +9,9 @@
 pub mod http;
 pub mod intake;
 mod ranges;
+pub mod s3archive;
 pub mod spool;
+pub mod warehouse;
 
 pub use ranges::{FileRanges, Load};
 

@@ -171,6 +171,9 @@ pub enum FaultKind {
     InternalError,
     /// The connection is closed without a response.
     Drop,
+    /// The request goes to moto, but only the first N bytes of the answer's body are sent
+    /// before the connection is closed (its headers promise the whole body).
+    CutBody(usize),
 }
 
 pub struct Fault {
@@ -273,13 +276,24 @@ impl Proxy {
                                         )
                                         .unwrap());
                                 }
-                                None => {}
+                                Some(FaultKind::CutBody(_)) | None => {}
                             }
                             let (mut parts, body) = req.into_parts();
                             parts.uri = format!("{upstream}{pq}").parse().unwrap();
                             let resp = match client.request(Request::from_parts(parts, body)).await
                             {
-                                Ok(r) => r.map(|b| b.boxed()),
+                                Ok(r) => match fault {
+                                    Some(FaultKind::CutBody(n)) => {
+                                        let (parts, body) = r.into_parts();
+                                        let all = body.collect().await.unwrap().to_bytes();
+                                        let cut = all.slice(..n.min(all.len()));
+                                        Response::from_parts(
+                                            parts,
+                                            Full::new(cut).map_err(|never| match never {}).boxed(),
+                                        )
+                                    }
+                                    _ => r.map(|b| b.boxed()),
+                                },
                                 Err(_) => canned(502, "BadGateway"),
                             };
                             Ok(resp)

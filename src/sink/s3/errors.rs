@@ -55,6 +55,8 @@ pub enum UploadError {
     Server { detail: String },
     #[error("network error talking to S3 ({detail})")]
     Network { detail: String },
+    #[error("no object s3://{bucket}/{key} (a prefix to read every object under ends with /)")]
+    NoSuchKey { bucket: String, key: String },
     #[error("object {key:?} already exists")]
     AlreadyExists { key: String },
     #[error("cannot read the local file {path}: {detail}")]
@@ -144,6 +146,10 @@ pub fn classify_code(
         "NoSuchBucket" => UploadError::NoSuchBucket {
             bucket: ctx.bucket.into(),
         },
+        "NoSuchKey" => UploadError::NoSuchKey {
+            bucket: ctx.bucket.into(),
+            key: ctx.key.into(),
+        },
         "PermanentRedirect" | "TemporaryRedirect" | "IllegalLocationConstraintException" => {
             UploadError::WrongRegion {
                 bucket: ctx.bucket.into(),
@@ -190,6 +196,10 @@ pub fn classify_code(
             Some(403) => access_denied(ctx, d),
             Some(404) if ctx.action != "s3:GetObject" => UploadError::NoSuchBucket {
                 bucket: ctx.bucket.into(),
+            },
+            Some(404) => UploadError::NoSuchKey {
+                bucket: ctx.bucket.into(),
+                key: ctx.key.into(),
             },
             _ => UploadError::Other { detail: d },
         },

@@ -8,6 +8,7 @@
 
 mod auth;
 mod errors;
+mod read;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 
 pub use auth::{RoleProvider, RoleSession};
 pub use errors::UploadError;
+pub use read::{ListPage, Piece};
 pub use upload::{Uploaded, Uploader};
 
 use super::{
@@ -73,6 +75,18 @@ impl Default for ClientOptions {
 /// Builds the S3 client: base credentials from the options or else the standard chain, then
 /// the role (and the intermediate role, when chaining).
 pub async fn connect(settings: &Settings, opts: &ClientOptions) -> Result<Uploader, UploadError> {
+    let (client, role) = client(settings, opts).await?;
+    let mut uploader = Uploader::new(client, settings, role);
+    uploader.backoff_base = opts.backoff_base;
+    Ok(uploader)
+}
+
+/// The S3 client and the role session behind it (see [`connect`]): uploads and the S3
+/// archive source (`source::s3archive`) both start here.
+pub async fn client(
+    settings: &Settings,
+    opts: &ClientOptions,
+) -> Result<(aws_sdk_s3::Client, Option<Arc<RoleSession>>), UploadError> {
     let region = settings
         .region
         .clone()
@@ -132,9 +146,7 @@ pub async fn connect(settings: &Settings, opts: &ClientOptions) -> Result<Upload
             detail: "no credentials provider configured".into(),
         });
     }
-    let mut uploader = Uploader::new(aws_sdk_s3::Client::from_conf(s3.build()), settings, role);
-    uploader.backoff_base = opts.backoff_base;
-    Ok(uploader)
+    Ok((aws_sdk_s3::Client::from_conf(s3.build()), role))
 }
 
 fn runtime() -> Result<Runtime, SinkError> {

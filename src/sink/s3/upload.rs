@@ -75,7 +75,7 @@ pub struct Uploader {
     pub(super) bucket: String,
     pub(super) region: String,
     pub(super) role: Option<Arc<RoleSession>>,
-    settings: Settings,
+    pub(super) settings: Settings,
     /// What every uploaded object gets, from the settings.
     object: ObjectOptions,
     limiter: DefaultDirectRateLimiter,
@@ -104,7 +104,7 @@ impl Uploader {
         }
     }
 
-    fn principal(&self) -> String {
+    pub(super) fn principal(&self) -> String {
         match &self.role {
             Some(r) => format!("role {}", r.role_arn()),
             None => "these credentials".to_string(),
@@ -124,7 +124,7 @@ impl Uploader {
 
     /// Runs `op` until it succeeds, fails for good, or retries run out. Every attempt waits
     /// for the rate limiter and refreshes role credentials first.
-    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, UploadError>
+    pub(super) async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, UploadError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, UploadError>>,
@@ -154,7 +154,7 @@ impl Uploader {
     }
 
     /// Exponential backoff with "equal jitter": half fixed, half random.
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .backoff_base
             .saturating_mul(1u32 << attempt.min(16))
