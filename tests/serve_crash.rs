@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{bin, files, read_csv, wait_for, write};
+use common::{bin, files, read_csv, spawn_serve, wait_for, write};
 
 const MAPPING: &str = r#"
 mappings:
@@ -34,33 +34,12 @@ mappings:
 
 /// Starts `serve` on a free port; returns the child and its address.
 fn start(mapping: &str, out: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = bin()
+    let mut command = bin();
+    command
         .args(["serve", mapping, "--listen", "127.0.0.1:0", "--out"])
         .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            panic!("serve exited before listening");
-        }
-        if let Some(a) = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-        {
-            break a.to_string();
-        }
-    };
-    // Keep draining stderr so the child never blocks on it.
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-    });
-    (child, addr)
+        .args(extra);
+    spawn_serve(command)
 }
 
 /// Posts `body` to `/v1/batch` on a fresh connection; the status, or `None` when the

@@ -6,36 +6,19 @@ mod common;
 mod s3;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use common::{read_csv, wait_for};
+use common::{read_csv, spawn_serve, wait_for};
 use s3::*;
 
 fn start(mapping: &str) -> (Child, String) {
-    let mut child = s3actions_command(&["serve", mapping, "--listen", "127.0.0.1:0"], "ext-good")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited");
-        if let Some(a) = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-        {
-            break a.to_string();
-        }
-    };
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-    });
-    (child, addr)
+    spawn_serve(s3actions_command(
+        &["serve", mapping, "--listen", "127.0.0.1:0"],
+        "ext-good",
+    ))
 }
 
 fn post(addr: &str, body: &str) -> Option<u16> {

@@ -243,3 +243,34 @@ pub fn write(dir: &Path, name: &str, content: &str) -> String {
     std::fs::write(&p, content).unwrap();
     p.to_string_lossy().into_owned()
 }
+
+/// Starts `serve` from `command` (which gives it `--listen 127.0.0.1:0`): reads stderr up
+/// to the `listening on` line for the address, then keeps draining it on a thread so the
+/// child never blocks on a full pipe.
+pub fn spawn_serve(mut command: Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, Read};
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited before listening"
+        );
+        if let Some(a) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+        {
+            break a.to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+    });
+    (child, addr)
+}
