@@ -282,8 +282,10 @@ impl SpoolSource {
         self.shared.used.load(Ordering::Relaxed)
     }
 
-    /// What to read next: (segment's first number, its durable length, sealed), waiting
-    /// for the writer while nothing is readable and `wait`. `None` at the end.
+    /// How many durable bytes the segment being read has past the read position (moving on
+    /// to the next segment when this one is read and sealed), waiting for the writer while
+    /// there are none and `wait`; `Some(0)` when there are none and not `wait`, `None` at
+    /// the end of the spool.
     fn readable(&mut self, wait: bool) -> io::Result<Option<u64>> {
         let mut state = self.shared.lock();
         loop {
