@@ -188,6 +188,9 @@ async fn accept_loop(
     let stopping = signals.recv();
     tokio::pin!(stopping);
     let conn = Arc::new(conn);
+    // Every connection is watched so that a stop lets requests in flight get their answer:
+    // an event that reached the spool is answered 200, not cut off with the connection.
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Histograms are folded into their buckets regularly, so memory stays flat.
     let upkeep = shared.metrics.clone().map(|h| {
         tokio::spawn(async move {
@@ -203,14 +206,14 @@ async fn accept_loop(
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
                 let _ = socket.set_nodelay(true);
-                let (shared, conn) = (shared.clone(), conn.clone());
+                let (shared, conn, watcher) = (shared.clone(), conn.clone(), graceful.watcher());
                 tokio::spawn(async move {
                     match &conn.tls {
-                        None => serve_connection(socket, peer, shared, conn.header_timeout).await,
+                        None => serve_connection(socket, peer, shared, conn.header_timeout, watcher).await,
                         Some(acceptor) => {
                             // The handshake counts against the head's time limit.
                             match tokio::time::timeout(conn.header_timeout, acceptor.accept(socket)).await {
-                                Ok(Ok(stream)) => serve_connection(stream, peer, shared, conn.header_timeout).await,
+                                Ok(Ok(stream)) => serve_connection(stream, peer, shared, conn.header_timeout, watcher).await,
                                 Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
                                 Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
                             }
@@ -222,15 +225,30 @@ async fn accept_loop(
             _ = stop.notified() => break,
         }
     }
+    drop(listener);
     if let Some(u) = upkeep {
         u.abort();
     }
     tracing::info!("HTTP source stopping: no new requests; writing what was received");
+    // Closed first, so requests that have not reached it yet are refused (503), while those
+    // already appended are answered once durable; then the connections drain.
     shared.intake.close();
+    let drain = conn.header_timeout.max(shared.body_timeout) + Duration::from_secs(1);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP source: connections still open after {drain:?} are closed");
+    }
 }
 
-async fn serve_connection<I>(io: I, peer: SocketAddr, shared: Arc<Shared>, header_timeout: Duration)
-where
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    header_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
@@ -238,12 +256,11 @@ where
         async move { Ok::<_, std::convert::Infallible>(handle(req, &shared).await) }
     });
     let io = hyper_util::rt::TokioIo::new(io);
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .serve_connection(io, service)
-        .await
-    {
+        .serve_connection(io, service);
+    if let Err(e) = watcher.watch(connection).await {
         tracing::debug!("connection from {peer}: {e}");
     }
 }
@@ -489,5 +506,60 @@ fn refusal(e: &IntakeError) -> Answer {
         }
         IntakeError::Stopped(_) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string())),
         IntakeError::Failed(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, Some(&e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::source::intake::{Accepting, Received};
+
+    /// An intake that takes its time to make events durable, as a loaded disk does.
+    struct SlowIntake;
+
+    impl Intake for SlowIntake {
+        fn accept(&self, _: Received) -> Accepting<'_> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Ok(())
+            })
+        }
+        fn ready(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn close(&self) {}
+    }
+
+    /// A stop while a request waits for its events to be kept still answers it: the sender
+    /// learns that its events were kept instead of seeing the connection cut.
+    #[test]
+    fn a_stop_answers_requests_in_flight() {
+        let server = serve(
+            ServeOptions::new("127.0.0.1:0", Access::open()),
+            Arc::new(SlowIntake),
+        )
+        .unwrap();
+        let addr = server.addr();
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let body = r#"{"type":"track","event":"E"}"#;
+            write!(
+                s,
+                "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            String::from_utf8_lossy(&raw).into_owned()
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        server.stopper()();
+        drop(server);
+        let answer = client.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     }
 }
