@@ -545,6 +545,7 @@ pub fn retl(
         return Err(RetlError::Unresolved(unresolved).into());
     }
     let dir = state_dir(config, retl);
+    let _held = crate::state::lock_folder(&dir).map_err(RetlError::State)?;
     crate::state::remove_leftovers(&dir).map_err(RetlError::State)?;
     let timestamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
