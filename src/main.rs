@@ -72,6 +72,7 @@ fn exit_for(e: CommandError) -> anyhow::Error {
             | ArchiveError::EmptyRange { .. }
             | ArchiveError::DaysOnObject { .. },
         ) => Exit(EXIT_USAGE, format!("error: {e}")).into(),
+        CommandError::Kafka(k) if k.is_usage() => Exit(EXIT_USAGE, format!("error: {k}")).into(),
         other => other.into(),
     }
 }
@@ -349,6 +350,37 @@ fn dispatch(command: Command) -> Result<u8> {
         } => {
             let config = load(&mapping, run.out.is_none())?;
             retl(&config, RetlOptions { state_dir, reset }, run)
+        }
+        Command::Consume {
+            mapping,
+            brokers,
+            topics,
+            group,
+            kafka_settings,
+            stop_at_end,
+            metrics_listen,
+            run,
+        } => {
+            let config = load(&mapping, run.out.is_none())?;
+            let kafka = commands::ConsumeOptions {
+                brokers,
+                topics,
+                group,
+                overrides: kafka_settings,
+                stop_at_end,
+                metrics_listen,
+            };
+            let destination = run.out.map_or(Destination::Upload, Destination::Dir);
+            let opts = RunOptions {
+                only_mapping: run.only,
+                threads: run.threads,
+                progress: false,
+                on_failure: None,
+            };
+            let replayed = commands::consume(&config, kafka, &opts, &destination, run.rejects)
+                .map_err(exit_for)?;
+            report::print_run(&replayed.report, run.json);
+            Ok(report::exit_code(&replayed.report))
         }
         Command::Validate { mapping } => validate(&mapping),
         Command::Eval {
