@@ -18,6 +18,9 @@ use crate::source::warehouse::postgres::Postgres;
 use crate::source::warehouse::{DiffReport, RetlSource, WarehouseError, diff_model};
 use crate::spanned::{SValue, parse_json_or_yaml};
 
+pub mod serve;
+pub use serve::{Keep, ServeEvents, ServeSetup};
+
 /// A command could not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -56,6 +59,86 @@ pub enum CommandError {
     /// Settings that reading an archive needs are unresolved (one line each).
     #[error("cannot read the archive:\n{}", .0.join("\n"))]
     ArchiveSettings(Vec<String>),
+    /// One replay given both `s3://` and local inputs.
+    #[error(
+        "s3:// inputs and local inputs cannot be mixed in one replay; replay them one after the other"
+    )]
+    MixedInputs,
+    /// `--since`/`--until` given for local inputs.
+    #[error(
+        "--since and --until select received-day folders of s3:// inputs; these inputs are local"
+    )]
+    DaysOnLocalInputs,
+    /// `serve --write-key-env VAR` with `VAR` unset or empty.
+    #[error("--write-key-env {var}: the variable is not set")]
+    WriteKeyEnv { var: String },
+    #[error(transparent)]
+    Serve(#[from] crate::source::http::ServeError),
+    #[error("cannot open the spool (--spool)")]
+    Spool(#[from] crate::source::spool::SpoolError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+}
+
+/// What `replay` reads: local files and stdin, or the objects of an S3 archive.
+pub enum ReplaySource {
+    Files(crate::source::Inputs),
+    Archive(S3Archive),
+}
+
+impl ReplaySource {
+    /// Opens `inputs` (paths, `-`, or `s3://` URLs, not both kinds); `since`/`until`
+    /// select received-day folders of an archive. Local files are checked first, so a
+    /// missing one is found before anything is written.
+    pub fn open(
+        config: &Config,
+        inputs: &[String],
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<ReplaySource, CommandError> {
+        let s3 = inputs.iter().filter(|i| ArchiveUrl::is_s3(i)).count();
+        if s3 > 0 && s3 < inputs.len() {
+            return Err(CommandError::MixedInputs);
+        }
+        if s3 > 0 {
+            return Ok(ReplaySource::Archive(open_archive(
+                config, inputs, since, until,
+            )?));
+        }
+        if since.is_some() || until.is_some() {
+            return Err(CommandError::DaysOnLocalInputs);
+        }
+        let inputs: Vec<_> = inputs
+            .iter()
+            .map(|i| crate::source::Input::parse(i))
+            .collect();
+        check_inputs(&inputs)?;
+        Ok(ReplaySource::Files(crate::source::Inputs::new(
+            inputs,
+            crate::pipeline::CHUNK_SIZE,
+            crate::sink::Durability::Written,
+        )))
+    }
+
+    pub fn source(&mut self) -> &mut dyn Source {
+        match self {
+            ReplaySource::Files(s) => s,
+            ReplaySource::Archive(s) => s,
+        }
+    }
+
+    /// How far a run got: what is durable, and the inputs' names (for a failed run's
+    /// report, so that the same command can be resumed by hand).
+    pub fn reached(&self) -> (crate::source::Durable, Vec<std::sync::Arc<str>>) {
+        match self {
+            ReplaySource::Files(s) => (s.progress().durable(), s.names().to_vec()),
+            ReplaySource::Archive(s) => {
+                let names = s.names();
+                let names = names.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                (s.progress().durable(), names)
+            }
+        }
+    }
 }
 
 /// Checks that every local input file exists and can be opened, before a run writes
@@ -163,18 +246,9 @@ pub fn replay(
     run_into(config, source, opts, destination, rejects, false)
 }
 
-/// [`replay`] for `serve`'s spool: when uploading, files that an earlier run left in the
-/// outbox (a crash, an outage) are uploaded too, since their events are acknowledged.
-pub fn serve(
-    config: &Config,
-    source: &mut dyn Source,
-    opts: &RunOptions,
-    destination: &Destination,
-    rejects: Option<PathBuf>,
-) -> Result<Replayed, CommandError> {
-    run_into(config, source, opts, destination, rejects, true)
-}
-
+/// Runs `source` into `destination`; with `resume_outbox` (serve's spool), files that an
+/// earlier run left in the outbox (a crash, an outage) are uploaded too, since their
+/// events are acknowledged.
 fn run_into(
     config: &Config,
     source: &mut dyn Source,
@@ -580,6 +654,7 @@ pub fn retl(
         return Err(RetlError::Unresolved(unresolved).into());
     }
     let dir = state_dir(config, retl);
+    let _held = crate::state::lock_folder(&dir).map_err(RetlError::State)?;
     crate::state::remove_leftovers(&dir).map_err(RetlError::State)?;
     let timestamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(

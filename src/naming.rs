@@ -745,6 +745,7 @@ mod tests {
             part: 1,
             rows: 1,
             first_event: Some(&event),
+            log: None,
         };
         assert_eq!(
             f.file_name(&info).unwrap(),

@@ -268,3 +268,27 @@ pub fn print_valid(config: &Config) {
         if n == 1 { "" } else { "s" },
     );
 }
+
+/// `retl`'s summary: each model's differences, then the run's.
+pub fn print_retl(done: &s3actions::commands::Retled, json: bool) -> serde_json::Result<()> {
+    for m in &done.models {
+        for w in &m.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if json {
+        let mut summary = run_json(&done.replayed.report);
+        summary["models"] = serde_json::to_value(&done.models)?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    for m in &done.models {
+        println!(
+            "Model {:?}: {} rows; {} new, {} updated, {} deleted",
+            m.model, m.rows, m.new, m.updated, m.deleted
+        );
+    }
+    print_run(&done.replayed.report, false);
+    println!("Snapshots committed in {}", done.state_dir.display());
+    Ok(())
+}

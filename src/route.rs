@@ -150,7 +150,7 @@ impl<'r, 'c> Router<'r, 'c> {
             Some(f) => f,
             None => match render_folder(m, event, folder, scratch) {
                 Ok(f) => f,
-                Err(why) => return Routed::Rejected(why),
+                Err(why) => return Routed::Rejected(why.to_string()),
             },
         };
         let buffer = target.buffer(mi, event_type, folder);
@@ -164,7 +164,7 @@ impl<'r, 'c> Router<'r, 'c> {
     }
 
     /// The folder `event` goes to in mapping `mi` (checked as a run checks it).
-    pub fn folder(&mut self, mi: usize, event: NodeRef<'_>) -> Result<String, String> {
+    pub fn folder(&mut self, mi: usize, event: NodeRef<'_>) -> Result<String, FolderTooLong> {
         let m = self.routes.mapping(mi);
         match &self.routes.constant_folders[mi] {
             Some(f) => Ok(f.clone()),
@@ -179,15 +179,23 @@ fn render_folder<'s>(
     event: NodeRef<'_>,
     folder: &'s mut String,
     scratch: &mut String,
-) -> Result<&'s str, String> {
+) -> Result<&'s str, FolderTooLong> {
     m.folder.render_into(event, folder, scratch);
     if folder.len() > MAX_FOLDER_BYTES {
-        return Err(format!(
-            "s3_aws_folder_name renders to {} bytes for this event, over the {MAX_FOLDER_BYTES} a folder may take of S3's {MAX_KEY_BYTES}-byte key limit",
-            folder.len()
-        ));
+        return Err(FolderTooLong {
+            bytes: folder.len(),
+        });
     }
     Ok(folder)
+}
+
+/// A folder rendered for one event is too long for an S3 key: that event is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "s3_aws_folder_name renders to {bytes} bytes for this event, over the {MAX_FOLDER_BYTES} a folder may take of S3's {MAX_KEY_BYTES}-byte key limit"
+)]
+pub struct FolderTooLong {
+    pub bytes: usize,
 }
 
 /// A target that keeps the one row routed into it (previews).

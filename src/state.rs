@@ -43,6 +43,11 @@ pub enum StateError {
         line: u64,
         why: String,
     },
+    #[error(
+        "the state folder {} is in use by another s3actions run (one run at a time per state folder: wait for it, or give this one its own --state-dir)",
+        path.display()
+    )]
+    Locked { path: PathBuf },
 }
 
 impl StateError {
@@ -172,6 +177,33 @@ impl Prepared {
 /// Prefix of the files [`Prepared`] writes before they are committed: a process killed
 /// meanwhile leaves them behind, and [`remove_leftovers`] clears them.
 pub const TEMP_PREFIX: &str = ".state-";
+
+/// A state folder held by this process (an advisory lock on its `lock` file, released when
+/// dropped or when the process dies, even by `kill -9`): two runs on one folder would
+/// commit snapshots over each other's and send the same differences twice.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: File,
+}
+
+/// Takes `dir` (created if needed) for this run, or says that another run holds it.
+pub fn lock_folder(dir: &Path) -> Result<FolderLock, StateError> {
+    std::fs::create_dir_all(dir).map_err(|e| StateError::io("create", dir, e))?;
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StateError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(FolderLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StateError::io("lock", &path, e)),
+    }
+}
 
 /// Removes what killed runs left in a state folder (uncommitted state files): call it
 /// only while no other run uses the folder.

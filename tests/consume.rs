@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_ok, output_text};
+use common::{assert_exit, assert_ok, output_text};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -102,7 +102,11 @@ fn event(partition: i32, n: usize) -> String {
 fn produce(topic: &str, partitions: i32, values: &[(i32, String)]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", broker())
-        .set("linger.ms", "5")
+        // tansu 0.6.0 reports a partition's high watermark from the start of its last
+        // record batch, so batches of several messages leave the end offsets behind the
+        // log for good: one message per batch keeps them exact (real brokers need not).
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
         .create()
         .expect("producer");
     let base = 1_795_000_000_000i64;
@@ -220,7 +224,11 @@ fn files(out: &Path) -> BTreeMap<String, Vec<String>> {
     let mut found = BTreeMap::new();
     let mut stack = vec![out.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
+        // Nothing written yet (or a folder not yet there): no files.
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
             let p = e.unwrap().path();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -303,7 +311,8 @@ fn one_instance_reads_every_partition_exactly_once() {
     let o = consume(&mapping, &topic, &group, &out, true)
         .output()
         .unwrap();
-    assert_ok(&o);
+    // Two messages are not events: rejected, so the run ends with 1.
+    assert_exit(&o, 1);
     let found = files(&out);
     let mut expected = ids(&values);
     expected.insert("p3-700".into());
@@ -311,7 +320,7 @@ fn one_instance_reads_every_partition_exactly_once() {
     assert_exactly_once(&found, &expected);
     for key in found.keys() {
         let (_, name) = key.rsplit_once('/').unwrap();
-        assert!(name.starts_with(&format!("segment_{topic}-")), "{key}");
+        assert!(name.starts_with(&format!("{topic}-")), "{key}");
     }
     let rejects = std::fs::read_to_string(out.join("_rejected.ndjson")).unwrap();
     let rejects: Vec<serde_json::Value> = rejects
@@ -344,7 +353,7 @@ fn one_instance_reads_every_partition_exactly_once() {
     let o = consume(&mapping, &topic, &unique("g2"), &out, true)
         .output()
         .unwrap();
-    assert_ok(&o);
+    assert_exit(&o, 1); // the same two rejects again
     assert_eq!(files(&out), found, "{}", output_text(&o));
 }
 
@@ -445,7 +454,7 @@ fn uuid_in_a_filename_template_is_refused() {
         .arg(dir.path().join("out"))
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     let text = output_text(&o);
     assert!(
         text.contains("mapping \"m\": filename_template uses {{uuid}}"),
@@ -473,7 +482,7 @@ fn a_refused_setting_is_named_without_its_value() {
         .output()
         .unwrap();
     let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert_eq!(o.status.code(), Some(2), "{text}");
     assert!(
         text.contains("librdkafka setting \"session.timeout.ms\" is not accepted"),
         "{text}"

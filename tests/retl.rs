@@ -452,3 +452,103 @@ fn a_million_row_model_in_bounded_memory() {
     let rss = summary(&o)["peak_rss_mb"].as_f64().unwrap();
     assert!(rss < 200.0, "peak RSS {rss} MiB");
 }
+
+/// The model's connection with libpq's TLS parameters: what the server says about the
+/// session (`pg_stat_ssl`) is the row sent, so the test sees whether TLS was used.
+fn tls_run(t: &Retl, params: &str, name: &str) -> Output {
+    let url =
+        t.pg.url
+            .replacen("://s3actions@", "://s3actions:${RETL_PG_PASSWORD}@", 1);
+    let text = format!(
+        "settings:\n  state_dir: {state}\nmodels:\n  - id: mdl_tls\n    connection: \"{url}?{params}\"\n    query: \"select 'session' as id, ssl::text as ssl from pg_stat_ssl where pid = pg_backend_pid()\"\n    identifier: id\nmappings:\n  - name: tls\n    trigger: 'type = \"track\"'\n    columns:\n      ssl: {{ \"@path\": \"$.properties.ssl\" }}\n    audience_action_column_name: \"\"\n    batch_size_column_name: \"\"\n",
+        state = t.dir.path().join(format!("state-{name}")).display(),
+    );
+    let m = common::write(t.dir.path(), &format!("{name}.yaml"), &text);
+    t.run(&m, &t.out(name), &[])
+}
+
+fn test_ca(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run ./scripts/test.sh (scripts/postgres.sh makes the test CA)")
+    })
+}
+
+/// libpq's sslmode and sslrootcert work as in psql: verify-full against the right CA is
+/// TLS; against another CA it is refused with the reason; disable is plain text.
+#[test]
+fn tls_follows_libpq_sslmode_and_sslrootcert() {
+    let t = Retl::new();
+    let ca = test_ca("S3ACTIONS_TEST_POSTGRES_CA");
+    let other = test_ca("S3ACTIONS_TEST_POSTGRES_OTHER_CA");
+    let ssl_of = |o: &Output, out: &str| {
+        assert_ok(o);
+        let rows = rows(&t.out(out));
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        rows[0][0].clone()
+    };
+
+    let o = tls_run(&t, &format!("sslmode=verify-full&sslrootcert={ca}"), "full");
+    assert_eq!(ssl_of(&o, "full"), "true");
+    let o = tls_run(&t, &format!("sslmode=verify-ca&sslrootcert={ca}"), "ca");
+    assert_eq!(ssl_of(&o, "ca"), "true");
+    // libpq's require encrypts without checking the certificate.
+    let o = tls_run(&t, "sslmode=require", "require");
+    assert_eq!(ssl_of(&o, "require"), "true");
+    let o = tls_run(&t, "sslmode=disable", "plain");
+    assert_eq!(ssl_of(&o, "plain"), "false");
+
+    let o = tls_run(
+        &t,
+        &format!("sslmode=verify-full&sslrootcert={other}"),
+        "wrong",
+    );
+    assert_exit(&o, 1);
+    let text = output_text(&o);
+    assert!(
+        text.contains("model mdl_tls: cannot connect to postgres://s3actions@127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("certificate"), "{text}");
+    assert!(!text.contains(&t.pg.password), "{text}");
+    assert!(!t.out("wrong").join("tls").exists());
+
+    let o = tls_run(&t, "sslmode=verify-everything", "badmode");
+    assert_exit(&o, 1);
+    assert!(
+        output_text(&o).contains("sslmode=\"verify-everything\" is not one of"),
+        "{}",
+        output_text(&o)
+    );
+}
+
+/// Two runs on one state folder would commit snapshots over each other's: the second is
+/// refused at once, and the folder is free again when the first ends.
+#[test]
+fn one_run_at_a_time_per_state_folder() {
+    let t = Retl::new();
+    let slow = t.mapping("select 'a' as id, pg_sleep(4)::text as slept", "");
+    let mut first = common::bin();
+    first
+        .args(["retl", &slow, "--out", t.out("first").to_str().unwrap()])
+        .env("RETL_PG_PASSWORD", &t.pg.password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let lock = t.state_dir().join("lock");
+    wait_for(
+        Duration::from_secs(20),
+        "the first run never took the state folder",
+        || lock.exists().then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let quick = t.mapping("select 'a' as id", "");
+    let o = t.run(&quick, &t.out("second"), &[]);
+    assert_exit(&o, 1);
+    assert!(
+        output_text(&o).contains("is in use by another s3actions run"),
+        "{}",
+        output_text(&o)
+    );
+    assert!(first.wait().unwrap().success());
+    assert_ok(&t.run(&quick, &t.out("third"), &[]));
+}

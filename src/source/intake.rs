@@ -60,7 +60,7 @@ pub trait Intake: Send + Sync {
     fn accept(&self, received: Received) -> Accepting<'_>;
 
     /// Whether new events can be taken now (for `GET /ready`): `Err` says why not.
-    fn ready(&self) -> Result<(), String>;
+    fn ready(&self) -> Result<(), IntakeError>;
 
     /// Stops taking events: later calls to `accept` fail with [`IntakeError::Stopped`],
     /// and once those in flight are done the pipeline's input ends.
@@ -115,11 +115,11 @@ impl Intake for MemoryIntake {
         })
     }
 
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), IntakeError> {
         match self.sender() {
-            Some(s) if s.is_closed() => Err("the pipeline has stopped".into()),
+            Some(s) if s.is_closed() => Err(IntakeError::Stopped("the pipeline has stopped")),
             Some(_) => Ok(()),
-            None => Err("the server is stopping".into()),
+            None => Err(IntakeError::Stopped("the server is stopping")),
         }
     }
 

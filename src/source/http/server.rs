@@ -366,7 +366,7 @@ async fn route(
         (true, "/ready") => {
             let answer = match shared.intake.ready() {
                 Ok(()) => reply(StatusCode::OK, None),
-                Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&why)),
+                Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&why.to_string())),
             };
             return (answer, 0);
         }
@@ -527,7 +527,7 @@ mod tests {
                 Ok(())
             })
         }
-        fn ready(&self) -> Result<(), String> {
+        fn ready(&self) -> Result<(), IntakeError> {
             Ok(())
         }
         fn close(&self) {}

@@ -109,22 +109,22 @@ impl Intake for SpoolIntake {
         })
     }
 
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), IntakeError> {
         if let Some(why) = self
             .broken
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            return Err(why.clone());
+            return Err(IntakeError::Failed(why.clone()));
         }
         if self.sender().is_none() {
-            return Err("the server is stopping".into());
+            return Err(IntakeError::Stopped("the server is stopping"));
         }
         // Ready while there is room for a large request: a tenth of the limit, up to 4 MiB.
         let room = (self.shared.limit / 10).min(4 * 1024 * 1024);
         match self.full(room) {
-            Some(e) => Err(e.to_string()),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }

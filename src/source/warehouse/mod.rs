@@ -17,6 +17,7 @@
 pub mod diff;
 pub mod postgres;
 mod source;
+pub mod tls;
 
 pub use diff::{DiffReport, Diffed, SNAPSHOT_KIND, SNAPSHOT_VERSION, diff_model, snapshot_path};
 pub use source::{Commits, RetlSource};

@@ -1,12 +1,16 @@
 //! PostgreSQL through `tokio-postgres`: the model's query runs in a read-only, repeatable
 //! read transaction and its rows are fetched through a portal a few thousand at a time, so
-//! memory stays bounded whatever the size of the result.
+//! memory stays bounded whatever the size of the result. TLS follows libpq's `sslmode` and
+//! `sslrootcert` ([`super::tls`]).
 
 use std::error::Error as StdError;
 
 use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls::SslMode;
 use super::{Cell, RowSink, Warehouse, WarehouseError};
 use crate::mapping::Model;
 
@@ -66,16 +70,34 @@ impl Warehouse for Postgres {
             .connection
             .as_ref()
             .ok_or_else(|| connect_error("no connection".into()))?;
+        let (url, tls) =
+            super::tls::split(url.expose()).map_err(|e| connect_error(e.to_string()))?;
         let config: tokio_postgres::Config = url
-            .expose()
             .parse()
             .map_err(|e: tokio_postgres::Error| connect_error(detail(&e)))?;
+        let tls = match tls.mode {
+            SslMode::Disable => None,
+            _ => Some(MakeRustlsConnect::new(
+                super::tls::client_config(&tls).map_err(|e| connect_error(e.to_string()))?,
+            )),
+        };
         self.runtime.block_on(async {
-            let (mut client, conn) = config
-                .connect(NoTls)
-                .await
-                .map_err(|e| connect_error(detail(&e)))?;
-            let conn = tokio::spawn(conn);
+            let (mut client, conn) = match tls {
+                None => {
+                    let (client, conn) = config
+                        .connect(NoTls)
+                        .await
+                        .map_err(|e| connect_error(detail(&e)))?;
+                    (client, tokio::spawn(conn))
+                }
+                Some(tls) => {
+                    let (client, conn) = config
+                        .connect(tls)
+                        .await
+                        .map_err(|e| connect_error(detail(&e)))?;
+                    (client, tokio::spawn(conn))
+                }
+            };
             let txn = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
