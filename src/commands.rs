@@ -401,7 +401,10 @@ pub fn consume(
         chunk_size: crate::pipeline::CHUNK_SIZE,
     })?;
     if let Some(p) = &probes {
-        tracing::info!("serving GET /metrics, /health, /ready on http://{}", p.addr());
+        tracing::info!(
+            "serving GET /metrics, /health, /ready on http://{}",
+            p.addr()
+        );
         p.set_ready(source.readiness());
     }
     crate::source::kafka::stop_on_signals(source.stopper())?;

@@ -168,7 +168,15 @@ impl Partitions {
     }
 
     /// The lowest `first_seq` of the open batches: the first chunk not wholly durable.
+    ///
+    /// None under windows: a windowed source is told which windows have closed, with the
+    /// offset after each (see [`Partitions::take_window_ends`]), and commits those once
+    /// their files are durable, so an open window (each partition always has one, and its
+    /// chunk may hold the ends of earlier windows) must not hold the closed ones back.
     pub fn lowest_open_seq(&self) -> Option<u64> {
+        if self.windows.is_some() {
+            return None;
+        }
         self.states
             .iter()
             .filter_map(|s| s.open.as_ref().map(|b| b.first_seq))

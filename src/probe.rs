@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::metrics::PrometheusHandle;
 
 /// Whether the command is ready (`GET /ready`): `Err` says why not.
-pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type Readiness = Arc<dyn Fn() -> Result<(), &'static str> + Send + Sync>;
 
 /// The probe server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ fn answer<B>(
         "/health" => text(StatusCode::OK, "ok\n".into()),
         "/ready" => {
             let check = ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            match check.map_or_else(|| Err("starting".to_string()), |f| f()) {
+            match check.map_or(Err("starting"), |f| f()) {
                 Ok(()) => text(StatusCode::OK, "ok\n".into()),
                 Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
             }

@@ -77,7 +77,11 @@ impl Sink for LocalSink {
 
     fn finish(&mut self) -> Result<SinkReport, SinkError> {
         // The staging directory only holds files being written; leave no trace when empty.
-        let _ = std::fs::remove_dir(&self.staging);
+        // Not under `consume`: the members of a group on one machine may share the output
+        // directory, and one that stops must not remove the folder another is writing in.
+        if !self.once {
+            let _ = std::fs::remove_dir(&self.staging);
+        }
         Ok(SinkReport {
             delivered: std::mem::take(&mut self.delivered),
             pending: Vec::new(),

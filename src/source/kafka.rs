@@ -435,11 +435,13 @@ impl KafkaSource {
     /// (it has been given its partitions, possibly none), not while joining or stopping.
     pub fn readiness(&self) -> crate::probe::Readiness {
         let state = self.state.clone();
-        Arc::new(move || match state.load(std::sync::atomic::Ordering::Relaxed) {
-            1 => Ok(()),
-            0 => Err("joining the consumer group".into()),
-            _ => Err("stopping".into()),
-        })
+        Arc::new(
+            move || match state.load(std::sync::atomic::Ordering::Relaxed) {
+                1 => Ok(()),
+                0 => Err("joining the consumer group"),
+                _ => Err("stopping"),
+            },
+        )
     }
 
     /// Setting it stops the source (see [`stop_on_signals`]).

@@ -364,7 +364,10 @@ impl Sink for S3Sink {
         while let Some(done) = self.runtime.block_on(self.tasks.join_next()) {
             self.record(done);
         }
-        let _ = std::fs::remove_dir(&self.staging);
+        // Kept under `consume`: another member of the group may share the outbox.
+        if !self.once {
+            let _ = std::fs::remove_dir(&self.staging);
+        }
         Ok(std::mem::take(&mut self.report))
     }
 }
