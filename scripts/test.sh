@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test, including the upload tests against a real S3+STS server (moto), the
-# Reverse ETL tests against a real PostgreSQL server, which this script installs (first run
-# only), starts on loopback and stops again, and the format tests, which read files back
-# with pyarrow, DuckDB, gpg and zstd (scripts/readers.sh).
+# Reverse ETL tests against a real PostgreSQL server, the consume tests against a real
+# Kafka-protocol broker (tansu), which this script installs (first run only), starts on
+# loopback and stops again, and the format tests, which read files back with pyarrow,
+# DuckDB, gpg and zstd (scripts/readers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/moto.sh
 . scripts/postgres.sh
 . scripts/readers.sh
+. scripts/kafka.sh
 readers_install
-trap 'moto_stop; postgres_stop' EXIT
+trap 'moto_stop; postgres_stop; kafka_stop' EXIT
 moto_start
 postgres_start
+kafka_start
 cargo test --all-targets "$@"

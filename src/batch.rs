@@ -16,6 +16,7 @@ use tempfile::NamedTempFile;
 use crate::encode::Format;
 use crate::encode::layer::{self, FileLayer};
 use crate::mapping::Mapping;
+pub use crate::naming::LogStart;
 use crate::naming::{BatchInfo, BatchTime, FilenameTemplate, NamingError, object_key};
 use crate::sink::FinishedFile;
 
@@ -133,6 +134,8 @@ pub struct OpenBatch {
     /// Sequence number of the last row's record, for sources that number them (see
     /// [`crate::journal`]).
     pub last_record: Option<u64>,
+    /// Where the batch starts in a partitioned log (windowed sources): names the file.
+    pub log: Option<LogStart>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +185,7 @@ impl OpenBatch {
             opened: std::time::Instant::now(),
             first_seq,
             last_record: None,
+            log: None,
         })
     }
 
@@ -248,6 +252,7 @@ impl OpenBatch {
             first_event: self.first_event,
             first_seq: self.first_seq,
             last_record: self.last_record,
+            log: self.log,
         })
     }
 }
@@ -261,6 +266,7 @@ pub struct SealedBatch {
     first_event: Option<serde_json::Value>,
     first_seq: u64,
     last_record: Option<u64>,
+    log: Option<LogStart>,
 }
 
 impl SealedBatch {
@@ -276,12 +282,19 @@ impl SealedBatch {
         let info = BatchInfo {
             prefix: &m.filename_prefix,
             extension: m.extension.as_str(),
-            time: BatchTime::next(),
+            // In a log, names come from the log alone, so a rebuilt batch gets the same one.
+            time: match &self.log {
+                Some(l) => BatchTime {
+                    millis: l.time_ms.max(0) as u64,
+                },
+                None => BatchTime::next(),
+            },
             event_type,
             mapping: &m.name,
             part: self.part,
             rows: self.rows,
             first_event: self.first_event.as_ref(),
+            log: self.log.as_ref(),
         };
         let (key, fallback) = key_for(m, layers, folder, &info)?;
         if let Some(why) = fallback {

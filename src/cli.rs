@@ -126,6 +126,35 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Consume Segment events from Kafka topics as a member of a consumer group; write the
+    /// files under --out, or upload them. Offsets are committed only once files are durable.
+    Consume {
+        /// The mapping file (YAML).
+        mapping: PathBuf,
+        /// Kafka bootstrap servers, HOST:PORT[,...].
+        #[arg(long)]
+        brokers: String,
+        /// A topic to read (repeatable).
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
+        /// The consumer group: instances with the same group share the partitions.
+        #[arg(long)]
+        group: String,
+        /// A librdkafka setting, KEY=VALUE (repeatable, like kcat's -X); after the mapping
+        /// file's settings.kafka.
+        #[arg(short = 'X', value_name = "KEY=VALUE")]
+        kafka_settings: Vec<String>,
+        /// Exit once the group has committed, on every partition, the end offsets current
+        /// when this instance started.
+        #[arg(long)]
+        stop_at_end: bool,
+        /// Serve GET /metrics (consumer lag, commits, rebalances, files), /health and
+        /// /ready on this address (HOST:PORT).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Check a mapping file without events: structure, keys, values, triggers, expressions,
     /// templates.
     Validate { mapping: PathBuf },

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::expr::{Value, compile_top_level, eval};
 use crate::json::Tape;
-use crate::mapping::Config;
+use crate::mapping::{Config, Secret};
 use crate::pipeline::{RejectLog, RunError, RunOptions, RunReport};
 use crate::route::decode;
 use crate::sink::SinkError;
@@ -36,6 +36,8 @@ pub enum CommandError {
     },
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Kafka(#[from] crate::source::kafka::KafkaError),
     #[error(transparent)]
     Sink(#[from] SinkError),
     /// The event or expression given to `eval`/`preview` is not usable.
@@ -255,12 +257,36 @@ fn run_into(
     rejects: Option<PathBuf>,
     resume_outbox: bool,
 ) -> Result<Replayed, CommandError> {
+    run_into_with(
+        config,
+        source,
+        opts,
+        destination,
+        rejects,
+        resume_outbox,
+        false,
+    )
+}
+
+/// [`run_into`]; `once`: batches are named from a log (see [`consume`]).
+fn run_into_with(
+    config: &Config,
+    source: &mut dyn Source,
+    opts: &RunOptions,
+    destination: &Destination,
+    rejects: Option<PathBuf>,
+    resume_outbox: bool,
+    once: bool,
+) -> Result<Replayed, CommandError> {
     match destination {
         Destination::Dir(dir) => {
             let mut sink = LocalSink::new(dir).map_err(|source| CommandError::OutDir {
                 dir: dir.clone(),
                 source,
             })?;
+            if once {
+                sink = sink.once();
+            }
             let mut log = RejectLog::new(rejects.unwrap_or_else(|| dir.join("_rejected.ndjson")));
             let report = match ManifestSink::wrap(config, &mut sink, None) {
                 Some(mut with_manifests) => {
@@ -277,6 +303,9 @@ fn run_into(
             require_settings(config)?;
             let outbox = s3::default_outbox(&config.settings);
             let mut sink = S3Sink::new(&config.settings, &outbox, &ClientOptions::default())?;
+            if once {
+                sink = sink.once();
+            }
             if resume_outbox {
                 let (waiting, _manifests) = sink.enqueue_outbox()?;
                 if waiting > 0 {
@@ -299,6 +328,89 @@ fn run_into(
             })
         }
     }
+}
+
+/// What `consume` is told on its command line (see [`consume`]).
+#[derive(Clone, Debug)]
+pub struct ConsumeOptions {
+    /// `--brokers`: librdkafka's `bootstrap.servers`.
+    pub brokers: String,
+    /// `--topic` (repeatable).
+    pub topics: Vec<String>,
+    /// `--group`: the consumer group.
+    pub group: String,
+    /// `-X KEY=VALUE` (repeatable), applied after the mapping file's `kafka:` block.
+    pub overrides: Vec<String>,
+    /// `--stop-at-end`.
+    pub stop_at_end: bool,
+    /// `--metrics-listen`: where `GET /metrics`, `/health` and `/ready` are served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `consume`: Kafka topics through the mappings, as a member of a consumer group. Batches
+/// are named from the log (topic, partition, start offset, record times), so templates
+/// that differ each time (`{{uuid}}`, `{{part}}`) are refused; a file already there with
+/// the same content is a batch delivered before a crash, not a new one.
+pub fn consume(
+    config: &Config,
+    args: ConsumeOptions,
+    opts: &RunOptions,
+    destination: &Destination,
+    rejects: Option<PathBuf>,
+) -> Result<Replayed, CommandError> {
+    use crate::source::kafka::{KafkaError, KafkaOptions, KafkaSource};
+    for m in config.mappings.iter().filter(|m| m.enabled) {
+        if let Some(var) = m.filename.non_reproducible() {
+            return Err(KafkaError::Template {
+                path: config.path.clone(),
+                mapping: m.name.clone(),
+                var,
+            }
+            .into());
+        }
+    }
+    let mut settings = config.settings.kafka.clone();
+    for (i, kv) in args.overrides.iter().enumerate() {
+        // The value may be a password: only the key is ever shown.
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(KafkaError::Override { index: i + 1 }.into());
+        };
+        settings.push((k.trim().to_string(), Secret::new(v)));
+    }
+    let level = match destination {
+        Destination::Dir(_) => crate::sink::Durability::Machine,
+        Destination::Upload => crate::sink::Durability::Final,
+    };
+    if matches!(destination, Destination::Upload) {
+        require_settings(config)?;
+    }
+    let probes = match args.metrics_listen {
+        Some(addr) => {
+            let handle = crate::metrics::install().map_err(KafkaError::Metrics)?;
+            Some(crate::probe::serve(addr, handle).map_err(KafkaError::Probe)?)
+        }
+        None => None,
+    };
+    let mut source = KafkaSource::new(KafkaOptions {
+        brokers: args.brokers,
+        topics: args.topics,
+        group: args.group,
+        settings,
+        stop_at_end: args.stop_at_end,
+        level,
+        chunk_size: crate::pipeline::CHUNK_SIZE,
+    })?;
+    if let Some(p) = &probes {
+        tracing::info!(
+            "serving GET /metrics, /health, /ready on http://{}",
+            p.addr()
+        );
+        p.set_ready(source.readiness());
+    }
+    crate::source::kafka::stop_on_signals(source.stopper())?;
+    let done = run_into_with(config, &mut source, opts, destination, rejects, true, true);
+    drop(probes);
+    done
 }
 
 /// Where serve's spool lives unless `--spool` says: inside the output directory, or

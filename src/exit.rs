@@ -46,6 +46,7 @@ pub fn exit_for(e: CommandError) -> anyhow::Error {
             | ArchiveError::EmptyRange { .. }
             | ArchiveError::DaysOnObject { .. },
         ) => usage(e),
+        CommandError::Kafka(k) if k.is_usage() => usage(k),
         CommandError::Input(msg) => Exit(1, msg).into(),
         // The message already ends with its cause: printing the chain would repeat it.
         CommandError::Run(RunError::Input(_)) => Exit(1, format!("error: {e}")).into(),

@@ -24,6 +24,7 @@ pub(crate) mod naming;
 pub(crate) mod partition;
 pub mod pipeline;
 pub mod preview;
+pub mod probe;
 pub mod route;
 pub mod sink;
 pub mod source;

@@ -90,6 +90,26 @@ fn dispatch(command: Command) -> Result<u8> {
             reset,
             run,
         } => run::retl(&mapping, RetlOptions { state_dir, reset }, run),
+        Command::Consume {
+            mapping,
+            brokers,
+            topics,
+            group,
+            kafka_settings,
+            stop_at_end,
+            metrics_listen,
+            run,
+        } => {
+            let kafka = commands::ConsumeOptions {
+                brokers,
+                topics,
+                group,
+                overrides: kafka_settings,
+                stop_at_end,
+                metrics_listen,
+            };
+            run::consume(&mapping, kafka, run)
+        }
         Command::Validate { mapping } => run::validate(&mapping),
         Command::Eval {
             expr,

@@ -456,7 +456,28 @@ pub struct BatchInfo<'a> {
     pub rows: u64,
     /// The batch's first event, when the template reads event fields.
     pub first_event: Option<&'a serde_json::Value>,
+    /// Where the batch starts in a partitioned log (`consume`): the default name and the
+    /// `kafka_*`/`start_offset` variables come from it.
+    pub log: Option<&'a LogStart>,
 }
+
+/// The first row of a batch read from a partitioned log (Kafka): its topic, partition,
+/// offset and record time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogStart {
+    pub topic: std::sync::Arc<str>,
+    pub partition: i32,
+    pub offset: u64,
+    /// The first row's event within its message (a `{"batch": [...]}` message holds
+    /// several): 0 unless a message's events fill more than one file.
+    pub index: u32,
+    /// The record's timestamp, ms since the epoch: the batch's time variables.
+    pub time_ms: i64,
+}
+
+/// Filename variables whose value differs each time a batch is named: a batch rebuilt
+/// from a log after a crash would get another key, so `consume` refuses them.
+pub const NON_REPRODUCIBLE_VARIABLES: &[&str] = &["uuid", "part"];
 
 /// How files are named (`filename_template`, or Segment's `<prefix>_<timestamp>.<ext>`).
 pub enum FilenameTemplate {
@@ -493,6 +514,9 @@ pub const FILENAME_VARIABLES: &[&str] = &[
     "part",
     "rows",
     "uuid",
+    "kafka_topic",
+    "kafka_partition",
+    "start_offset",
 ];
 
 impl FilenameTemplate {
@@ -530,6 +554,31 @@ impl FilenameTemplate {
         })
     }
 
+    /// The first of [`NON_REPRODUCIBLE_VARIABLES`] the template reads, if any (a template
+    /// with helpers counts as reading every name it mentions).
+    pub fn non_reproducible(&self) -> Option<&'static str> {
+        let FilenameTemplate::Template { source, .. } = self else {
+            return None;
+        };
+        let words = |t: &str| -> Vec<String> {
+            t.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map(str::to_string)
+                .collect()
+        };
+        let mut mentioned = Vec::new();
+        let mut rest = source.as_str();
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let close = after.find("}}").unwrap_or(after.len());
+            mentioned.extend(words(&after[..close]));
+            rest = &after[close..];
+        }
+        NON_REPRODUCIBLE_VARIABLES
+            .iter()
+            .copied()
+            .find(|v| mentioned.iter().any(|w| w == v))
+    }
+
     pub fn uses_event(&self) -> bool {
         matches!(
             self,
@@ -544,7 +593,13 @@ impl FilenameTemplate {
     pub fn file_name(&self, info: &BatchInfo<'_>) -> Result<String, NamingError> {
         match self {
             FilenameTemplate::Segment => {
-                let suffix = info.time.segment_suffix();
+                let suffix = match info.log {
+                    Some(l) if l.index > 0 => {
+                        format!("{}-{}-{}-{}", l.topic, l.partition, l.offset, l.index)
+                    }
+                    Some(l) => format!("{}-{}-{}", l.topic, l.partition, l.offset),
+                    None => info.time.segment_suffix(),
+                };
                 let ext = format!(".{}", info.extension);
                 Ok(if let Some(base) = info.prefix.strip_suffix(&ext) {
                     format!("{base}_{suffix}{ext}")
@@ -592,6 +647,11 @@ impl FilenameTemplate {
                 ];
                 for (k, v) in vars {
                     ctx.insert(k.to_string(), v);
+                }
+                if let Some(l) = info.log {
+                    ctx.insert("kafka_topic".into(), serde_json::json!(&*l.topic));
+                    ctx.insert("kafka_partition".into(), serde_json::json!(l.partition));
+                    ctx.insert("start_offset".into(), serde_json::json!(l.offset));
                 }
                 let rendered = engine
                     .render("filename", &serde_json::Value::Object(ctx))
@@ -685,6 +745,7 @@ mod tests {
             part: 1,
             rows: 1,
             first_event: Some(&event),
+            log: None,
         };
         assert_eq!(
             f.file_name(&info).unwrap(),
@@ -741,6 +802,7 @@ mod tests {
             part: 1,
             rows: 2,
             first_event: None,
+            log: None,
         };
         let f = FilenameTemplate::Segment;
         assert_eq!(
@@ -777,6 +839,7 @@ mod tests {
             part: 3,
             rows: 10,
             first_event: Some(&ev),
+            log: None,
         };
         let f = FilenameTemplate::compile(Some("{{year}}/{{month}}/{{day}}/{{mapping}}-{{part}}-{{rows}}-{{context.k}}-{{timestamp}}.{{extension}}")).unwrap();
         assert!(f.uses_event());
@@ -808,5 +871,59 @@ mod tests {
         let b = BatchTime::next();
         let c = BatchTime::next();
         assert!(a.millis < b.millis && b.millis < c.millis);
+    }
+    #[test]
+    fn names_from_a_log() {
+        let log = LogStart {
+            topic: "events".into(),
+            partition: 3,
+            offset: 10500,
+            index: 0,
+            time_ms: 1_795_342_530_123,
+        };
+        let info = BatchInfo {
+            prefix: "segment",
+            extension: "csv",
+            time: BatchTime {
+                millis: 1_795_342_530_123,
+            },
+            event_type: "track",
+            mapping: "m",
+            part: 1,
+            rows: 1,
+            first_event: None,
+            log: Some(&log),
+        };
+        assert_eq!(
+            FilenameTemplate::Segment.file_name(&info).unwrap(),
+            "segment_events-3-10500.csv"
+        );
+        let t = FilenameTemplate::compile(Some(
+            "{{kafka_topic}}/{{kafka_partition}}/{{start_offset}}-{{date}}.csv",
+        ))
+        .unwrap();
+        assert_eq!(t.file_name(&info).unwrap(), "events/3/10500-2026-11-22.csv");
+        assert_eq!(t.non_reproducible(), None);
+        let second = LogStart {
+            index: 2,
+            ..log.clone()
+        };
+        let info = BatchInfo {
+            log: Some(&second),
+            ..info
+        };
+        assert_eq!(
+            FilenameTemplate::Segment.file_name(&info).unwrap(),
+            "segment_events-3-10500-2.csv"
+        );
+        for (src, var) in [
+            ("{{uuid}}.csv", Some("uuid")),
+            ("x-{{ part }}.csv", Some("part")),
+            ("{{#if uuid}}a{{/if}}.csv", Some("uuid")),
+            ("{{properties.partner}}.csv", None),
+        ] {
+            let t = FilenameTemplate::compile(Some(src)).unwrap();
+            assert_eq!(t.non_reproducible(), var, "{src}");
+        }
     }
 }

@@ -15,11 +15,17 @@ use crate::route::{Routes, RowTarget};
 use crate::sink::{Sink, SinkError};
 use crate::source::Record;
 
+mod window;
+pub use window::LogChunk;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct PartitionKey {
     pub mapping: usize,
     pub event_type: String,
     pub folder: String,
+    /// The source's stream (Kafka partition) under windowed sources, else 0: files of two
+    /// streams are never merged.
+    pub stream: usize,
 }
 
 /// The rows of one chunk that go to one partition.
@@ -72,6 +78,7 @@ impl RowGroups {
                         mapping,
                         event_type: event_type.to_string(),
                         folder: folder.to_string(),
+                        stream: 0,
                     },
                     bytes: Vec::with_capacity(64 * 1024),
                     row_ends: Vec::new(),
@@ -103,6 +110,8 @@ pub struct Partitions {
     journal: Option<Arc<Journal>>,
     /// Rows left out because they were already written before a crash.
     skipped: u64,
+    /// Windows per stream, for windowed sources (see [`window`]).
+    windows: Option<window::Windows>,
 }
 
 /// The record numbers of one chunk's rows: the chunk's first number and its records.
@@ -140,13 +149,34 @@ impl Partitions {
         }
     }
 
+    /// Partitions whose files are cut in windows per stream (see [`window`]).
+    pub fn windowed() -> Partitions {
+        Partitions {
+            windows: Some(window::Windows::default()),
+            ..Partitions::default()
+        }
+    }
+
+    /// Whether files are cut in windows per stream.
+    pub fn is_windowed(&self) -> bool {
+        self.windows.is_some()
+    }
+
     /// Rows left out so far because the journal says they were written before a crash.
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
 
     /// The lowest `first_seq` of the open batches: the first chunk not wholly durable.
+    ///
+    /// None under windows: a windowed source is told which windows have closed, with the
+    /// offset after each (see [`Partitions::take_window_ends`]), and commits those once
+    /// their files are durable, so an open window (each partition always has one, and its
+    /// chunk may hold the ends of earlier windows) must not hold the closed ones back.
     pub fn lowest_open_seq(&self) -> Option<u64> {
+        if self.windows.is_some() {
+            return None;
+        }
         self.states
             .iter()
             .filter_map(|s| s.open.as_ref().map(|b| b.first_seq))
@@ -172,23 +202,7 @@ impl Partitions {
             row_ends,
             row_records,
         } = group;
-        let i = match self.index.get(&key) {
-            Some(&i) => i,
-            None => {
-                let written_through = self
-                    .journal
-                    .as_ref()
-                    .and_then(|j| j.written_through(&partition_name(routes, &key)));
-                self.states.push(PartitionState {
-                    key: key.clone(),
-                    parts_started: 0,
-                    open: None,
-                    written_through,
-                });
-                self.index.insert(key, self.states.len() - 1);
-                self.states.len() - 1
-            }
-        };
+        let i = self.state_for(key, routes);
         let staging = sink.staging_dir().to_path_buf();
         let mut row = 0usize;
         let mut offset = 0usize;
@@ -253,6 +267,25 @@ impl Partitions {
         Ok(())
     }
 
+    /// The index of a partition's state, created on first use.
+    fn state_for(&mut self, key: PartitionKey, routes: &Routes<'_>) -> usize {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let written_through = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.written_through(&partition_name(routes, &key)));
+        self.states.push(PartitionState {
+            key: key.clone(),
+            parts_started: 0,
+            open: None,
+            written_through,
+        });
+        self.index.insert(key, self.states.len() - 1);
+        self.states.len() - 1
+    }
+
     fn close(
         &mut self,
         i: usize,
@@ -301,6 +334,9 @@ impl Partitions {
         routes: &Routes<'_>,
         sink: &mut dyn Sink,
     ) -> Result<(), WriteError> {
+        if self.windows.is_some() {
+            return Ok(()); // windows close on record time, never on the clock
+        }
         let staging = sink.staging_dir().to_path_buf();
         for i in 0..self.states.len() {
             let m = routes.mapping(self.states[i].key.mapping);

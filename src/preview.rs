@@ -88,6 +88,7 @@ fn preview_mapping(
         part: 1,
         rows: 1,
         first_event: first.as_ref(),
+        log: None,
     };
     match key_for(m, routes.layers(mi), &single.folder, &info) {
         Ok((key, fallback)) => {

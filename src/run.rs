@@ -156,6 +156,17 @@ pub fn retl(mapping: &Path, retl: RetlOptions, run: RunArgs) -> Result<u8> {
     Ok(report::exit_code(&done.replayed.report))
 }
 
+/// `consume`: a member of the consumer group until stopped (or, with `--stop-at-end`, until
+/// the group has finished what the topics held when it started).
+pub fn consume(mapping: &Path, kafka: commands::ConsumeOptions, run: RunArgs) -> Result<u8> {
+    let config = load(mapping, run.out.is_none())?;
+    let opts = run_options(&run, false);
+    let replayed = commands::consume(&config, kafka, &opts, &destination(&run), run.rejects)
+        .map_err(exit_for)?;
+    report::print_run(&replayed.report, run.json);
+    Ok(report::exit_code(&replayed.report))
+}
+
 /// `eval`: one expression against one event, the result as JSON.
 pub fn eval(expr: Option<String>, expr_inline: Option<String>, event: &str) -> Result<u8> {
     if expr.as_deref() == Some("-") && event == "-" {

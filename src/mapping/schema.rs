@@ -462,6 +462,12 @@ pub const SETTINGS_DOCS: &[KeyDoc] = &[
         None,
         "Where `retl` keeps each model's snapshot (`--state-dir` overrides it).",
     ),
+    doc(
+        "kafka",
+        Kind::Object,
+        None,
+        "`consume`: librdkafka settings, a mapping of name to value (`sasl.password: ${KAFKA_PASSWORD}`); `-X KEY=VALUE` on the command line comes after them. Values are never printed.",
+    ),
 ];
 
 /// Keys of an entry of `columns_to_transform`.

@@ -63,6 +63,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "source_id",
     "archive",
     "state_dir",
+    "kafka",
 ];
 
 named_enum! {
@@ -177,6 +178,8 @@ pub struct Settings {
     pub archive: Option<super::archive::ArchiveSettings>,
     /// `state_dir`: where sources keep state between runs (`retl` snapshots).
     pub state_dir: Option<PathBuf>,
+    /// `kafka`: librdkafka settings for `consume` (values may hold passwords: never shown).
+    pub kafka: Vec<(String, Secret)>,
     /// Where the settings block is, for messages about missing values.
     pub mark: Mark,
     /// Settings that read an environment variable that is not set. They only matter when
@@ -199,6 +202,7 @@ impl Default for Settings {
             acl: None,
             storage_class: None,
             tags: Vec::new(),
+            kafka: Vec::new(),
             upload_concurrency: 8,
             requests_per_second: 3500,
             open_batch_buffer_bytes: 64 * 1024 * 1024,
@@ -445,6 +449,32 @@ pub(crate) fn load(
         match v.parse() {
             Ok(class) => s.storage_class = Some(class),
             Err(e) => r.error("storage_class", mark, e.to_string()),
+        }
+    }
+    if let Some(block) = node.get("kafka") {
+        match &block.value {
+            SValue::Object(m) => {
+                for (k, _, v) in m {
+                    let text = match &v.value {
+                        SValue::String(t) => t.clone(),
+                        SValue::Number(n) => crate::json::js_number_to_string(*n),
+                        SValue::Bool(b) => b.to_string(),
+                        _ => {
+                            r.error("kafka", v.mark, format!("{k:?} should have a text value"));
+                            continue;
+                        }
+                    };
+                    match interpolate_env_with(&text, env_lookup) {
+                        Ok(t) => s.kafka.push((k.clone(), Secret(t))),
+                        Err(e) => r.error("kafka", v.mark, format!("{k:?}: {e}")),
+                    }
+                }
+            }
+            _ => r.error(
+                "kafka",
+                block.mark,
+                "should be a mapping of librdkafka settings to values",
+            ),
         }
     }
     if let Some(tags) = node.get("tags") {

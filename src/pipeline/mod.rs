@@ -125,7 +125,10 @@ pub fn run(
         sink.require(a.level());
     }
     let journal = source.journal();
-    let mut replayed = Replayed::default();
+    let mut replayed = Replayed {
+        windowed: source.windowed(),
+        ..Replayed::default()
+    };
     if let Some(j) = &journal {
         for intent in j.take_pending() {
             recover::deliver(intent, sink)?;

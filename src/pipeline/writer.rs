@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 use crate::journal::Journal;
-use crate::partition::{Partitions, RecordSeqs};
+use crate::partition::{LogChunk, Partitions, RecordSeqs};
 use crate::route::Routes;
 use crate::sink::{Durability, Sink};
 use crate::source::Acknowledge;
@@ -38,6 +38,8 @@ pub(super) struct Replayed {
     /// The last numbered record in the rejects file: (its input, its number). Rejects of
     /// that input up to that number are not written again.
     pub rejected_through: Option<(String, u64)>,
+    /// The source replays its streams from window starts (see [`crate::source::Source::windowed`]).
+    pub windowed: bool,
 }
 
 /// Logs the run's failure and calls the hook, once.
@@ -114,7 +116,11 @@ pub(super) fn write_results(
         ack,
         acked: 0,
     });
-    let mut partitions = Partitions::with_journal(replayed.journal.clone());
+    let mut partitions = if replayed.windowed {
+        Partitions::windowed()
+    } else {
+        Partitions::with_journal(replayed.journal.clone())
+    };
     let rejected_through = replayed.rejected_through.as_ref();
     let mut failure_told = false;
     let mut next_line: Vec<u64> = Vec::new();
@@ -187,6 +193,7 @@ pub(super) fn write_results(
             if let Err(e) = applied {
                 failure = Some(e);
             }
+            tell_window_ends(&mut partitions, acks.as_ref());
             r.counts.add_to(report);
             let _ = spare.try_send(std::mem::take(&mut r.chunk.data));
             if let Some(bar) = progress {
@@ -209,6 +216,7 @@ pub(super) fn write_results(
         return Err(e);
     }
     partitions.close_all(routes, sink)?;
+    tell_window_ends(&mut partitions, acks.as_ref());
     if let Some(acks) = &mut acks {
         acks.advance(next, &partitions, sink, rejects)?;
     }
@@ -219,6 +227,14 @@ pub(super) fn write_results(
         );
     }
     unreadable.map_or(Ok(()), Err)
+}
+
+/// Tells a windowed source which of its windows have closed (see [`crate::source::WindowEnd`]).
+fn tell_window_ends(partitions: &mut Partitions, acks: Option<&Acks>) {
+    let ends = partitions.take_window_ends();
+    if let (false, Some(acks)) = (ends.is_empty(), acks) {
+        acks.ack.windows_closed(&ends);
+    }
 }
 
 /// Writes one chunk's rejects and rows.
@@ -276,6 +292,35 @@ fn apply(
         first,
         records: &chunk.records,
     });
+    if partitions.is_windowed() {
+        for &stream in &chunk.abandon {
+            partitions.abandon(stream);
+        }
+        for &(stream, offset) in &chunk.flush {
+            partitions.flush_stream(stream, chunk.seq, offset, routes, sink)?;
+        }
+        let log = LogChunk {
+            seq: chunk.seq,
+            stream: chunk.input,
+            origin: &chunk.origin,
+            records: &chunk.records,
+            times: &chunk.times,
+            last_offset: chunk
+                .records
+                .iter()
+                .chain(chunk.broken.iter().map(|(r, _)| r))
+                .map(|r| r.line)
+                .max(),
+        };
+        partitions.write_log_chunk(
+            std::mem::take(&mut groups.groups),
+            &log,
+            routes,
+            sink,
+            &first_event,
+        )?;
+        return Ok(());
+    }
     for g in std::mem::take(&mut groups.groups) {
         partitions.write_group(g, routes, chunk.seq, seqs, sink, &first_event)?;
     }

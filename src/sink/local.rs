@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Delivered, Durability, FinishedFile, Sink, SinkError, SinkReport, persist_unique};
+use super::{
+    Delivered, Durability, FinishedFile, Sink, SinkError, SinkReport, persist_once, persist_unique,
+};
 
 /// Files moved into place under a directory as they are finished: with fsync on (see
 /// [`Sink::require`]) a delivered file is [`Durability::Final`] at once.
@@ -11,6 +13,8 @@ pub struct LocalSink {
     staging: PathBuf,
     delivered: Vec<Delivered>,
     fsync: bool,
+    /// Keys come from a log (`consume`): see [`super::persist_once`].
+    once: bool,
 }
 
 /// Name of the staging directory inside the output directory.
@@ -26,7 +30,15 @@ impl LocalSink {
             staging,
             delivered: Vec::new(),
             fsync: false,
+            once: false,
         })
+    }
+
+    /// For batches named from a log (`consume`): a key already taken by the same content
+    /// is a batch delivered before, not a new file (see [`super::persist_once`]).
+    pub fn once(mut self) -> LocalSink {
+        self.once = true;
+        self
     }
 }
 
@@ -40,7 +52,12 @@ impl Sink for LocalSink {
     }
 
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
-        let (key, path) = persist_unique(file.temp, &self.root, &file.key, self.fsync)?;
+        let (key, path) = if self.once {
+            let (path, _new) = persist_once(file.temp, &self.root, &file.key, self.fsync)?;
+            (file.key.clone(), path)
+        } else {
+            persist_unique(file.temp, &self.root, &file.key, self.fsync)?
+        };
         tracing::debug!(key, rows = file.rows, "file written");
         self.delivered.push(Delivered {
             key,
@@ -60,7 +77,11 @@ impl Sink for LocalSink {
 
     fn finish(&mut self) -> Result<SinkReport, SinkError> {
         // The staging directory only holds files being written; leave no trace when empty.
-        let _ = std::fs::remove_dir(&self.staging);
+        // Not under `consume`: the members of a group on one machine may share the output
+        // directory, and one that stops must not remove the folder another is writing in.
+        if !self.once {
+            let _ = std::fs::remove_dir(&self.staging);
+        }
         Ok(SinkReport {
             delivered: std::mem::take(&mut self.delivered),
             pending: Vec::new(),

@@ -94,6 +94,16 @@ pub enum SinkError {
     Upload(Box<s3::UploadError>),
     #[error("no free name for {key} (10,000 names with a -N suffix are taken)")]
     NoFreeName { key: String },
+    /// A batch rebuilt from a log found another content under its key: names or
+    /// boundaries were not reproducible (the mapping file changed between runs, say).
+    #[error(
+        "{key} already exists with other content (SHA-256 {existing}, this batch {ours}): a batch rebuilt from the log must be identical; was the mapping file changed between runs?"
+    )]
+    Conflict {
+        key: String,
+        existing: String,
+        ours: String,
+    },
 }
 
 impl From<s3::UploadError> for SinkError {
@@ -179,6 +189,86 @@ pub fn persist_unique(
     Err(SinkError::NoFreeName {
         key: key.to_string(),
     })
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let mut hex = String::with_capacity(64);
+    for b in hasher.finalize() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    Ok(hex)
+}
+
+/// Moves `temp` to `root/key` for a batch whose key comes from a log (`consume`): when the
+/// key is taken by a file with the same content, the batch was delivered before a crash or
+/// by the partition's previous owner, and `temp` is dropped (returns `false`); other
+/// content there is [`SinkError::Conflict`]. Never replaces a file.
+pub fn persist_once(
+    temp: TempPath,
+    root: &Path,
+    key: &str,
+    fsync: bool,
+) -> Result<(PathBuf, bool), SinkError> {
+    let target = root.join(key);
+    if fsync {
+        std::fs::File::open(&temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| SinkError::io("cannot fsync a finished file", e))?;
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| SinkError::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    match temp.persist_noclobber(&target) {
+        Ok(()) => {
+            if fsync {
+                sync_dirs(root, &target)?;
+            }
+            Ok((target, true))
+        }
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let hash = |p: &Path| {
+                sha256_file(p)
+                    .map_err(|err| SinkError::io(format!("cannot read {}", p.display()), err))
+            };
+            let (existing, ours) = (hash(&target)?, hash(&e.path)?);
+            if existing != ours {
+                return Err(SinkError::Conflict {
+                    key: key.to_string(),
+                    existing,
+                    ours,
+                });
+            }
+            tracing::info!(
+                key,
+                "file already there with the same content; not written again"
+            );
+            if fsync {
+                // It may come from a run that crashed before making it durable.
+                std::fs::File::open(&target)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|err| SinkError::io("cannot fsync a finished file", err))?;
+                sync_dirs(root, &target)?;
+            }
+            Ok((target, false))
+        }
+        Err(e) => Err(SinkError::io(
+            format!("cannot move the file to {}", target.display()),
+            e.error,
+        )),
+    }
 }
 
 /// fsyncs every directory from `file`'s folder up to `root`, so that the file's name and

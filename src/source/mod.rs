@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod intake;
+pub mod kafka;
 mod ranges;
 pub mod s3archive;
 pub mod spool;
@@ -131,6 +132,24 @@ pub trait Source: Send {
     fn journal(&self) -> Option<Arc<crate::journal::Journal>> {
         None
     }
+
+    /// For a source that replays a stream from a committed position after a crash (Kafka):
+    /// files are cut in windows per stream whose boundaries depend only on the records
+    /// (see `partition::window`), so the same files are rebuilt under the same keys.
+    fn windowed(&self) -> bool {
+        false
+    }
+}
+
+/// A window of a stream whose files have all been handed to the sink (see
+/// [`Source::windowed`]): every record of `stream` before `offset` is in files of windows
+/// closed while chunk `seq` was written, or matched nothing. Once chunk `seq` is durable
+/// ([`Acknowledge::durable_below`] with a number above it), `offset` may be committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowEnd {
+    pub seq: u64,
+    pub stream: usize,
+    pub offset: u64,
 }
 
 /// The acknowledgement path back to a source: once output is durable, the source may
@@ -145,6 +164,10 @@ pub trait Acknowledge: Send + Sync {
     /// finished files, in the fsynced rejects file, or matched by no mapping. Called with
     /// increasing numbers, from the run's writer thread.
     fn durable_below(&self, seq: u64);
+
+    /// Windows of a windowed source's streams closed (see [`WindowEnd`]), told before the
+    /// `durable_below` that covers them.
+    fn windows_closed(&self, _ends: &[WindowEnd]) {}
 }
 
 /// How far the inputs of a replay are durable (see [`Inputs`]): whole inputs, and the byte
@@ -397,6 +420,15 @@ pub struct Chunk {
     /// Numbers never repeat, so the run can tell which rows are already in finished files
     /// (see [`crate::journal`]); records' positions in the rejects file are these numbers.
     pub record_seq: Option<u64>,
+    /// For windowed sources: each record's time (ms since the epoch, Kafka's message
+    /// timestamp), which `batch_max_age_seconds` is measured in.
+    pub times: Vec<i64>,
+    /// For windowed sources: streams whose open windows are dropped unwritten before this
+    /// chunk (a revoked Kafka partition: its new owner rebuilds them).
+    pub abandon: Vec<usize>,
+    /// For windowed sources: (stream, offset) whose open windows are written before this
+    /// chunk; everything of the stream before `offset` is then in closed windows.
+    pub flush: Vec<(usize, u64)>,
 }
 
 impl Chunk {

@@ -191,6 +191,8 @@ pub struct S3Sink {
     /// `first_seq` of every file not yet in S3 (uploading, or failed and waiting in the
     /// outbox), with how many files have it.
     not_final: std::collections::BTreeMap<u64, usize>,
+    /// Keys come from a log (`consume`): see [`S3Sink::once`].
+    once: bool,
 }
 
 impl S3Sink {
@@ -215,7 +217,17 @@ impl S3Sink {
             report: SinkReport::default(),
             fsync: false,
             not_final: Default::default(),
+            once: false,
         })
+    }
+
+    /// For batches named from a log (`consume`): a batch whose key is already in the
+    /// outbox with the same content (left by a run that crashed, and queued again by
+    /// [`S3Sink::enqueue_outbox`]) is not queued twice; in the bucket, an identical object
+    /// already at the key counts as uploaded (as for every upload).
+    pub fn once(mut self) -> S3Sink {
+        self.once = true;
+        self
     }
 
     /// The role session, when a role is configured.
@@ -317,7 +329,14 @@ impl Sink for S3Sink {
     }
 
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
-        let (key, path) = persist_unique(file.temp, &self.outbox, &file.key, self.fsync)?;
+        let (key, path) = if self.once {
+            match crate::sink::persist_once(file.temp, &self.outbox, &file.key, self.fsync)? {
+                (path, true) => (file.key.clone(), path),
+                (_, false) => return Ok(()),
+            }
+        } else {
+            persist_unique(file.temp, &self.outbox, &file.key, self.fsync)?
+        };
         let job = UploadJob {
             content_type: file.content_type,
             content_encoding: file.content_encoding,
@@ -345,7 +364,10 @@ impl Sink for S3Sink {
         while let Some(done) = self.runtime.block_on(self.tasks.join_next()) {
             self.record(done);
         }
-        let _ = std::fs::remove_dir(&self.staging);
+        // Kept under `consume`: another member of the group may share the outbox.
+        if !self.once {
+            let _ = std::fs::remove_dir(&self.staging);
+        }
         Ok(std::mem::take(&mut self.report))
     }
 }
