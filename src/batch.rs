@@ -238,6 +238,11 @@ impl OpenBatch {
             bytes += footer.len() as u64;
         }
         let mut temp = file.into_temp_path();
+        // Batches named from a log are recognised after a crash by their plain content.
+        let plain_sha256 = match self.log {
+            Some(_) => Some(crate::sink::sha256_file(&temp).map_err(io_err)?),
+            None => None,
+        };
         let mut size = bytes;
         if !layers.is_empty() {
             let (layered, layered_size) = layer::apply(&temp, layers, staging).map_err(io_err)?;
@@ -253,6 +258,7 @@ impl OpenBatch {
             first_seq: self.first_seq,
             last_record: self.last_record,
             log: self.log,
+            plain_sha256,
         })
     }
 }
@@ -267,6 +273,7 @@ pub struct SealedBatch {
     first_seq: u64,
     last_record: Option<u64>,
     log: Option<LogStart>,
+    plain_sha256: Option<String>,
 }
 
 impl SealedBatch {
@@ -319,6 +326,7 @@ impl SealedBatch {
             first_seq: self.first_seq,
             folder: folder.to_string(),
             last_record: self.last_record,
+            plain_sha256: self.plain_sha256,
         })
     }
 }

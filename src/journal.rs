@@ -358,6 +358,7 @@ mod tests {
             first_seq: 0,
             folder: String::new(),
             last_record: None,
+            plain_sha256: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! that every file's rows are in offset order.
 
 mod common;
+mod s3;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -689,4 +690,138 @@ fn kill_9_of_one_member_of_two() {
     wait_ok(&mut c, Duration::from_secs(180), &logs[2]);
     wait_ok(&mut d, Duration::from_secs(180), &logs[3]);
     assert_exactly_once(&files(&out), &ids(&values));
+}
+
+/// An OpenPGP public key made by gpg in a throwaway home under `dir`.
+fn pgp_public_key(dir: &Path) -> PathBuf {
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let gpg = |args: &[&str]| {
+        let o = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("gpg (scripts/readers.sh installs it)");
+        assert!(o.status.success(), "gpg {args:?}: {}", output_text(&o));
+        o.stdout
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "kafka@example.com",
+        "rsa2048",
+        "encr",
+        "never",
+    ]);
+    let key = dir.join("public.asc");
+    std::fs::write(&key, gpg(&["--armor", "--export", "kafka@example.com"])).unwrap();
+    key
+}
+
+/// PGP-encrypted files differ byte for byte each time they are written, yet a window
+/// rebuilt by another group is recognised as delivered by its plain content's SHA-256:
+/// under `--out` (recorded in `.s3actions-sums/`) and in the bucket (the object's
+/// `s3actions-sha256` metadata), so nothing is written twice and no `-1` key appears.
+#[test]
+fn encrypted_files_are_recognised_by_their_plain_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = pgp_public_key(dir.path());
+    let moto = s3::Moto::get();
+    let (writer, _) = moto.role("writer");
+    let prefix = unique("pgp");
+    let mapping = dir.path().join("pgp.yaml");
+    std::fs::write(
+        &mapping,
+        format!(
+            "settings:\n  s3_aws_bucket_name: {bucket}\n  s3_aws_region: us-east-1\n  endpoint_url: {endpoint}\n  iam_role_arn: {writer}\n  iam_external_id: ${{EXT}}\n  outbox_dir: {outbox}\nmappings:\n  - name: m\n    trigger: 'type = \"track\"'\n    batch_size: 150\n    s3_aws_folder_name: {prefix}\n    encryption:\n      pgp_public_key_file: {key}\n    columns:\n      id: {{ \"@path\": \"$.messageId\" }}\n",
+            bucket = moto.bucket(),
+            endpoint = moto.endpoint(),
+            outbox = dir.path().join("outbox").display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let topic = unique("pgp");
+    create_topic(&topic, 2);
+    let values = events(2, 400);
+    produce(&topic, 2, &values);
+    let run = |group: &str, out: Option<&Path>| {
+        let mut args = vec![
+            "consume".to_string(),
+            mapping.display().to_string(),
+            "--brokers".into(),
+            broker(),
+            "--topic".into(),
+            topic.clone(),
+            "--group".into(),
+            group.to_string(),
+            "--stop-at-end".into(),
+        ];
+        if let Some(out) = out {
+            args.extend(["--out".into(), out.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = s3::s3actions_command(&args, "ext-good")
+            .env("S3ACTIONS_LOG", "info")
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        output_text(&o)
+    };
+    let snapshot = |out: &Path| -> BTreeMap<String, Vec<u8>> {
+        common::files(out)
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".gpg") && !k.starts_with('.'))
+            .collect()
+    };
+    // Under --out: the second group rebuilds every window, finds each file by its sum.
+    let out = dir.path().join("out");
+    run(&unique("g"), Some(&out));
+    let first = snapshot(&out);
+    assert!(first.len() >= 4, "{:?}", first.keys());
+    let text = run(&unique("g"), Some(&out));
+    assert_eq!(snapshot(&out), first, "files were rewritten or added");
+    assert!(
+        text.contains("already there with the same content"),
+        "{text}"
+    );
+    // In the bucket: the same, by the objects' metadata.
+    run(&unique("g"), None);
+    let uploaded: Vec<String> = moto
+        .objects(&prefix)
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    let local: Vec<String> = first.keys().cloned().collect();
+    assert_eq!(uploaded, local);
+    let text = run(&unique("g"), None);
+    let again: Vec<String> = moto
+        .objects(&prefix)
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    assert_eq!(again, uploaded, "an object was uploaded twice:\n{text}");
+    assert!(
+        text.contains("identical object already in the bucket"),
+        "{text}"
+    );
+    let head = s3::block_on(
+        moto.admin()
+            .head_object()
+            .bucket(moto.bucket())
+            .key(&uploaded[0])
+            .send(),
+    )
+    .unwrap();
+    let sum = head
+        .metadata()
+        .and_then(|m| m.get("s3actions-sha256"))
+        .cloned();
+    assert!(sum.is_some_and(|s| s.len() == 64), "{head:?}");
 }

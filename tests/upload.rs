@@ -292,6 +292,7 @@ fn credentials_are_refreshed_before_they_expire() {
             mapping: "m".into(),
             event_type: "track".into(),
             first_seq: None,
+            plain_sha256: None,
         };
         sink.enqueue(p, key, job);
         // Let each upload finish before the next, so each needs credentials anew.

@@ -39,6 +39,7 @@ pub(super) fn deliver(intent: Intent, sink: &mut dyn Sink) -> Result<(), SinkErr
         first_seq: 0,
         folder: intent.partition.folder,
         last_record: Some(intent.through),
+        plain_sha256: None,
     })
 }
 
@@ -125,6 +126,7 @@ mod tests {
             first_seq: 0,
             folder: String::new(),
             last_record: Some(0),
+            plain_sha256: None,
         };
         let partition = PartitionName {
             mapping: "m".into(),

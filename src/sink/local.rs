@@ -53,7 +53,13 @@ impl Sink for LocalSink {
 
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
         let (key, path) = if self.once {
-            let (path, _new) = persist_once(file.temp, &self.root, &file.key, self.fsync)?;
+            let (path, _new) = persist_once(
+                file.temp,
+                &self.root,
+                &file.key,
+                self.fsync,
+                file.plain_sha256.as_deref(),
+            )?;
             (file.key.clone(), path)
         } else {
             persist_unique(file.temp, &self.root, &file.key, self.fsync)?

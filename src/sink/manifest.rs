@@ -223,6 +223,7 @@ impl Sink for ManifestSink<'_> {
                         first_seq: 0,
                         folder: String::new(),
                         last_record: None,
+                        plain_sha256: None,
                     })?;
                 }
             }

@@ -41,6 +41,50 @@ pub struct FinishedFile {
     /// Sequence number of its last row's record, when the source numbers its records
     /// (see [`crate::source::Chunk::record_seq`] and [`crate::journal`]).
     pub last_record: Option<u64>,
+    /// SHA-256 (hex) of the plain content, before compression and encryption, for batches
+    /// named from a log (`consume`): how a rebuilt batch recognises its earlier copy even
+    /// when the file's bytes differ each time (PGP).
+    pub plain_sha256: Option<String>,
+}
+
+/// Where the plain-content sums of files named from a log are kept, inside `--out` or the
+/// outbox (`<root>/.s3actions-sums/<key>`), until the file is uploaded or for good.
+pub const SUMS_DIR: &str = ".s3actions-sums";
+
+/// The recorded plain-content sum of the file at `key` under `root`, if any.
+pub fn read_sum(root: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(SUMS_DIR).join(key)).ok()?;
+    let sum = text.trim();
+    (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sum.to_string())
+}
+
+/// Records the plain-content sum of the file about to take `key` (before it does, so a
+/// file at its key always has its sum).
+fn write_sum(root: &Path, key: &str, sum: &str, fsync: bool) -> Result<(), SinkError> {
+    let path = root.join(SUMS_DIR).join(key);
+    let parent = path.parent().unwrap_or(root);
+    std::fs::create_dir_all(parent)
+        .map_err(|e| SinkError::io(format!("cannot create {}", parent.display()), e))?;
+    let mut temp = tempfile::NamedTempFile::new_in(parent)
+        .map_err(|e| SinkError::io(format!("cannot write in {}", parent.display()), e))?;
+    std::io::Write::write_all(&mut temp, sum.as_bytes())
+        .and_then(|()| {
+            if fsync {
+                temp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|e| SinkError::io(format!("cannot write {}", path.display()), e))?;
+    temp.persist(&path)
+        .map_err(|e| SinkError::io(format!("cannot write {}", path.display()), e.error))?;
+    Ok(())
+}
+
+/// Forgets the sum of a file that has left `root` (uploaded from the outbox). Its folders
+/// stay: another member of the group may be writing a sum into them.
+pub fn remove_sum(root: &Path, key: &str) {
+    let _ = std::fs::remove_file(root.join(SUMS_DIR).join(key));
 }
 
 /// How far a delivered file has got (see the module's documentation).
@@ -214,14 +258,18 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 /// Moves `temp` to `root/key` for a batch whose key comes from a log (`consume`): when the
 /// key is taken by a file with the same content, the batch was delivered before a crash or
 /// by the partition's previous owner, and `temp` is dropped (returns `false`); other
-/// content there is [`SinkError::Conflict`]. Never replaces a file.
+/// content there is [`SinkError::Conflict`]. Never replaces a file. With `plain` (the
+/// plain content's SHA-256), the same plain content recorded for the file there counts as
+/// the same content too (encrypted files differ byte for byte each time).
 pub fn persist_once(
     temp: TempPath,
     root: &Path,
     key: &str,
     fsync: bool,
+    plain: Option<&str>,
 ) -> Result<(PathBuf, bool), SinkError> {
     let target = root.join(key);
+    let recorded = plain.and_then(|_| read_sum(root, key));
     if fsync {
         std::fs::File::open(&temp)
             .and_then(|f| f.sync_all())
@@ -230,6 +278,11 @@ pub fn persist_once(
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| SinkError::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    if let Some(sum) = plain
+        && !target.exists()
+    {
+        write_sum(root, key, sum, fsync)?;
     }
     match temp.persist_noclobber(&target) {
         Ok(()) => {
@@ -244,7 +297,8 @@ pub fn persist_once(
                     .map_err(|err| SinkError::io(format!("cannot read {}", p.display()), err))
             };
             let (existing, ours) = (hash(&target)?, hash(&e.path)?);
-            if existing != ours {
+            let same_plain = plain.is_some() && recorded.as_deref() == plain;
+            if existing != ours && !same_plain {
                 return Err(SinkError::Conflict {
                     key: key.to_string(),
                     existing,

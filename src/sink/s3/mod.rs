@@ -168,6 +168,8 @@ pub struct UploadJob {
     pub event_type: String,
     /// See [`FinishedFile::first_seq`]; `None` for files found in the outbox (`flush`).
     pub first_seq: Option<u64>,
+    /// See [`FinishedFile::plain_sha256`]: kept in the object's metadata.
+    pub plain_sha256: Option<String>,
 }
 
 struct Outcome {
@@ -253,6 +255,7 @@ impl S3Sink {
                     &key,
                     job.content_type,
                     job.content_encoding,
+                    job.plain_sha256.as_deref(),
                 ))
                 .await;
                 drop(permit);
@@ -296,6 +299,9 @@ impl S3Sink {
                     tracing::warn!(path = %o.path.display(), error = %e, "uploaded, but could not remove the outbox copy");
                 }
                 prune_empty_dirs(&self.outbox, &o.path);
+                if job.plain_sha256.is_some() {
+                    crate::sink::remove_sum(&self.outbox, &o.key);
+                }
                 crate::metrics::outbox_files(-1);
                 self.report.delivered.push(Delivered {
                     location: format!("s3://{}/{}", self.uploader.bucket, up.key),
@@ -330,7 +336,13 @@ impl Sink for S3Sink {
 
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
         let (key, path) = if self.once {
-            match crate::sink::persist_once(file.temp, &self.outbox, &file.key, self.fsync)? {
+            match crate::sink::persist_once(
+                file.temp,
+                &self.outbox,
+                &file.key,
+                self.fsync,
+                file.plain_sha256.as_deref(),
+            )? {
                 (path, true) => (file.key.clone(), path),
                 (_, false) => return Ok(()),
             }
@@ -345,6 +357,7 @@ impl Sink for S3Sink {
             mapping: file.mapping,
             event_type: file.event_type,
             first_seq: Some(file.first_seq),
+            plain_sha256: file.plain_sha256,
         };
         crate::metrics::outbox_files(1);
         self.enqueue(path, key, job);
@@ -398,6 +411,7 @@ pub fn outbox_files(outbox: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
                 .replace('\\', "/");
             if rel == OUTBOX_STAGING
                 || rel == OUTBOX_REJECTS
+                || rel == crate::sink::SUMS_DIR
                 || rel == crate::source::spool::SPOOL_DIR
             {
                 continue;
@@ -449,6 +463,7 @@ pub fn flush(
             mapping: String::new(),
             event_type: String::new(),
             first_seq: None,
+            plain_sha256: None,
         };
         sink.enqueue(path, key, job);
     }
@@ -482,6 +497,7 @@ impl S3Sink {
                 mapping: String::new(),
                 event_type: String::new(),
                 first_seq: None,
+                plain_sha256: crate::sink::read_sum(&self.outbox, &key),
             };
             self.enqueue(path, key, job);
         }

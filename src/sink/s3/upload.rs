@@ -70,6 +70,17 @@ macro_rules! with_object_options {
     };
 }
 
+/// The object metadata key (`x-amz-meta-s3actions-sha256`) holding the SHA-256 of a file's
+/// plain content, for files named from a log (`consume`).
+pub const PLAIN_SHA256: &str = "s3actions-sha256";
+
+/// Content-Type, Content-Encoding and plain-content SHA-256 of an upload.
+type Headers<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+fn plain_metadata(plain: Option<&str>) -> Option<std::collections::HashMap<String, String>> {
+    plain.map(|sum| std::collections::HashMap::from([(PLAIN_SHA256.to_string(), sum.to_string())]))
+}
+
 pub struct Uploader {
     pub(super) s3: aws_sdk_s3::Client,
     pub(super) bucket: String,
@@ -165,12 +176,16 @@ impl Uploader {
 
     /// Uploads `path` to `key`. An object already at `key` is never replaced: if it has
     /// the same content the upload counts as done, otherwise `-1`, `-2`, ... is added.
+    /// `plain` (the SHA-256 of the plain content, for files named from a log) goes into
+    /// the object's metadata ([`PLAIN_SHA256`]), and an object there with the same one is
+    /// the same content whatever its bytes (encryption makes them differ each time).
     pub async fn upload_file(
         &self,
         path: &Path,
         key: &str,
         content_type: &str,
         content_encoding: Option<&str>,
+        plain: Option<&str>,
     ) -> Result<Uploaded, UploadError> {
         let size = tokio::fs::metadata(path)
             .await
@@ -186,10 +201,15 @@ impl Uploader {
                 crate::sink::disambiguate(key, n)
             };
             let result = if size > self.settings.multipart_threshold_bytes {
-                self.multipart(path, &candidate, (content_type, content_encoding), size)
-                    .await
+                self.multipart(
+                    path,
+                    &candidate,
+                    (content_type, content_encoding, plain),
+                    size,
+                )
+                .await
             } else {
-                self.put(path, &candidate, (content_type, content_encoding))
+                self.put(path, &candidate, (content_type, content_encoding, plain))
                     .await
             };
             match result {
@@ -203,7 +223,7 @@ impl Uploader {
                     });
                 }
                 Err(UploadError::AlreadyExists { .. }) => {
-                    if self.same_object(&candidate, path, size).await? {
+                    if self.same_object(&candidate, path, size, plain).await? {
                         tracing::info!(key = %candidate, "identical object already in the bucket; not uploading it again");
                         return Ok(Uploaded {
                             key: candidate,
@@ -219,13 +239,8 @@ impl Uploader {
         })
     }
 
-    /// `headers`: the object's Content-Type and Content-Encoding.
-    async fn put(
-        &self,
-        path: &Path,
-        key: &str,
-        headers: (&str, Option<&str>),
-    ) -> Result<(), UploadError> {
+    /// `headers`: the object's Content-Type, Content-Encoding and plain-content SHA-256.
+    async fn put(&self, path: &Path, key: &str, headers: Headers<'_>) -> Result<(), UploadError> {
         let principal = self.principal();
         self.retry("PutObject", || async {
             let body = ByteStream::from_path(path)
@@ -242,6 +257,7 @@ impl Uploader {
                 .body(body)
                 .content_type(headers.0)
                 .set_content_encoding(headers.1.map(str::to_string))
+                .set_metadata(plain_metadata(headers.2))
                 .if_none_match("*");
             with_object_options!(req, self.object)
                 .send()
@@ -274,7 +290,7 @@ impl Uploader {
         &self,
         path: &Path,
         key: &str,
-        headers: (&str, Option<&str>),
+        headers: Headers<'_>,
         size: u64,
     ) -> Result<(), UploadError> {
         let principal = self.principal();
@@ -287,7 +303,8 @@ impl Uploader {
                     .bucket(&self.bucket)
                     .key(key)
                     .content_type(headers.0)
-                    .set_content_encoding(headers.1.map(str::to_string));
+                    .set_content_encoding(headers.1.map(str::to_string))
+                    .set_metadata(plain_metadata(headers.2));
                 let out = with_object_options!(req, self.object)
                     .send()
                     .await
@@ -398,8 +415,15 @@ impl Uploader {
         .await
     }
 
-    /// Whether the object at `key` holds exactly the file (size and MD5-based ETag).
-    async fn same_object(&self, key: &str, path: &Path, size: u64) -> Result<bool, UploadError> {
+    /// Whether the object at `key` holds exactly the file: the same plain-content SHA-256
+    /// in its metadata when both have one, else the same size and MD5-based ETag.
+    async fn same_object(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        plain: Option<&str>,
+    ) -> Result<bool, UploadError> {
         let principal = self.principal();
         let head = self
             .retry("HeadObject", || async {
@@ -418,6 +442,13 @@ impl Uploader {
             Err(UploadError::AccessDenied { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
+        let theirs = head
+            .metadata()
+            .and_then(|m| m.get(PLAIN_SHA256))
+            .map(String::as_str);
+        if let (Some(ours), Some(theirs)) = (plain, theirs) {
+            return Ok(ours == theirs);
+        }
         if head.content_length() != Some(size as i64) {
             return Ok(false);
         }
