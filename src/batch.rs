@@ -136,6 +136,9 @@ pub struct OpenBatch {
     pub last_record: Option<u64>,
     /// Where the batch starts in a partitioned log (windowed sources): names the file.
     pub log: Option<LogStart>,
+    /// The start (Unix ms) of the `batch_interval` its rows are of: the batch's time
+    /// variables, so that names do not depend on when the replay runs.
+    pub interval_start: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +189,7 @@ impl OpenBatch {
             first_seq,
             last_record: None,
             log: None,
+            interval_start: None,
         })
     }
 
@@ -258,6 +262,7 @@ impl OpenBatch {
             first_seq: self.first_seq,
             last_record: self.last_record,
             log: self.log,
+            interval_start: self.interval_start,
             plain_sha256,
         })
     }
@@ -273,6 +278,7 @@ pub struct SealedBatch {
     first_seq: u64,
     last_record: Option<u64>,
     log: Option<LogStart>,
+    interval_start: Option<u64>,
     plain_sha256: Option<String>,
 }
 
@@ -290,11 +296,12 @@ impl SealedBatch {
             prefix: &m.filename_prefix,
             extension: m.extension.as_str(),
             // In a log, names come from the log alone, so a rebuilt batch gets the same one.
-            time: match &self.log {
-                Some(l) => BatchTime {
+            time: match (&self.log, self.interval_start) {
+                (Some(l), _) => BatchTime {
                     millis: l.time_ms.max(0) as u64,
                 },
-                None => BatchTime::next(),
+                (None, Some(millis)) => BatchTime { millis },
+                (None, None) => BatchTime::next(),
             },
             event_type,
             mapping: &m.name,

@@ -360,6 +360,13 @@ pub fn consume(
 ) -> Result<Replayed, CommandError> {
     use crate::source::kafka::{KafkaError, KafkaOptions, KafkaSource};
     for m in config.mappings.iter().filter(|m| m.enabled) {
+        if m.batch_interval.is_some() {
+            return Err(KafkaError::Interval {
+                path: config.path.clone(),
+                mapping: m.name.clone(),
+            }
+            .into());
+        }
         if let Some(var) = m.filename.non_reproducible() {
             return Err(KafkaError::Template {
                 path: config.path.clone(),

@@ -130,7 +130,7 @@ fn json_time_text(v: &serde_json::Value) -> Option<String> {
 }
 
 /// An event time from ISO-8601 text or epoch milliseconds.
-fn event_time(text: &str) -> Option<time::OffsetDateTime> {
+pub fn event_time(text: &str) -> Option<time::OffsetDateTime> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         let ms: i64 = t.parse().ok()?;

@@ -38,6 +38,8 @@ pub struct RowGroup {
     pub row_ends: Vec<u32>,
     /// Record index (in the chunk) of each row, to find a batch's first event.
     pub row_records: Vec<u32>,
+    /// The rows' `batch_interval` number (0 without one).
+    pub interval: u64,
 }
 
 /// A worker's grouping of one chunk's rows.
@@ -51,8 +53,14 @@ pub struct RowGroups {
 }
 
 impl RowTarget for RowGroups {
-    fn buffer(&mut self, mapping: usize, event_type: &str, folder: &str) -> &mut Vec<u8> {
-        &mut self.group(mapping, event_type, folder).bytes
+    fn buffer(
+        &mut self,
+        mapping: usize,
+        event_type: &str,
+        folder: &str,
+        interval: u64,
+    ) -> &mut Vec<u8> {
+        &mut self.group(mapping, event_type, folder, interval).bytes
     }
 
     fn row_written(&mut self) {
@@ -66,9 +74,18 @@ impl RowTarget for RowGroups {
 impl RowGroups {
     /// The group for a partition, created on first use. Lookups compare borrowed strings, so
     /// the common case (the partition already has a group in this chunk) allocates nothing.
-    pub fn group(&mut self, mapping: usize, event_type: &str, folder: &str) -> &mut RowGroup {
+    pub fn group(
+        &mut self,
+        mapping: usize,
+        event_type: &str,
+        folder: &str,
+        interval: u64,
+    ) -> &mut RowGroup {
         let found = self.groups.iter().position(|g| {
-            g.key.mapping == mapping && g.key.event_type == event_type && g.key.folder == folder
+            g.key.mapping == mapping
+                && g.interval == interval
+                && g.key.event_type == event_type
+                && g.key.folder == folder
         });
         let i = match found {
             Some(i) => i,
@@ -83,6 +100,7 @@ impl RowGroups {
                     bytes: Vec::with_capacity(64 * 1024),
                     row_ends: Vec::new(),
                     row_records: Vec::new(),
+                    interval,
                 });
                 self.groups.len() - 1
             }
@@ -96,6 +114,8 @@ struct PartitionState {
     key: PartitionKey,
     parts_started: u64,
     open: Option<OpenBatch>,
+    /// The `batch_interval` number of the open batch's rows.
+    open_interval: u64,
     /// Rows whose record number is at most this are in finished files already (a replay
     /// after a crash, see [`crate::journal`]).
     written_through: Option<u64>,
@@ -112,6 +132,15 @@ pub struct Partitions {
     skipped: u64,
     /// Windows per stream, for windowed sources (see [`window`]).
     windows: Option<window::Windows>,
+    /// Close batches whose `batch_interval` has ended on the wall clock (live sources).
+    clock_intervals: bool,
+}
+
+/// The wall clock in Unix milliseconds.
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 /// The record numbers of one chunk's rows: the chunk's first number and its records.
@@ -155,6 +184,13 @@ impl Partitions {
             windows: Some(window::Windows::default()),
             ..Partitions::default()
         }
+    }
+
+    /// Batches whose `batch_interval` has ended on the wall clock are closed by
+    /// [`Partitions::close_expired`] too (for live input: the next interval's first row may
+    /// be long in coming).
+    pub fn close_ended_intervals(&mut self) {
+        self.clock_intervals = true;
     }
 
     /// Whether files are cut in windows per stream.
@@ -201,9 +237,14 @@ impl Partitions {
             bytes,
             row_ends,
             row_records,
+            interval,
         } = group;
         let i = self.state_for(key, routes);
         let staging = sink.staging_dir().to_path_buf();
+        // A file holds one interval's rows: another interval's closes it.
+        if self.states[i].open.is_some() && self.states[i].open_interval != interval {
+            self.close(i, routes, sink, &staging)?;
+        }
         let mut row = 0usize;
         let mut offset = 0usize;
         if let (Some(done), Some(seqs)) = (self.states[i].written_through, seqs) {
@@ -228,7 +269,11 @@ impl Partitions {
                 if mapping.filename.uses_event() {
                     batch.first_event = first_event(row_records[row]);
                 }
+                batch.interval_start = mapping
+                    .batch_interval
+                    .map(|step| interval.saturating_mul(step.as_millis() as u64));
                 state.open = Some(batch);
+                state.open_interval = interval;
                 crate::metrics::open_batches(1);
             }
             let batch = state.open.as_mut().expect("opened above");
@@ -280,6 +325,7 @@ impl Partitions {
             key: key.clone(),
             parts_started: 0,
             open: None,
+            open_interval: 0,
             written_through,
         });
         self.index.insert(key, self.states.len() - 1);
@@ -340,10 +386,19 @@ impl Partitions {
         let staging = sink.staging_dir().to_path_buf();
         for i in 0..self.states.len() {
             let m = routes.mapping(self.states[i].key.mapping);
-            let expired = match (&self.states[i].open, m.batch_max_age) {
+            let state = &self.states[i];
+            let aged = match (&state.open, m.batch_max_age) {
                 (Some(batch), Some(age)) => batch.opened.elapsed() >= age,
                 _ => false,
             };
+            let ended = match (&state.open, m.batch_interval) {
+                (Some(_), Some(step)) if self.clock_intervals => {
+                    let end = u128::from(state.open_interval + 1) * step.as_millis();
+                    now_ms() >= end
+                }
+                _ => false,
+            };
+            let expired = aged || ended;
             if expired {
                 self.close(i, routes, sink, &staging)?;
             }

@@ -57,7 +57,15 @@ pub fn decode<'t>(
 /// Where the routing step puts rows: the buffer of a partition.
 pub trait RowTarget {
     /// The buffer that collects rows of this partition; a row is appended at its end.
-    fn buffer(&mut self, mapping: usize, event_type: &str, folder: &str) -> &mut Vec<u8>;
+    /// `interval` is the row's [`batch_interval`](crate::mapping::Mapping::batch_interval)
+    /// number (0 without one): rows of different intervals never share a file.
+    fn buffer(
+        &mut self,
+        mapping: usize,
+        event_type: &str,
+        folder: &str,
+        interval: u64,
+    ) -> &mut Vec<u8>;
     /// The row just appended to the buffer last returned is complete.
     fn row_written(&mut self);
 }
@@ -153,7 +161,8 @@ impl<'r, 'c> Router<'r, 'c> {
                 Err(why) => return Routed::Rejected(why.to_string()),
             },
         };
-        let buffer = target.buffer(mi, event_type, folder);
+        let interval = m.batch_interval.map_or(0, |i| interval_of(event, i));
+        let buffer = target.buffer(mi, event_type, folder, interval);
         match routes.formats[mi].encode_row(encoder, &crate::expr::Value::Node(event), buffer) {
             Ok(()) => {
                 target.row_written();
@@ -171,6 +180,23 @@ impl<'r, 'c> Router<'r, 'c> {
             None => render_folder(m, event, &mut self.folder, &mut self.scratch).map(str::to_owned),
         }
     }
+}
+
+/// The number of the UTC-aligned interval (`batch_interval`) the event falls in: by its
+/// `receivedAt`, else its `timestamp` (ISO-8601 or epoch milliseconds), else now (an event
+/// that carries neither is being received now, as for `{{received_day}}`).
+fn interval_of(event: NodeRef<'_>, interval: std::time::Duration) -> u64 {
+    let ms = ["receivedAt", "timestamp"]
+        .iter()
+        .find_map(|k| {
+            let text = event.get(k)?.as_str()?;
+            crate::naming::event_time(&text)
+        })
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
+        .unix_timestamp_nanos()
+        / 1_000_000;
+    let step = interval.as_millis().max(1) as i128;
+    u64::try_from(ms.max(0) / step).unwrap_or(0)
 }
 
 /// Renders a per-event folder; one too long for an S3 key rejects the event alone.
@@ -207,7 +233,13 @@ pub struct SingleRow {
 }
 
 impl RowTarget for SingleRow {
-    fn buffer(&mut self, _mapping: usize, event_type: &str, folder: &str) -> &mut Vec<u8> {
+    fn buffer(
+        &mut self,
+        _mapping: usize,
+        event_type: &str,
+        folder: &str,
+        _interval: u64,
+    ) -> &mut Vec<u8> {
         self.event_type = event_type.to_string();
         self.folder = folder.to_string();
         self.row.clear();

@@ -825,3 +825,38 @@ fn encrypted_files_are_recognised_by_their_plain_content() {
         .cloned();
     assert!(sum.is_some_and(|s| s.len() == 64), "{head:?}");
 }
+
+/// `batch_interval` cuts files on event times, which windows of a Kafka partition cannot
+/// follow: refused under consume, with the mapping named.
+#[test]
+fn batch_interval_is_refused_under_consume() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("m.yaml");
+    std::fs::write(
+        &mapping,
+        "mappings:\n  - name: hourly\n    trigger: 'type = \"track\"'\n    batch_interval: 1h\n",
+    )
+    .unwrap();
+    let o = common::bin()
+        .arg("consume")
+        .arg(&mapping)
+        .args([
+            "--brokers",
+            "127.0.0.1:1",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        output_text(&o)
+            .contains("mapping \"hourly\": batch_interval is not available under consume"),
+        "{}",
+        output_text(&o)
+    );
+}

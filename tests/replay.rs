@@ -526,3 +526,91 @@ fn assert_ok_fails_on_a_failed_run() {
     );
     assert_ok(&r.output);
 }
+
+/// `batch_interval: 1h`: files are cut at UTC hour boundaries of `receivedAt` (else
+/// `timestamp`), a file holds one hour's rows, the batch's time variables are the hour's
+/// start, and so two replays of the same
+/// events, whenever they run, write the same files under the same names.
+#[test]
+fn batch_interval_cuts_files_at_utc_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    batch_interval: 1h\n    batch_size: 2\n    filename_template: \"{{date}}/{{hour}}-{{timestamp}}-{{part}}.csv\"\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let events = [
+        ("a", r#""receivedAt":"2026-11-01T10:59:59.999Z""#),
+        ("b", r#""receivedAt":"2026-11-01T11:00:00.000Z""#),
+        ("c", r#""receivedAt":"2026-11-01T11:30:00+01:00""#), // 10:30 UTC: late, hour 10
+        (
+            "d",
+            r#""receivedAt":"2026-11-01T11:59:00Z","timestamp":"2026-11-01T09:00:00Z""#,
+        ),
+        ("e", r#""timestamp":"2026-11-01T11:15:00Z""#),
+        ("f", r#""receivedAt":"2026-11-01T11:45:00Z""#),
+    ];
+    let input: String = events
+        .iter()
+        .map(|(id, t)| format!("{{\"type\":\"track\",\"messageId\":\"{id}\",{t}}}\n"))
+        .collect();
+    let input = write(dir.path(), "in.ndjson", &input);
+    let first = replay(&mapping, &[&input], &["-q"]);
+    assert_ok(&first.output);
+    let files: Vec<(String, Vec<String>)> = first
+        .files
+        .iter()
+        .filter(|(k, _)| k.ends_with(".csv"))
+        .map(|(k, v)| {
+            let (_, rows) = read_csv(v, b',');
+            (k.clone(), rows.into_iter().map(|r| r[0].clone()).collect())
+        })
+        .collect();
+    // The late event (c) joins its hour's rows of the same chunk; hour 11 has four rows:
+    // two files of two.
+    let hour = |h: u64| format!("2026-11-01T{h}-00-00-000Z");
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        files,
+        vec![
+            (
+                format!("2026-11-01/10-{}-1.csv", hour(10)),
+                ids(&["a", "c"])
+            ),
+            (
+                format!("2026-11-01/11-{}-2.csv", hour(11)),
+                ids(&["b", "d"])
+            ),
+            (
+                format!("2026-11-01/11-{}-3.csv", hour(11)),
+                ids(&["e", "f"])
+            ),
+        ]
+    );
+    let second = replay(&mapping, &[&input], &["-q"]);
+    assert_ok(&second.output);
+    assert_eq!(
+        second.files, first.files,
+        "a second replay wrote other files"
+    );
+}
+
+/// A `batch_interval` that does not divide a day is refused with its location.
+#[test]
+fn batch_interval_must_divide_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["7m", "2d", "1x", "0s"] {
+        let mapping = write(
+            dir.path(),
+            "m.yaml",
+            &format!("mappings:\n  - name: m\n    batch_interval: {bad}\n"),
+        );
+        let o = run(&["validate", &mapping]);
+        assert_exit(&o, 2);
+        let text = output_text(&o);
+        assert!(
+            text.contains("m.yaml:3:") && text.contains("batch_interval"),
+            "{bad}: {text}"
+        );
+    }
+}

@@ -787,3 +787,33 @@ fn upload_failures_keep_the_instance_ready() {
         .collect();
     assert_eq!(waiting.len(), 1, "{waiting:?}");
 }
+
+/// `batch_interval` under serve: a file whose interval has ended on the clock is closed
+/// while the server keeps running (no later event needed), and holds that interval's rows.
+#[test]
+fn serve_closes_a_file_when_its_interval_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        r#"
+mappings:
+  - name: hourly
+    trigger: 'type = "track"'
+    batch_interval: 2s
+    columns:
+      id: { "@path": "$.messageId" }
+"#,
+    );
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &[]);
+    assert_eq!(post(&addr, "/v1/track", r#"{"messageId": "a"}"#).0, 200);
+    let written = wait_for(
+        Duration::from_secs(20),
+        "the ended interval's file was not written while serving",
+        || Some(csv_tables(&out)).filter(|t| !t.is_empty()),
+    );
+    assert_eq!(written, vec![vec![vec!["a", "", "1"]]]);
+    let (status, _, _) = stop(child);
+    assert!(status.success());
+}

@@ -80,6 +80,7 @@ pub const MAPPING_KEYS: &[&str] = &[
     "batch_size",
     "batch_max_bytes",
     "batch_max_age_seconds",
+    "batch_interval",
     "s3_aws_folder_name",
     "filename_prefix",
     "filename_template",
@@ -193,6 +194,10 @@ pub struct Mapping {
     pub batch_max_bytes: Option<u64>,
     /// Close a batch this long after its first row (live input), whatever its size.
     pub batch_max_age: Option<std::time::Duration>,
+    /// `batch_interval`: files are cut at UTC-aligned boundaries of this length (dividing a
+    /// day) by each event's `receivedAt`, else its `timestamp`: rows of one file are of one
+    /// interval, so a replay gives the same files whenever it runs.
+    pub batch_interval: Option<std::time::Duration>,
     pub folder: FolderTemplate,
     pub filename_prefix: String,
     pub filename: FilenameTemplate,
@@ -441,6 +446,17 @@ fn compile_mapping(
     let batch_max_age = r
         .integer("batch_max_age_seconds", 1, 7 * 24 * 3600)
         .map(std::time::Duration::from_secs);
+    let batch_interval = r.string("batch_interval").and_then(|(v, mark)| {
+        let d = settings::parse_window(&v).filter(|d| 86_400 % d.as_secs() == 0);
+        if d.is_none() {
+            r.error(
+                "batch_interval",
+                mark,
+                format!("should be a duration that divides a day, such as 15m, 1h, 3h, 6h, 8h, 12h or 24h, not {v:?}"),
+            );
+        }
+        d
+    });
     let optional_name = |r: &mut Reader, key: &str| -> Option<String> {
         match r.get(key) {
             None => Some(key_default(key)),
@@ -657,6 +673,7 @@ fn compile_mapping(
         batch_size,
         batch_max_bytes,
         batch_max_age,
+        batch_interval,
         folder: folder?,
         filename_prefix,
         filename: filename?,

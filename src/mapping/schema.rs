@@ -155,6 +155,12 @@ pub const MAPPING_DOCS: &[KeyDoc] = &[
         "Also close a file this many seconds (1 to 604800) after its first row, for live input: rows never wait longer than that for the file to fill.",
     ),
     doc(
+        "batch_interval",
+        Kind::Text,
+        None,
+        "Cut files at UTC-aligned boundaries of this length (`15m`, `1h`, `3h`, `6h`, `8h`, `12h`, `24h`: a duration that divides a day) by each event's `receivedAt`, else its `timestamp`, else now: a file holds one interval's rows (those of one input chunk stay together, so a late event joins its interval's file when it comes close enough) and its time variables (`{{timestamp}}`, `{{date}}`, `{{hour}}`, Segment's default name) are the interval's start, so a replay gives the same files whenever it runs. Live input (`serve`, stdin) also closes a file once its interval has ended on the clock. Not under `consume`.",
+    ),
+    doc(
         "s3_aws_folder_name",
         Kind::Text,
         Some(r#""""#),

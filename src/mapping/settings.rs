@@ -626,7 +626,7 @@ impl Settings {
 }
 
 /// `24h`, `30m`, `90s`, `2d`: from one second to seven days.
-fn parse_window(v: &str) -> Option<std::time::Duration> {
+pub(crate) fn parse_window(v: &str) -> Option<std::time::Duration> {
     let v = v.trim();
     let split = v.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = v.split_at(split);

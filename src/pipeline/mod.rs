@@ -127,6 +127,7 @@ pub fn run(
     let journal = source.journal();
     let mut replayed = Replayed {
         windowed: source.windowed(),
+        live: source.live(),
         ..Replayed::default()
     };
     if let Some(j) = &journal {

@@ -40,6 +40,8 @@ pub(super) struct Replayed {
     pub rejected_through: Option<(String, u64)>,
     /// The source replays its streams from window starts (see [`crate::source::Source::windowed`]).
     pub windowed: bool,
+    /// Records arrive as they happen (see [`crate::source::Source::live`]).
+    pub live: bool,
 }
 
 /// Logs the run's failure and calls the hook, once.
@@ -133,11 +135,15 @@ pub(super) fn write_results(
     let Results { done: rx, spare } = results;
     // With an age limit, wake up regularly to close old batches even when no input comes;
     // with acknowledgements, to see uploads finish.
+    if replayed.live {
+        partitions.close_ended_intervals();
+    }
     let age_tick = routes
         .config
         .mappings
         .iter()
-        .filter_map(|m| m.batch_max_age)
+        .flat_map(|m| [m.batch_max_age, m.batch_interval.filter(|_| replayed.live)])
+        .flatten()
         .min()
         .map(|age| (age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
     let ack_tick = acks.as_ref().map(|_| Duration::from_millis(200));

@@ -92,6 +92,14 @@ pub enum KafkaError {
         mapping: String,
         var: &'static str,
     },
+    #[error(
+        "{}: mapping {mapping:?}: batch_interval is not available under consume: files are cut in windows of each Kafka partition (batch_size, batch_max_bytes, batch_max_age_seconds in record time); use {{{{kafka_partition}}}} and {{{{start_offset}}}} in names",
+        path.display()
+    )]
+    Interval {
+        path: std::path::PathBuf,
+        mapping: String,
+    },
     #[error(transparent)]
     Metrics(crate::metrics::MetricsError),
     #[error(transparent)]
@@ -103,7 +111,10 @@ impl KafkaError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            KafkaError::Setting { .. } | KafkaError::Override { .. } | KafkaError::Template { .. }
+            KafkaError::Setting { .. }
+                | KafkaError::Override { .. }
+                | KafkaError::Template { .. }
+                | KafkaError::Interval { .. }
         )
     }
 }

@@ -139,6 +139,13 @@ pub trait Source: Send {
     fn windowed(&self) -> bool {
         false
     }
+
+    /// Whether records arrive as they happen (HTTP, stdin): then a batch whose
+    /// `batch_interval` has ended on the wall clock is closed without waiting for a row of
+    /// the next interval. Replays of recorded input cut on record time alone.
+    fn live(&self) -> bool {
+        false
+    }
 }
 
 /// A window of a stream whose files have all been handed to the sink (see
@@ -317,6 +324,10 @@ impl Source for Inputs {
                 }
             }
         }
+    }
+
+    fn live(&self) -> bool {
+        self.inputs.iter().any(Input::is_live)
     }
 
     fn acknowledger(&self) -> Option<Arc<dyn Acknowledge>> {

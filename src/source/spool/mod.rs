@@ -464,6 +464,10 @@ impl Source for SpoolSource {
         Some(self.acks.clone())
     }
 
+    fn live(&self) -> bool {
+        true
+    }
+
     fn journal(&self) -> Option<Arc<Journal>> {
         Some(self.journal.clone())
     }
