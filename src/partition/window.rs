@@ -101,18 +101,7 @@ impl Partitions {
 
     /// Closes a stream's open window (if any); everything of the stream before `offset`
     /// is then in closed windows.
-    pub fn flush_stream(
-        &mut self,
-        stream: usize,
-        seq: u64,
-        offset: u64,
-        routes: &Routes<'_>,
-        sink: &mut dyn Sink,
-    ) -> Result<(), WriteError> {
-        self.close_window(stream, seq, offset, routes, sink)
-    }
-
-    fn close_window(
+    pub fn close_window(
         &mut self,
         stream: usize,
         seq: u64,
@@ -424,7 +413,7 @@ mod tests {
             for (_, offset, time, value) in take {
                 let base = c.data.len();
                 c.data.extend_from_slice(value.as_bytes());
-                let n = crate::source::kafka::split_for_tests(
+                let n = crate::source::kafka::split_value(
                     &mut tape,
                     value.as_bytes(),
                     base,

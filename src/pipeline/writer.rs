@@ -303,7 +303,7 @@ fn apply(
             partitions.abandon(stream);
         }
         for &(stream, offset) in &chunk.flush {
-            partitions.flush_stream(stream, chunk.seq, offset, routes, sink)?;
+            partitions.close_window(stream, chunk.seq, offset, routes, sink)?;
         }
         let log = LogChunk {
             seq: chunk.seq,

@@ -700,7 +700,8 @@ impl KafkaSource {
 /// Cuts a message value (at `base` in the chunk) into records: one event, or the events of
 /// a JSON array or a `{"batch": [...]}` object (without a `type`). Returns how many records
 /// were added. Anything else, valid or not, is one record: the worker says what is wrong.
-fn split_value(
+/// (Crate-visible for the window tests, which build Kafka-like chunks themselves.)
+pub(crate) fn split_value(
     tape: &mut Tape,
     value: &[u8],
     base: usize,
@@ -748,18 +749,6 @@ fn split_value(
         added += 1;
     }
     added
-}
-
-/// [`split_value`] for the window tests, which build Kafka-like chunks themselves.
-#[cfg(test)]
-pub(crate) fn split_for_tests(
-    tape: &mut Tape,
-    value: &[u8],
-    base: usize,
-    offset: u64,
-    records: &mut Vec<Record>,
-) -> usize {
-    split_value(tape, value, base, offset, records)
 }
 
 /// The end (high watermark) and low offsets of every partition of the topics.
