@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::encode::Format;
 use crate::encode::layer::{self, FileLayer};
@@ -39,6 +39,55 @@ static BUFFERS: Budget = Budget {
 /// Sets the write-buffer budget shared by all open batches.
 pub fn set_buffer_budget(bytes: usize) {
     BUFFERS.limit.store(bytes, Ordering::Relaxed);
+}
+
+/// Batch files open now, in the whole process, and the most that may be: thousands of open
+/// batches would otherwise each hold a file, past the process's open-file limit. The
+/// least recently written ones are closed (their buffers written first) and reopened when
+/// their next row comes; the bytes are the same.
+static OPEN_FILES: AtomicUsize = AtomicUsize::new(0);
+static FILE_CAP: AtomicUsize = AtomicUsize::new(DEFAULT_FILE_CAP);
+
+/// The cap when the open-file limit is not known.
+const DEFAULT_FILE_CAP: usize = 256;
+
+/// Sets the cap on open batch files from the process's open-file limit (after it was
+/// raised): a quarter of it, leaving the rest to sockets, the spool, inputs and uploads,
+/// between 16 and 4,096.
+pub fn set_open_file_cap_from_limit(limit: Option<u64>) {
+    let cap = limit.map_or(DEFAULT_FILE_CAP, |l| (l / 4).clamp(16, 4096) as usize);
+    set_open_file_cap(cap);
+}
+
+/// Sets the cap on open batch files (at least 1).
+pub fn set_open_file_cap(cap: usize) {
+    FILE_CAP.store(cap.max(1), Ordering::Relaxed);
+}
+
+/// The cap on open batch files.
+pub fn open_file_cap() -> usize {
+    FILE_CAP.load(Ordering::Relaxed)
+}
+
+/// Batch files open now.
+pub fn open_files() -> usize {
+    OPEN_FILES.load(Ordering::Relaxed)
+}
+
+/// An open batch file, counted in [`OPEN_FILES`] while it is open.
+struct CountedFile(File);
+
+impl CountedFile {
+    fn new(file: File) -> CountedFile {
+        OPEN_FILES.fetch_add(1, Ordering::Relaxed);
+        CountedFile(file)
+    }
+}
+
+impl Drop for CountedFile {
+    fn drop(&mut self) {
+        OPEN_FILES.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A batch's write buffer: empty until rows arrive, grown on demand up to
@@ -114,8 +163,14 @@ impl Drop for LazyBuffer {
 
 /// A batch being written.
 pub struct OpenBatch {
-    file: NamedTempFile,
+    /// The temporary file (removed if the batch is dropped unsealed).
+    path: TempPath,
+    /// The file while it is open: closed by [`OpenBatch::suspend`] under the open-file cap.
+    file: Option<CountedFile>,
     buffer: LazyBuffer,
+    /// When rows were last appended (the writer's counter): the least recent are closed
+    /// first.
+    pub used: u64,
     pub rows: u64,
     pub bytes: u64,
     header_len: u64,
@@ -169,16 +224,18 @@ impl OpenBatch {
             dir: staging.display().to_string(),
             source,
         };
-        let file = tempfile::Builder::new()
+        let (mut file, path) = tempfile::Builder::new()
             .prefix(".batch-")
             .tempfile_in(staging)
-            .map_err(io_err)?;
-        let mut file = file;
+            .map_err(io_err)?
+            .into_parts();
         let mut buffer = LazyBuffer::default();
-        buffer.write(file.as_file_mut(), header).map_err(io_err)?;
+        buffer.write(&mut file, header).map_err(io_err)?;
         Ok(OpenBatch {
-            file,
+            path,
+            file: Some(CountedFile::new(file)),
             buffer,
+            used: 0,
             rows: 0,
             bytes: header.len() as u64,
             header_len: header.len() as u64,
@@ -196,7 +253,8 @@ impl OpenBatch {
     /// Appends encoded rows (each starting with `\n`); `row_ends` are the end offsets of the
     /// rows inside `rows_bytes`.
     pub fn append(&mut self, rows_bytes: &[u8], row_ends: &[u32]) -> io::Result<()> {
-        self.buffer.write(self.file.as_file_mut(), rows_bytes)?;
+        let file = open_file(&mut self.file, &self.path)?;
+        self.buffer.write(file, rows_bytes)?;
         let mut start = 0u32;
         for &end in row_ends {
             self.row_lengths.push(end - start);
@@ -205,6 +263,25 @@ impl OpenBatch {
         self.rows += row_ends.len() as u64;
         self.bytes += rows_bytes.len() as u64;
         Ok(())
+    }
+
+    /// Whether the batch's file is open now.
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Writes what is buffered, gives the buffer back and closes the file, until the next
+    /// row reopens it.
+    pub fn suspend(&mut self) -> io::Result<()> {
+        if let Some(mut f) = self.file.take() {
+            self.buffer.finish(&mut f.0)?;
+        }
+        Ok(())
+    }
+
+    /// The open file, reopened (at its end) if it was suspended.
+    fn file(&mut self) -> io::Result<&mut File> {
+        open_file(&mut self.file, &self.path)
     }
 
     /// Completes the file's content (the slow part, independent of other batches): fixes
@@ -220,15 +297,18 @@ impl OpenBatch {
             dir: staging.display().to_string(),
             source,
         };
-        let mut file = self.file;
-        let mut buffer = self.buffer;
-        buffer.finish(file.as_file_mut()).map_err(io_err)?;
-        let mut bytes = self.bytes;
-        if let Some(fix) = format.batch_size_fix(self.rows).filter(|f| f.old != f.new) {
+        let mut this = self;
+        let mut buffer = std::mem::take(&mut this.buffer);
+        buffer
+            .finish(this.file().map_err(io_err)?)
+            .map_err(io_err)?;
+        let mut file = this.file.take().expect("opened above");
+        let mut bytes = this.bytes;
+        if let Some(fix) = format.batch_size_fix(this.rows).filter(|f| f.old != f.new) {
             bytes = compact_suffixes(
-                file.as_file(),
-                self.header_len,
-                &self.row_lengths,
+                &file.0,
+                this.header_len,
+                &this.row_lengths,
                 &fix.old,
                 &fix.new,
             )
@@ -237,13 +317,24 @@ impl OpenBatch {
         let footer = format.footer();
         if !footer.is_empty() {
             use std::io::Seek;
-            file.seek(io::SeekFrom::End(0)).map_err(io_err)?;
-            file.write_all(footer).map_err(io_err)?;
+            file.0.seek(io::SeekFrom::End(0)).map_err(io_err)?;
+            file.0.write_all(footer).map_err(io_err)?;
             bytes += footer.len() as u64;
         }
-        let mut temp = file.into_temp_path();
+        drop(file);
+        let OpenBatch {
+            path: mut temp,
+            rows,
+            part,
+            first_event,
+            first_seq,
+            last_record,
+            log,
+            interval_start,
+            ..
+        } = this;
         // Batches named from a log are recognised after a crash by their plain content.
-        let plain_sha256 = match self.log {
+        let plain_sha256 = match log {
             Some(_) => Some(crate::sink::sha256_file(&temp).map_err(io_err)?),
             None => None,
         };
@@ -256,16 +347,31 @@ impl OpenBatch {
         Ok(SealedBatch {
             temp,
             bytes: size,
-            rows: self.rows,
-            part: self.part,
-            first_event: self.first_event,
-            first_seq: self.first_seq,
-            last_record: self.last_record,
-            log: self.log,
-            interval_start: self.interval_start,
+            rows,
+            part,
+            first_event,
+            first_seq,
+            last_record,
+            log,
+            interval_start,
             plain_sha256,
         })
     }
+}
+
+/// `slot`'s file, reopened from `path` (at its end) if it was closed. Not `O_APPEND`: the
+/// batch-size fix-up writes at positions inside the file.
+fn open_file<'f>(slot: &'f mut Option<CountedFile>, path: &Path) -> io::Result<&'f mut File> {
+    if slot.is_none() {
+        use std::io::Seek;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        f.seek(io::SeekFrom::End(0))?;
+        *slot = Some(CountedFile::new(f));
+    }
+    Ok(&mut slot.as_mut().expect("opened above").0)
 }
 
 /// A batch whose content is final, waiting for its name.

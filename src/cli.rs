@@ -102,6 +102,10 @@ pub enum Command {
         /// Seconds a client has to send a request's headers, however slowly the bytes come.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         header_timeout: u64,
+        /// Connections served at once; a client beyond it gets `503` with `Retry-After` and
+        /// the connection is closed (a cap on sockets and memory, not on requests).
+        #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
         /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
         #[arg(long, value_name = "PEM", requires = "tls_key")]
         tls_cert: Option<PathBuf>,

@@ -115,7 +115,7 @@ impl ReplaySource {
         check_inputs(&inputs)?;
         Ok(ReplaySource::Files(crate::source::Inputs::new(
             inputs,
-            crate::pipeline::CHUNK_SIZE,
+            crate::pipeline::chunk_size(config),
             crate::sink::Durability::Written,
         )))
     }
@@ -168,8 +168,16 @@ pub fn check_inputs(inputs: &[crate::source::Input]) -> Result<(), CommandError>
 
 /// Raises the soft limit on open files to the hard limit (Linux and other Unixes): every
 /// open batch holds one file, and thousands of mappings × event types × folders go past
-/// the usual soft limit of 1,024 long before the hard one. Returns the limit now in force.
+/// the usual soft limit of 1,024 long before the hard one. The cap on open batch files
+/// follows the limit now in force (see [`crate::batch::set_open_file_cap_from_limit`]).
 pub fn raise_open_file_limit() -> Option<u64> {
+    let limit = open_file_limit();
+    crate::batch::set_open_file_cap_from_limit(limit);
+    limit
+}
+
+/// Raises the soft open-file limit to the hard one; returns the limit in force.
+fn open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {
         let mut lim = libc::rlimit {
@@ -405,7 +413,7 @@ pub fn consume(
         settings,
         stop_at_end: args.stop_at_end,
         level,
-        chunk_size: crate::pipeline::CHUNK_SIZE,
+        chunk_size: crate::pipeline::chunk_size(config),
     })?;
     if let Some(p) = &probes {
         tracing::info!(
@@ -455,7 +463,7 @@ pub fn open_archive(
         days,
         config.settings.download_concurrency(),
         &ClientOptions::default(),
-        crate::pipeline::CHUNK_SIZE,
+        crate::pipeline::chunk_size(config),
     )?)
 }
 
@@ -682,7 +690,7 @@ pub fn retl(
         diffed.push(d);
     }
     let reports: Vec<DiffReport> = diffed.iter().map(|d| d.report.clone()).collect();
-    let mut source = RetlSource::new(diffed, crate::pipeline::CHUNK_SIZE);
+    let mut source = RetlSource::new(diffed, crate::pipeline::chunk_size(config));
     let commits = source.commits();
     let replayed = replay(config, &mut source, opts, destination, rejects)?;
     drop(source);

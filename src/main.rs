@@ -70,6 +70,7 @@ fn dispatch(command: Command) -> Result<u8> {
             durability,
             spool,
             header_timeout,
+            max_connections,
             tls_cert,
             tls_key,
             run,
@@ -80,6 +81,7 @@ fn dispatch(command: Command) -> Result<u8> {
                 durability,
                 spool,
                 header_timeout,
+                max_connections,
                 tls: tls_cert.zip(tls_key),
             };
             run::serve(&mapping, args, run)

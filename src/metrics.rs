@@ -18,6 +18,10 @@ pub const HTTP_REQUESTS: &str = "s3actions_http_requests_total";
 pub const HTTP_EVENTS: &str = "s3actions_http_events_total";
 /// Time to answer a request, by `endpoint` (histogram).
 pub const HTTP_DURATION: &str = "s3actions_http_request_duration_seconds";
+/// HTTP connections open now.
+pub const HTTP_CONNECTIONS: &str = "s3actions_http_connections";
+/// HTTP connections refused because `--max-connections` were open.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "s3actions_http_connections_refused_total";
 /// Events read by the pipeline.
 pub const EVENTS_READ: &str = "s3actions_events_read_total";
 /// Events that matched no mapping's trigger.
@@ -73,7 +77,13 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     INSTALLED.store(true, Ordering::Relaxed);
     describe();
     // Gauges that exist from the start, so that a scrape always shows them.
-    for g in [OPEN_BATCHES, SPOOL_BYTES, SPOOL_OLDEST_AGE, OUTBOX_FILES] {
+    for g in [
+        OPEN_BATCHES,
+        SPOOL_BYTES,
+        SPOOL_OLDEST_AGE,
+        OUTBOX_FILES,
+        HTTP_CONNECTIONS,
+    ] {
         metrics::gauge!(g).set(0.0);
     }
     Ok(handle)
@@ -87,6 +97,11 @@ fn describe() {
         "Events in readable request bodies by endpoint and status"
     );
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "Time to answer a request");
+    describe_gauge!(HTTP_CONNECTIONS, "HTTP connections open now");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "HTTP connections refused because --max-connections were open"
+    );
     describe_counter!(EVENTS_READ, "Events read by the pipeline");
     describe_counter!(EVENTS_NOT_MATCHED, "Events that matched no trigger");
     describe_counter!(ROWS_WRITTEN, "Rows written by mapping");
@@ -139,6 +154,20 @@ pub fn http_request(endpoint: &'static str, status: u16, events: u64, took: Dura
             .increment(events);
     }
     metrics::histogram!(HTTP_DURATION, "endpoint" => endpoint).record(took.as_secs_f64());
+}
+
+/// `n` HTTP connections opened (positive) or closed (negative).
+pub fn http_connections(n: i64) {
+    if on() {
+        metrics::gauge!(HTTP_CONNECTIONS).increment(n as f64);
+    }
+}
+
+/// A connection refused at `--max-connections`.
+pub fn http_connection_refused() {
+    if on() {
+        metrics::counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+    }
 }
 
 /// A chunk's events: read, matched by no trigger, rejected as invalid.

@@ -50,6 +50,8 @@ pub struct RowGroups {
     pub record: u32,
     /// The group whose buffer was handed out last.
     last: usize,
+    /// Per mapping, the group it wrote to last (`u32::MAX`: none yet).
+    last_by_mapping: Vec<u32>,
 }
 
 impl RowTarget for RowGroups {
@@ -81,12 +83,23 @@ impl RowGroups {
         folder: &str,
         interval: u64,
     ) -> &mut RowGroup {
-        let found = self.groups.iter().position(|g| {
+        let is = |g: &RowGroup| {
             g.key.mapping == mapping
                 && g.interval == interval
                 && g.key.event_type == event_type
                 && g.key.folder == folder
-        });
+        };
+        // The mapping's last group first: with many mappings, a scan of every group for
+        // every row would cost mappings² per event.
+        let last = self
+            .last_by_mapping
+            .get(mapping)
+            .copied()
+            .unwrap_or(u32::MAX) as usize;
+        let found = match self.groups.get(last) {
+            Some(g) if is(g) => Some(last),
+            _ => self.groups.iter().position(is),
+        };
         let i = match found {
             Some(i) => i,
             None => {
@@ -97,7 +110,7 @@ impl RowGroups {
                         folder: folder.to_string(),
                         stream: 0,
                     },
-                    bytes: Vec::with_capacity(64 * 1024),
+                    bytes: Vec::with_capacity(4 * 1024),
                     row_ends: Vec::new(),
                     row_records: Vec::new(),
                     interval,
@@ -106,6 +119,10 @@ impl RowGroups {
             }
         };
         self.last = i;
+        if self.last_by_mapping.len() <= mapping {
+            self.last_by_mapping.resize(mapping + 1, u32::MAX);
+        }
+        self.last_by_mapping[mapping] = i as u32;
         &mut self.groups[i]
     }
 }
@@ -134,6 +151,8 @@ pub struct Partitions {
     windows: Option<window::Windows>,
     /// Close batches whose `batch_interval` has ended on the wall clock (live sources).
     clock_intervals: bool,
+    /// Counts appends: each open batch remembers when it was last written to.
+    tick: u64,
 }
 
 /// The wall clock in Unix milliseconds.
@@ -298,15 +317,66 @@ impl Partitions {
                     .iter()
                     .map(|e| e - offset as u32)
                     .collect();
-                batch.append(&bytes[offset..end], &ends)?;
+                self.append_rows(i, &bytes[offset..end], &ends)?;
+                let batch = self.states[i].open.as_mut().expect("opened above");
                 if let Some(seqs) = seqs {
                     batch.last_record = Some(seqs.of(row_records[row + take - 1]));
                 }
                 offset = end;
                 row += take;
             }
-            if batch.rows >= mapping.batch_size || take < want {
+            let rows = self.states[i].open.as_ref().map_or(0, |b| b.rows);
+            if rows >= mapping.batch_size || take < want {
                 self.close(i, routes, sink, &staging)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends rows to partition `i`'s open batch. Past the cap on open batch files
+    /// ([`crate::batch::open_file_cap`]), the least recently written quarter of the open
+    /// files is closed first (their buffers written); each reopens when its next row comes.
+    fn append_rows(&mut self, i: usize, bytes: &[u8], row_ends: &[u32]) -> std::io::Result<()> {
+        self.tick += 1;
+        let needs_file = self.states[i].open.as_ref().is_some_and(|b| !b.has_file());
+        let cap = crate::batch::open_file_cap();
+        if crate::batch::open_files() + usize::from(needs_file) > cap {
+            self.suspend_least_recent(i, cap.div_ceil(4))?;
+        }
+        let batch = self.states[i].open.as_mut().expect("an open batch");
+        batch.used = self.tick;
+        batch.append(bytes, row_ends)
+    }
+
+    /// Closes the files of the `n` least recently written open batches other than `keep`'s.
+    /// One scan closes many, so a run with more partitions than the cap pays a scan per `n`
+    /// reopenings, not per row.
+    fn suspend_least_recent(&mut self, keep: usize, n: usize) -> std::io::Result<()> {
+        let mut open: Vec<(u64, usize)> = self
+            .states
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != keep)
+            .filter_map(|(j, s)| {
+                s.open
+                    .as_ref()
+                    .filter(|b| b.has_file())
+                    .map(|b| (b.used, j))
+            })
+            .collect();
+        let n = n.min(open.len());
+        if n == 0 {
+            return Ok(());
+        }
+        open.select_nth_unstable(n - 1);
+        tracing::debug!(
+            closed = n,
+            cap = crate::batch::open_file_cap(),
+            "open batch files at the cap: the least recently written are closed"
+        );
+        for &(_, j) in &open[..n] {
+            if let Some(b) = self.states[j].open.as_mut() {
+                b.suspend()?;
             }
         }
         Ok(())

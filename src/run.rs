@@ -115,6 +115,7 @@ pub struct ServeArgs {
     pub durability: DurabilityArg,
     pub spool: Option<PathBuf>,
     pub header_timeout: u64,
+    pub max_connections: u32,
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
@@ -130,6 +131,7 @@ pub fn serve(mapping: &Path, args: ServeArgs, run: RunArgs) -> Result<u8> {
         },
         spool: args.spool,
         header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        max_connections: args.max_connections as usize,
         tls: args.tls.map(|(cert, key)| TlsFiles { cert, key }),
     };
     let opts = run_options(&run, false);

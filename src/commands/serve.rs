@@ -38,6 +38,8 @@ pub struct ServeSetup {
     pub spool: Option<PathBuf>,
     /// `--header-timeout`.
     pub header_timeout: Duration,
+    /// `--max-connections`.
+    pub max_connections: usize,
     /// `--tls-cert` and `--tls-key`.
     pub tls: Option<TlsFiles>,
 }
@@ -71,6 +73,7 @@ pub fn serve(
     };
     let mut server_opts = ServeOptions::new(&setup.listen, access);
     server_opts.header_timeout = setup.header_timeout.max(Duration::from_secs(1));
+    server_opts.max_connections = setup.max_connections.max(1);
     server_opts.tls = setup.tls.clone();
     server_opts.metrics = Some(crate::metrics::install()?);
     let started = |server: &http::HttpServer| {
@@ -88,7 +91,7 @@ pub fn serve(
         let input = Input::Http(HttpInput::new(server.addr(), stream));
         let mut source = Inputs::new(
             vec![input],
-            crate::pipeline::CHUNK_SIZE,
+            crate::pipeline::chunk_size(config),
             Durability::Written,
         );
         let opts = RunOptions {

@@ -215,8 +215,7 @@ impl Partitions {
                         });
                         w.batches.push(i);
                     }
-                    let batch = self.states[i].open.as_mut().expect("opened above");
-                    batch.append(&g.bytes[start as usize..end as usize], &[end - start])?;
+                    self.append_rows(i, &g.bytes[start as usize..end as usize], &[end - start])?;
                     cursor[gi] += 1;
                 }
             }

@@ -56,6 +56,18 @@ impl std::fmt::Debug for FailureHook {
 /// Bytes of input per chunk handed to a worker.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
+/// The smallest chunk [`chunk_size`] gives.
+const MIN_CHUNK_SIZE: usize = 4 * 1024;
+
+/// Bytes of input per chunk for a run of `config`: [`CHUNK_SIZE`], smaller with many
+/// mappings. A chunk's rows are held in memory until the writer takes them, and each
+/// mapping can write a row about as large as its event, so 1,000 mappings turn a 1 MiB
+/// chunk into up to a gigabyte of rows; chunks shrink with the number of mappings (down to
+/// 4 KiB) so that a chunk's rows stay within a few megabytes.
+pub fn chunk_size(config: &crate::mapping::Config) -> usize {
+    (CHUNK_SIZE / config.mappings.len().div_ceil(4).max(1)).max(MIN_CHUNK_SIZE)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("no mapping named {0:?} in the mapping file (mappings: {1})")]

@@ -28,6 +28,13 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The whole body must arrive within this once the head is read.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default for `--max-connections`: connections served at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a refused connection is given to send its request head before it is closed:
+/// the refusal is read and answered cleanly, but never waits on a slow client for long.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A certificate chain and its private key, PEM files (`--tls-cert`, `--tls-key`).
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
@@ -44,6 +51,8 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// Time allowed to read a request's body.
     pub body_timeout: Duration,
+    /// Connections served at once (`--max-connections`); more are answered `503`.
+    pub max_connections: usize,
     /// TLS instead of plain HTTP.
     pub tls: Option<TlsFiles>,
     /// The recorder `GET /metrics` renders (none: `/metrics` is 404).
@@ -58,6 +67,7 @@ impl ServeOptions {
             access,
             header_timeout: HEADER_TIMEOUT,
             body_timeout: BODY_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
             tls: None,
             metrics: None,
         }
@@ -152,6 +162,8 @@ pub fn serve(opts: ServeOptions, intake: Arc<dyn Intake>) -> Result<HttpServer, 
     let conn = Connections {
         header_timeout: opts.header_timeout,
         tls,
+        slots: Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1))),
+        refusals: Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1))),
     };
     let is_tls = conn.tls.is_some();
     let thread = std::thread::Builder::new()
@@ -173,6 +185,27 @@ pub fn serve(opts: ServeOptions, intake: Arc<dyn Intake>) -> Result<HttpServer, 
 struct Connections {
     header_timeout: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// One permit per connection served (`--max-connections`).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Connections being refused at once: past this, new sockets are closed without an
+    /// answer, so a flood cannot grow the refusals without bound either.
+    refusals: Arc<tokio::sync::Semaphore>,
+}
+
+/// Holds a connection's slot and keeps the open-connections gauge.
+struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Slot {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Slot {
+        crate::metrics::http_connections(1);
+        Slot(permit)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        crate::metrics::http_connections(-1);
+    }
 }
 
 /// On stop, the intake is closed: requests in flight are refused or finish, idle
@@ -206,8 +239,28 @@ async fn accept_loop(
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
                 let _ = socket.set_nodelay(true);
+                let Ok(permit) = conn.slots.clone().try_acquire_owned() else {
+                    crate::metrics::http_connection_refused();
+                    if let Ok(refusal) = conn.refusals.clone().try_acquire_owned() {
+                        let tls = conn.tls.clone();
+                        tokio::spawn(async move {
+                            let _refusal = refusal;
+                            tracing::debug!("connection from {peer} refused: --max-connections are open");
+                            match tls {
+                                None => refuse(socket).await,
+                                Some(acceptor) => {
+                                    if let Ok(Ok(stream)) = tokio::time::timeout(REFUSAL_TIMEOUT, acceptor.accept(socket)).await {
+                                        refuse(stream).await;
+                                    }
+                                }
+                            }
+                        });
+                    }
+                    continue;
+                };
                 let (shared, conn, watcher) = (shared.clone(), conn.clone(), graceful.watcher());
                 tokio::spawn(async move {
+                    let _slot = Slot::new(permit);
                     match &conn.tls {
                         None => serve_connection(socket, peer, shared, conn.header_timeout, watcher).await,
                         Some(acceptor) => {
@@ -263,6 +316,30 @@ async fn serve_connection<I>(
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!("connection from {peer}: {e}");
     }
+}
+
+/// Answers a connection beyond `--max-connections`: its first request gets `503` with
+/// `Retry-After` (as a full spool does, so Segment's libraries retry), then it is closed.
+/// Reading the request first keeps the answer from being lost to a reset.
+async fn refuse<I>(io: I)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(|_req| async {
+        let mut r = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("too many connections: retry later"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Ok::<_, std::convert::Infallible>(r)
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(REFUSAL_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT * 2, connection).await;
 }
 
 /// Ctrl-C and SIGTERM, registered before the server says it is listening: a signal that
@@ -561,5 +638,61 @@ mod tests {
         drop(server);
         let answer = client.join().unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw).into_owned()
+    }
+
+    /// Beyond `--max-connections`, a client gets a clean `503` with `Retry-After` (not a
+    /// hang or a reset); once a connection closes, its slot serves again.
+    #[test]
+    fn connections_beyond_the_cap_are_refused_with_503() {
+        let mut opts = ServeOptions::new("127.0.0.1:0", Access::open());
+        opts.max_connections = 2;
+        let server = serve(opts, Arc::new(SlowIntake)).unwrap();
+        let addr = server.addr();
+        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        // The accept loop takes the held connections before the next one.
+        std::thread::sleep(Duration::from_millis(200));
+        let refused = get(addr, "/health");
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+        assert!(
+            refused.to_ascii_lowercase().contains("retry-after: 1"),
+            "{refused:?}"
+        );
+        assert!(refused.contains("too many connections"), "{refused:?}");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(200));
+        let served = get(addr, "/health");
+        assert!(served.starts_with("HTTP/1.1 200"), "{served:?}");
+    }
+
+    /// A connection that sends nothing (an idle keep-alive one included) is closed after the
+    /// header timeout, so idle clients cannot hold the slots.
+    #[test]
+    fn idle_connections_are_closed_after_the_header_timeout() {
+        let mut opts = ServeOptions::new("127.0.0.1:0", Access::open());
+        opts.header_timeout = Duration::from_secs(1);
+        let server = serve(opts, Arc::new(SlowIntake)).unwrap();
+        let mut s = TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // One request on a keep-alive connection, then silence.
+        write!(s, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let started = Instant::now();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let waited = started.elapsed();
+        assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"));
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
     }
 }
