@@ -34,13 +34,15 @@ topic="bench-$(date +%s)"
 # Round robin over 4 partitions, each line one message.
 target/release/examples/kafka_produce "$S3ACTIONS_TEST_KAFKA" "$topic" 4 "$input"
 printf "%-22s %8s %12s\n" run wall_s events/s
+# The timed commands' own output goes to /dev/null; the figures go to fd 3 (stdout).
+exec 3>&1
 run() {
     local label=$1; shift
     local start end
     start=$(date +%s%N)
     "$@"
     end=$(date +%s%N)
-    python3 -c "print(f'{\"$label\":<22} {($end - $start) / 1e9:8.2f} {$N / (($end - $start) / 1e9):12,.0f}')"
+    python3 -c "print(f'{\"$label\":<22} {($end - $start) / 1e9:8.2f} {$N / (($end - $start) / 1e9):12,.0f}')" >&3
 }
 rm -rf bench-data/kout-replay
 run "replay (file)" $bin replay bench-data/bench-kafka.yaml "$input" --out bench-data/kout-replay --json >/dev/null

@@ -219,6 +219,13 @@ impl FileLayer for Zstd {
         let mut enc = zstd::stream::write::Encoder::new(inner, zstd::DEFAULT_COMPRESSION_LEVEL)?;
         // The frame says how to check it: `zstd -d` verifies the content checksum.
         enc.include_checksum(true)?;
+        // Compressed on every core: batches are sealed at the end of input (in parallel,
+        // but rarely of one size) and full ones on the writer thread, where a single-threaded
+        // compressor would stall the run; the frame is the same standard one.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores > 1 {
+            enc.multithread(cores as u32)?;
+        }
         Ok(Box::new(ZstdWriter(enc)))
     }
 }
