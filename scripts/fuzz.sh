@@ -35,7 +35,8 @@ for target in "${targets[@]}"; do
     if ! cargo +nightly fuzz run "$target" "$corpus" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
-        tail -n 60 "$log" >&2
+        grep -A 3 'panicked at' "$log" >&2 || true
+        tail -n 30 "$log" >&2
         mkdir -p artifacts/"$target"
         cp "$artifacts"/* artifacts/"$target"/ 2>/dev/null || true
         found="$(ls artifacts/"$target"/ 2>/dev/null | head -n 1)"
