@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let again = Trigger::parse(&printed)
         .unwrap_or_else(|e| panic!("{fql:?} printed as {printed:?}, which does not parse: {e}"));
-    assert_eq!(again.root(), trigger.root(), "{fql:?} printed as {printed:?}");
+    assert_eq!(
+        again.root(),
+        trigger.root(),
+        "{fql:?} printed as {printed:?}"
+    );
     let mut tape = Tape::new();
     if let Ok(event) = tape.parse(parts.get(1).copied().unwrap_or(EVENT)) {
         let _ = trigger.matches(event);

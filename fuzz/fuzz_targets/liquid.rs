@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use s3actions::expr::Value;
 use s3actions::expr::Liquid;
+use s3actions::expr::Value;
 use s3actions::json::Tape;
 use s3actions_fuzz::{EVENT, split};
 

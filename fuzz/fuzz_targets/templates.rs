@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
             folder.is_empty() || (folder.ends_with('/') && !folder.starts_with('/')),
             "folder {folder:?}"
         );
-        assert!(!folder.split('/').any(|s| s == "." || s == ".."), "folder {folder:?}");
+        assert!(
+            !folder.split('/').any(|s| s == "." || s == ".."),
+            "folder {folder:?}"
+        );
         folder.truncate(folder.floor_char_boundary(MAX_FOLDER_BYTES));
     }
     let Ok(filename) = FilenameTemplate::compile(parts.get(1).copied()) else {

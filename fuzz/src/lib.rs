@@ -21,8 +21,18 @@ pub fn split(data: &[u8], n: usize) -> Option<Vec<&str>> {
 /// Calls every accessor on every node below `node`, as the pipeline does when it reads an
 /// event.
 pub fn visit(node: NodeRef<'_>) {
-    let _ = (node.raw(), node.is_canonical(), node.is_null(), node.as_bool());
-    let _ = (node.as_str(), node.str_raw(), node.number_text(), node.as_f64());
+    let _ = (
+        node.raw(),
+        node.is_canonical(),
+        node.is_null(),
+        node.as_bool(),
+    );
+    let _ = (
+        node.as_str(),
+        node.str_raw(),
+        node.number_text(),
+        node.as_f64(),
+    );
     match node.kind() {
         Kind::Object => {
             let _ = node.has_duplicate_keys();

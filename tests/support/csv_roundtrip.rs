@@ -3,6 +3,8 @@
 //! encoder under a mapping's CSV options, read back by the `csv` crate's reader under the
 //! same dialect, give the same strings.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 
 use s3actions::encode::{Encoder, format_for};
@@ -64,6 +66,26 @@ impl Dialect {
     }
 }
 
+/// The mapping file `text` loaded, once per text: loading costs more than the rest of a
+/// round trip, and there are few dialects (the configs are leaked, a few thousand at most).
+fn load(text: String) -> Result<&'static Config, String> {
+    thread_local! {
+        static LOADED: RefCell<HashMap<String, Result<&'static Config, String>>> =
+            RefCell::new(HashMap::new());
+    }
+    LOADED.with(|loaded| {
+        loaded
+            .borrow_mut()
+            .entry(text)
+            .or_insert_with_key(|text| {
+                Config::from_str(text, Path::new("roundtrip.yaml"))
+                    .map(|c| &*Box::leak(Box::new(c)))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    })
+}
+
 /// A reader of the dialect the mapping's CSV options load as.
 fn reader<'f>(m: &Mapping, file: &'f [u8]) -> csv::Reader<&'f [u8]> {
     let mut b = csv::ReaderBuilder::new();
@@ -92,9 +114,9 @@ pub fn round_trip(
     columns: usize,
     rows: &[Vec<String>],
 ) -> Result<Outcome, String> {
-    let config = match Config::from_str(&dialect.mapping(columns), Path::new("roundtrip.yaml")) {
+    let config = match load(dialect.mapping(columns)) {
         Ok(config) => config,
-        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+        Err(e) => return Ok(Outcome::Refused(e)),
     };
     let m = &config.mappings[0];
     let format = format_for(m);
