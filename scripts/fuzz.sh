@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (default 20), starting from
 # the committed seeds (fuzz/seeds/<target>/) copied into a scratch corpus, so runs never
-# change the tree. Installs cargo-fuzz if missing and needs the nightly toolchain. Fails,
-# naming the target and the crash file, as soon as a target finds a crash, a panic, a
-# timeout or an out-of-memory.
+# change the tree, with the target's dictionary (fuzz/dicts/<target>.dict) if it has one.
+# Installs cargo-fuzz if missing and needs the nightly toolchain. Fails, naming the target
+# and the crash file (copied to fuzz/artifacts/<target>/), as soon as a target finds a
+# crash, a panic, a timeout (10 s for one input) or an out-of-memory (2 GB).
 #
 #   scripts/fuzz.sh                 # every target, 20 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh fql liquid
@@ -30,11 +31,15 @@ for target in "${targets[@]}"; do
     if [ -d "seeds/$target" ]; then
         cp seeds/"$target"/* "$corpus"/
     fi
+    dict=()
+    if [ -f "dicts/$target.dict" ]; then
+        dict=(-dict="dicts/$target.dict")
+    fi
     echo "fuzz: $target for ${seconds}s"
     log="$scratch/$target.log"
     if ! cargo +nightly fuzz run "$target" "$corpus" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-        -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
+        -artifact_prefix="$artifacts/" -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
         grep -A 3 'panicked at' "$log" >&2 || true
         tail -n 30 "$log" >&2
         mkdir -p artifacts/"$target"
