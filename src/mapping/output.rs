@@ -188,10 +188,9 @@ pub struct Output {
 }
 
 /// Reads `format`, `raw`, `file_extension`, `compression`, `split_by_event_type`,
-/// `column_types` and `encryption`; `base` is the mapping file's folder (relative key
-/// paths start there).
-/// The output keys of one mapping; `delimiter` is its field separator (CSV's quote and
-/// escape characters must differ from it).
+/// `column_types`, `encryption` and the CSV options; `base` is the mapping file's folder
+/// (relative key paths start there), `delimiter` the mapping's field separator (CSV's quote
+/// and escape characters must differ from it).
 pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path, delimiter: u8) -> Output {
     let format = match r.string("format") {
         None => FileFormat::Csv,
