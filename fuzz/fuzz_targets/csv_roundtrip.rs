@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use s3actions_fuzz::csv_roundtrip::{DELIMITERS, Dialect, Options, round_trip};
 
 /// Candidate quote and escape characters.
-const CHARS: [u8; 9] = [b'"', b'\'', b'\\', b'~', b',', b'|', b';', b':', b'a'];
+const CHARS: [u8; 9] = *b"\"'\\~,|;:a";
 
 #[derive(Arbitrary, Debug)]
 struct Input {

@@ -13,7 +13,7 @@ use s3actions::json::Tape;
 use s3actions::mapping::{Config, Escape, Mapping};
 
 /// The delimiters a mapping accepts, as bytes.
-pub const DELIMITERS: [u8; 5] = [b',', b'|', b'\t', b';', b':'];
+pub const DELIMITERS: [u8; 5] = *b",|\t;:";
 
 /// A mapping's CSV dialect.
 #[derive(Clone, Debug)]
