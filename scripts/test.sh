@@ -3,7 +3,7 @@
 # Reverse ETL tests against a real PostgreSQL server, the consume tests against a real
 # Kafka-protocol broker (tansu), which this script installs (first run only), starts on
 # loopback and stops again, and the format tests, which read files back with pyarrow,
-# DuckDB, gpg and zstd (scripts/readers.sh).
+# DuckDB, gpg and zstd (scripts/readers.sh). With CI=true it then runs scripts/fuzz.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/moto.sh
@@ -16,3 +16,8 @@ moto_start
 postgres_start
 kafka_start
 cargo test --all-targets "$@"
+# CI also fuzzes every target for a few seconds (nightly; cargo-fuzz is installed if
+# missing); a developer runs scripts/fuzz.sh when they want to.
+if [ "${CI:-}" = true ]; then
+    scripts/fuzz.sh
+fi

@@ -20,7 +20,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod migrate;
 pub(crate) mod names;
-pub(crate) mod naming;
+pub mod naming;
 pub(crate) mod partition;
 pub mod pipeline;
 pub mod preview;

@@ -314,8 +314,17 @@ impl Format for Csv<'_> {
             Some(s) if s.opts.header => out.extend_from_slice(s.line_ending),
             Some(_) => {}
         }
+        let fields = out.len();
         match encode_fields(self.row, enc, event, out, style) {
             Ok(()) => {
+                // One field written as nothing would make an empty line, which CSV readers
+                // skip: it is written as an empty quoted field, as Python's csv module does.
+                if let Some(s) = style
+                    && out.len() == fields
+                    && self.row.batch_size_column.is_none()
+                {
+                    out.extend_from_slice(&[s.opts.quote; 2]);
+                }
                 out.extend_from_slice(&self.full_suffix);
                 Ok(())
             }
@@ -504,9 +513,14 @@ fn write_styled(
     let special = |b: u8| b == quote || Some(b) == style.escape;
     let needs_quotes = match style.opts.quote_style {
         QuoteStyle::Always => true,
-        QuoteStyle::Necessary => text
-            .iter()
-            .any(|&b| special(b) || b == style.delimiter || b == b'\n' || b == b'\r'),
+        // A leading byte order mark, unquoted at the start of a file, is taken by readers
+        // for the file's own and dropped.
+        QuoteStyle::Necessary => {
+            text.starts_with("\u{feff}".as_bytes())
+                || text
+                    .iter()
+                    .any(|&b| special(b) || b == style.delimiter || b == b'\n' || b == b'\r')
+        }
     };
     if !needs_quotes {
         out.extend_from_slice(text);

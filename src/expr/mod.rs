@@ -16,11 +16,9 @@ pub use crate::value::{Object, Type, Value, js_length, set};
 pub use crate::value::{Path, PathError, Seg, walk};
 pub use compile::{DIRECTIVES, ExprError, compile, compile_top_level};
 pub use eval::{EvalError, eval};
-pub use liquid::strftime;
+pub use liquid::{Liquid, LiquidError, strftime};
 pub use plan::{Found, Memo, Plan, Steps};
 pub use template::{Template, TemplateError};
-
-use liquid::Liquid;
 
 /// A constant written in a mapping.
 #[derive(Clone, Debug, PartialEq)]

@@ -438,7 +438,7 @@ fn compile_mapping(
         }),
     }
     .byte();
-    let output = output::read(&mut r, base);
+    let output = output::read(&mut r, base, delimiter);
     let batch_size = r
         .integer("batch_size", 1, 10_000_000)
         .unwrap_or(DEFAULT_BATCH_SIZE);

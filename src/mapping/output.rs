@@ -11,7 +11,7 @@ use super::diag::Diagnostic;
 use super::keys::{Reader, check_keys};
 use super::pgp::PgpKey;
 use crate::names::named_enum;
-use crate::spanned::SValue;
+use crate::spanned::{Mark, SValue};
 
 named_enum! {
     /// `format`: how rows are written.
@@ -188,9 +188,10 @@ pub struct Output {
 }
 
 /// Reads `format`, `raw`, `file_extension`, `compression`, `split_by_event_type`,
-/// `column_types` and `encryption`; `base` is the mapping file's folder (relative key
-/// paths start there).
-pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path) -> Output {
+/// `column_types`, `encryption` and the CSV options; `base` is the mapping file's folder
+/// (relative key paths start there), `delimiter` the mapping's field separator (CSV's quote
+/// and escape characters must differ from it).
+pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path, delimiter: u8) -> Output {
     let format = match r.string("format") {
         None => FileFormat::Csv,
         Some((f, mark)) => FileFormat::parse(&f).unwrap_or_else(|| {
@@ -254,7 +255,7 @@ pub(crate) fn read(r: &mut Reader<'_, '_>, base: &Path) -> Output {
     let split_by_event_type = r.bool("split_by_event_type").unwrap_or(true);
     let column_types = read_column_types(r, format);
     let encryption = read_encryption(r, base);
-    let csv = read_csv_options(r, format);
+    let csv = read_csv_options(r, format, delimiter);
     let manifest = r.bool("manifest").unwrap_or(false);
     Output {
         csv,
@@ -426,10 +427,10 @@ fn quoted(names: &[&str]) -> String {
 }
 
 /// One printable ASCII character other than a line break (the CSV writer works on bytes).
-fn one_char(r: &mut Reader<'_, '_>, key: &str) -> Option<u8> {
+fn one_char(r: &mut Reader<'_, '_>, key: &str) -> Option<(u8, Mark)> {
     let (v, mark) = r.string(key)?;
     match v.as_bytes() {
-        [c] if c.is_ascii_graphic() || *c == b' ' => Some(*c),
+        [c] if c.is_ascii_graphic() || *c == b' ' => Some((*c, mark)),
         _ => {
             r.error(
                 key,
@@ -441,7 +442,7 @@ fn one_char(r: &mut Reader<'_, '_>, key: &str) -> Option<u8> {
     }
 }
 
-fn read_csv_options(r: &mut Reader<'_, '_>, format: FileFormat) -> CsvOptions {
+fn read_csv_options(r: &mut Reader<'_, '_>, format: FileFormat, delimiter: u8) -> CsvOptions {
     let mut o = CsvOptions::default();
     if format != FileFormat::Csv {
         for key in CSV_KEYS {
@@ -455,14 +456,35 @@ fn read_csv_options(r: &mut Reader<'_, '_>, format: FileFormat) -> CsvOptions {
         }
         return o;
     }
-    if let Some(q) = one_char(r, "quote") {
+    // A quote or escape character that is also the delimiter makes fields holding it
+    // unreadable.
+    let not_delimiter = |r: &mut Reader<'_, '_>, key: &str, c: u8, mark| {
+        let ok = c != delimiter;
+        if !ok {
+            let message = format!(
+                "{:?} is the delimiter; a field holding it could not be read back (choose another character)",
+                (c as char).to_string()
+            );
+            r.error(key, mark, message);
+        }
+        ok
+    };
+    if let Some((q, mark)) = one_char(r, "quote")
+        && not_delimiter(r, "quote", q, mark)
+    {
         o.quote = q;
     }
     match r.string("escape") {
         None => {}
         Some((e, _)) if e == "double" => o.escape = Escape::Double,
+        // The quote escaping itself is the quote doubled.
+        Some((e, _)) if e.as_bytes() == [o.quote] => o.escape = Escape::Double,
         Some((e, mark)) => match e.as_bytes() {
-            [c] if c.is_ascii_graphic() => o.escape = Escape::Char(*c),
+            [c] if c.is_ascii_graphic() => {
+                if not_delimiter(r, "escape", *c, mark) {
+                    o.escape = Escape::Char(*c);
+                }
+            }
             _ => r.error(
                 "escape",
                 mark,

@@ -195,3 +195,25 @@ fn batch_age_limit() {
         assert!(e.contains("batch_max_age_seconds"), "{bad}: {e}");
     }
 }
+
+/// Found by fuzzing (`fuzz/fuzz_targets/csv_roundtrip.rs`): a quote or escape character
+/// that is the delimiter made files that no reader can split; they are refused. An escape
+/// character that is the quote is the quote doubled.
+#[test]
+fn csv_quote_and_escape_must_differ_from_the_delimiter() {
+    let with = |keys: &str| load(&format!("mappings:\n  - name: m\n    {keys}\n"));
+    let err = with("delimiter: \";\"\n    quote: \";\"").unwrap_err();
+    assert!(
+        err.contains("mappings[0].quote: \";\" is the delimiter"),
+        "{err}"
+    );
+    let err = with("delimiter: \"|\"\n    escape: \"|\"").unwrap_err();
+    assert!(
+        err.contains("mappings[0].escape: \"|\" is the delimiter"),
+        "{err}"
+    );
+    let c = with("quote: \"'\"\n    escape: \"'\"").unwrap();
+    assert_eq!(c.mappings[0].csv.escape, Escape::Double);
+    let c = with("quote: \"'\"\n    escape: \"\\\\\"").unwrap();
+    assert_eq!(c.mappings[0].csv.escape, Escape::Char(b'\\'));
+}

@@ -9,13 +9,15 @@
 
 mod lexer;
 mod parser;
+mod print;
 
 use std::fmt;
 
 use crate::json::{NodeRef, js_string_to_number};
 use crate::value::{Seg, Value, walk};
 
-pub use parser::FIELDS;
+pub use parser::{FIELDS, MAX_DEPTH};
+pub use print::print;
 
 /// A trigger that could not be parsed, with its 1-based position in the trigger text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +68,9 @@ pub enum Ordering {
     Ge,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Trees compare as written: a comparison with a value that is not a number (NaN) equals
+/// another such comparison.
+#[derive(Clone, Debug)]
 pub enum Test {
     /// Present and not null (`!= null`); negated for `= null`.
     Exists(bool),
@@ -85,6 +89,22 @@ pub enum Test {
     Contains(String, bool),
     StartsWith(String, bool),
     EndsWith(String, bool),
+}
+
+impl PartialEq for Test {
+    fn eq(&self, other: &Test) -> bool {
+        let same = |a: &f64, b: &f64| a == b || (a.is_nan() && b.is_nan());
+        match (self, other) {
+            (Test::Exists(a), Test::Exists(b)) | (Test::IsBool(a), Test::IsBool(b)) => a == b,
+            (Test::NumEq(a, x), Test::NumEq(b, y)) => same(a, b) && x == y,
+            (Test::StrEq(a), Test::StrEq(b)) | (Test::StrNe(a), Test::StrNe(b)) => a == b,
+            (Test::Compare(o, a), Test::Compare(p, b)) => o == p && same(a, b),
+            (Test::Contains(a, x), Test::Contains(b, y))
+            | (Test::StartsWith(a, x), Test::StartsWith(b, y))
+            | (Test::EndsWith(a, x), Test::EndsWith(b, y)) => a == b && x == y,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
