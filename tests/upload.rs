@@ -4,6 +4,7 @@
 mod common;
 mod s3;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{assert_exit, assert_ok, output_text};
@@ -365,33 +366,86 @@ fn no_credentials_at_trace_level() {
             .env_remove("AWS_REGION");
         c.output().unwrap()
     };
-    for args in [vec!["replay", &m, FIXTURE], vec!["check", &m]] {
-        let o = run(&args);
-        assert_ok(&o);
-        let all = output_text(&o);
+    let check = |what: &str, all: &str| {
         assert!(all.contains("DEBUG"), "trace logging is on: {all}");
         assert!(
             !all.contains(&key),
-            "{args:?}: the caller's key ID is printed"
+            "{what}: the caller's key ID is printed"
         );
-        assert!(
-            !all.contains(&secret),
-            "{args:?}: the secret key is printed"
-        );
+        assert!(!all.contains(&secret), "{what}: the secret key is printed");
         assert!(
             !all.contains("ext-good"),
-            "{args:?}: the external ID is printed"
+            "{what}: the external ID is printed"
         );
-        let ids = key_ids(&all);
-        assert!(ids.is_empty(), "{args:?}: key IDs printed: {ids:?}");
+        let ids = key_ids(all);
+        assert!(ids.is_empty(), "{what}: key IDs printed: {ids:?}");
         for field in [
             "<SecretAccessKey>",
             "<SessionToken>",
             "x-amz-security-token: ",
         ] {
-            assert!(!all.contains(field), "{args:?}: {field} printed");
+            assert!(!all.contains(field), "{what}: {field} printed");
         }
+    };
+    for args in [vec!["replay", &m, FIXTURE], vec!["check", &m]] {
+        let o = run(&args);
+        assert_ok(&o);
+        check(&format!("{args:?}"), &output_text(&o));
     }
+    // serve, uploading, with a write key: neither the AWS credentials nor the write key
+    // (nor its Basic authentication form) are printed at trace.
+    let logs = tempfile::tempdir().unwrap();
+    let (out_log, err_log) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut c = s3actions_command(
+        &[
+            "serve",
+            &m,
+            "--listen",
+            "127.0.0.1:0",
+            "--write-key-env",
+            "TEST_WRITE_KEY",
+        ],
+        "ext-good",
+    );
+    c.env("S3ACTIONS_LOG", "trace")
+        .env("TEST_WRITE_KEY", "wk_trace_secret")
+        .stdout(std::fs::File::create(&out_log).unwrap())
+        .stderr(std::fs::File::create(&err_log).unwrap());
+    let mut child = c.spawn().unwrap();
+    let addr = common::wait_for(Duration::from_secs(60), "serve to listen", || {
+        let text = std::fs::read_to_string(&err_log).ok()?;
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .map(str::to_string)
+    });
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("wk_trace_secret:");
+    let body = r#"{"type":"track","event":"E","userId":"u"}"#;
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // SAFETY: signals our own child, which has not been reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let all =
+        std::fs::read_to_string(&out_log).unwrap() + &std::fs::read_to_string(&err_log).unwrap();
+    check("serve", &all);
+    assert!(all.contains("Read 1 events"), "{all}");
+    assert!(
+        !all.contains("wk_trace_secret"),
+        "serve: the write key is printed"
+    );
+    assert!(
+        !all.contains(&auth),
+        "serve: the write key's Basic form is printed"
+    );
 }
 
 /// Encryption, storage class and tags from the settings reach the objects, whether they go
