@@ -469,7 +469,8 @@ fn batches_beyond_the_open_file_cap_are_closed_and_reopened() {
         ));
     }
     let m = write(dir.path(), "many.yaml", &doc);
-    // About 3 MB, so every partition gets rows from several 1 MiB chunks.
+    // About 3 MB in many chunks (300 mappings: 14 KiB each), so every partition gets rows
+    // again and again after its file was closed.
     let fixture = std::fs::read_to_string(root().join(EVENTS)).unwrap();
     let events = write(dir.path(), "events.ndjson", &fixture.repeat(14));
     let run = |out: &Path, nofile: Option<libc::rlim_t>| {
