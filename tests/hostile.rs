@@ -511,3 +511,29 @@ fn batches_beyond_the_open_file_cap_are_closed_and_reopened() {
         assert_eq!(common::read_csv(v, b',').1.len(), 14 * tracks, "{k}");
     }
 }
+
+/// A mapping file or PGP key file that never ends (`/dev/zero`, a log passed by mistake) is
+/// read only up to its limit, then refused with the reason.
+#[test]
+fn endless_mapping_and_key_files_are_refused() {
+    let r = measure(
+        s3actions(&["validate", "/dev/zero"]),
+        Duration::from_secs(30),
+    );
+    r.assert_bounded(2, 5, 100.0);
+    assert!(
+        r.stderr.contains("/dev/zero") && r.stderr.contains("larger than 16 MiB"),
+        "{}",
+        r.text()
+    );
+    let dir = tmp();
+    let m = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    encryption:\n      pgp_public_key_file: /dev/zero\n",
+    );
+    let r = measure(s3actions(&["validate", &m]), Duration::from_secs(30));
+    r.assert_bounded(2, 5, 100.0);
+    assert!(r.stderr.contains("larger than 1 MiB"), "{}", r.text());
+    assert!(r.stderr.contains("pgp_public_key_file"), "{}", r.text());
+}

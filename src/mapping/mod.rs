@@ -230,12 +230,43 @@ pub struct Config {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The largest mapping file read (a mapping file is kilobytes; this stops `/dev/zero` or a
+/// log file passed by mistake from being read without end).
+pub const MAX_MAPPING_FILE: u64 = 16 * 1024 * 1024;
+
+/// The largest PGP public key file read.
+pub const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+/// Reads a whole file of at most `max` bytes; a longer one is an error saying so, read no
+/// further than `max + 1` bytes.
+pub fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is larger than {} MiB", max / (1024 * 1024)),
+        ));
+    }
+    Ok(bytes)
+}
+
 impl Config {
     /// Reads and compiles a mapping file.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        let io = |source| LoadError::Io {
             path: path.to_path_buf(),
             source,
+        };
+        let bytes = read_limited(path, MAX_MAPPING_FILE).map_err(io)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
         })?;
         Config::from_str(&text, path)
     }

@@ -356,7 +356,7 @@ fn read_encryption(r: &mut Reader<'_, '_>, base: &Path) -> Option<PgpKey> {
         (Some(f), None) => match &f.value {
             SValue::String(p) => {
                 let path = base.join(p);
-                match std::fs::read(&path) {
+                match super::read_limited(&path, super::MAX_KEY_FILE) {
                     Ok(bytes) => (Some((bytes, f.mark)), "encryption.pgp_public_key_file"),
                     Err(e) => {
                         r.error(
