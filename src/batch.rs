@@ -279,16 +279,11 @@ impl OpenBatch {
         Ok(())
     }
 
-    /// The open file, reopened (at its end) if it was suspended.
-    fn file(&mut self) -> io::Result<&mut File> {
-        open_file(&mut self.file, &self.path)
-    }
-
     /// Completes the file's content (the slow part, independent of other batches): fixes
     /// the batch-size field if the batch is not full, adds the footer, then streams the
     /// result through the file layers.
     pub fn seal(
-        self,
+        mut self,
         format: &dyn Format,
         layers: &[Box<dyn FileLayer>],
         staging: &Path,
@@ -297,18 +292,15 @@ impl OpenBatch {
             dir: staging.display().to_string(),
             source,
         };
-        let mut this = self;
-        let mut buffer = std::mem::take(&mut this.buffer);
-        buffer
-            .finish(this.file().map_err(io_err)?)
-            .map_err(io_err)?;
-        let mut file = this.file.take().expect("opened above");
-        let mut bytes = this.bytes;
-        if let Some(fix) = format.batch_size_fix(this.rows).filter(|f| f.old != f.new) {
+        let file = open_file(&mut self.file, &self.path).map_err(io_err)?;
+        self.buffer.finish(file).map_err(io_err)?;
+        let mut file = self.file.take().expect("opened above");
+        let mut bytes = self.bytes;
+        if let Some(fix) = format.batch_size_fix(self.rows).filter(|f| f.old != f.new) {
             bytes = compact_suffixes(
                 &file.0,
-                this.header_len,
-                &this.row_lengths,
+                self.header_len,
+                &self.row_lengths,
                 &fix.old,
                 &fix.new,
             )
@@ -322,19 +314,9 @@ impl OpenBatch {
             bytes += footer.len() as u64;
         }
         drop(file);
-        let OpenBatch {
-            path: mut temp,
-            rows,
-            part,
-            first_event,
-            first_seq,
-            last_record,
-            log,
-            interval_start,
-            ..
-        } = this;
+        let mut temp = self.path;
         // Batches named from a log are recognised after a crash by their plain content.
-        let plain_sha256 = match log {
+        let plain_sha256 = match self.log {
             Some(_) => Some(crate::sink::sha256_file(&temp).map_err(io_err)?),
             None => None,
         };
@@ -347,13 +329,13 @@ impl OpenBatch {
         Ok(SealedBatch {
             temp,
             bytes: size,
-            rows,
-            part,
-            first_event,
-            first_seq,
-            last_record,
-            log,
-            interval_start,
+            rows: self.rows,
+            part: self.part,
+            first_event: self.first_event,
+            first_seq: self.first_seq,
+            last_record: self.last_record,
+            log: self.log,
+            interval_start: self.interval_start,
             plain_sha256,
         })
     }

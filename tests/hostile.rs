@@ -124,6 +124,37 @@ fn mapping_with(trigger: &str, column: &str) -> String {
 
 const EVENTS: &str = "fixtures/events.ndjson";
 
+/// A mapping file of `n` mappings of track events, each into its own folder `f<i>/`, with
+/// `extra` (YAML lines at mapping level) added to each.
+fn track_mappings(n: usize, extra: &str) -> String {
+    let mut doc = String::from("mappings:\n");
+    for i in 0..n {
+        doc.push_str(&format!(
+            "  - name: m{i}\n    trigger: 'type = \"track\"'\n    s3_aws_folder_name: \"f{i}/\"\n{extra}"
+        ));
+    }
+    doc
+}
+
+/// Starts `cmd` with an open-file limit of `soft` (and `hard`, or the hard limit as it is).
+fn limit_open_files(cmd: &mut Command, soft: libc::rlim_t, hard: Option<libc::rlim_t>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only getrlimit and setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_max = hard.unwrap_or(lim.rlim_max);
+            lim.rlim_cur = soft.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+}
+
 #[test]
 fn yaml_alias_bomb_is_refused_quickly() {
     let dir = tmp();
@@ -407,13 +438,7 @@ fn a_failed_run_reports_its_cause_once_and_json_on_stdout() {
 #[test]
 fn many_mappings_run_in_bounded_memory_and_files() {
     let dir = tmp();
-    let mut doc = String::from("mappings:\n");
-    for i in 0..1_000 {
-        doc.push_str(&format!(
-            "  - name: m{i}\n    trigger: 'type = \"track\"'\n    s3_aws_folder_name: \"f{i}/\"\n"
-        ));
-    }
-    let m = write(dir.path(), "many.yaml", &doc);
+    let m = write(dir.path(), "many.yaml", &track_mappings(1_000, ""));
     let fixture = std::fs::read_to_string(root().join(EVENTS)).unwrap();
     let tracks: Vec<&str> = fixture
         .lines()
@@ -433,20 +458,7 @@ fn many_mappings_run_in_bounded_memory_and_files() {
         "--threads",
         "2",
     ]);
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-            lim.rlim_cur = 512.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        });
-    }
+    limit_open_files(&mut cmd, 512, None);
     let r = measure(cmd, Duration::from_secs(300));
     assert_eq!(r.code, Some(0), "{}", r.text());
     assert!(r.peak_rss_mb < 250.0, "{}", r.text());
@@ -462,12 +474,10 @@ fn many_mappings_run_in_bounded_memory_and_files() {
 #[test]
 fn batches_beyond_the_open_file_cap_are_closed_and_reopened() {
     let dir = tmp();
-    let mut doc = String::from("mappings:\n");
-    for i in 0..300 {
-        doc.push_str(&format!(
-            "  - name: m{i}\n    trigger: 'type = \"track\"'\n    s3_aws_folder_name: \"f{i}/\"\n    filename_template: \"{{{{mapping}}}}-{{{{part}}}}.csv\"\n    columns:\n      e: {{ \"@path\": \"$.event\" }}\n      m: {{ \"@path\": \"$.messageId\" }}\n"
-        ));
-    }
+    let doc = track_mappings(
+        300,
+        "    filename_template: \"{{mapping}}-{{part}}.csv\"\n    columns:\n      e: { \"@path\": \"$.event\" }\n      m: { \"@path\": \"$.messageId\" }\n",
+    );
     let m = write(dir.path(), "many.yaml", &doc);
     // About 3 MB in many chunks (300 mappings: 14 KiB each), so every partition gets rows
     // again and again after its file was closed.
@@ -476,18 +486,7 @@ fn batches_beyond_the_open_file_cap_are_closed_and_reopened() {
     let run = |out: &Path, nofile: Option<libc::rlim_t>| {
         let mut cmd = s3actions(&["replay", &m, &events, "--out", path(out), "--threads", "2"]);
         if let Some(n) = nofile {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: only setrlimit between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
-                    };
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-                    Ok(())
-                });
-            }
+            limit_open_files(&mut cmd, n, Some(n));
         }
         measure(cmd, Duration::from_secs(300))
     };

@@ -193,12 +193,14 @@ struct Connections {
 }
 
 /// Holds a connection's slot and keeps the open-connections gauge.
-struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl Slot {
     fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Slot {
         crate::metrics::http_connections(1);
-        Slot(permit)
+        Slot { _permit: permit }
     }
 }
 
@@ -242,17 +244,12 @@ async fn accept_loop(
                 let Ok(permit) = conn.slots.clone().try_acquire_owned() else {
                     crate::metrics::http_connection_refused();
                     if let Ok(refusal) = conn.refusals.clone().try_acquire_owned() {
-                        let tls = conn.tls.clone();
+                        let conn = conn.clone();
                         tokio::spawn(async move {
                             let _refusal = refusal;
                             tracing::debug!("connection from {peer} refused: --max-connections are open");
-                            match tls {
-                                None => refuse(socket).await,
-                                Some(acceptor) => {
-                                    if let Ok(Ok(stream)) = tokio::time::timeout(REFUSAL_TIMEOUT, acceptor.accept(socket)).await {
-                                        refuse(stream).await;
-                                    }
-                                }
+                            if let Some(io) = handshake(socket, peer, conn.tls.as_ref(), REFUSAL_TIMEOUT).await {
+                                refuse(io).await;
                             }
                         });
                     }
@@ -261,16 +258,9 @@ async fn accept_loop(
                 let (shared, conn, watcher) = (shared.clone(), conn.clone(), graceful.watcher());
                 tokio::spawn(async move {
                     let _slot = Slot::new(permit);
-                    match &conn.tls {
-                        None => serve_connection(socket, peer, shared, conn.header_timeout, watcher).await,
-                        Some(acceptor) => {
-                            // The handshake counts against the head's time limit.
-                            match tokio::time::timeout(conn.header_timeout, acceptor.accept(socket)).await {
-                                Ok(Ok(stream)) => serve_connection(stream, peer, shared, conn.header_timeout, watcher).await,
-                                Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
-                                Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
-                            }
-                        }
+                    // The handshake counts against the head's time limit.
+                    if let Some(io) = handshake(socket, peer, conn.tls.as_ref(), conn.header_timeout).await {
+                        serve_connection(io, peer, shared, conn.header_timeout, watcher).await;
                     }
                 });
             }
@@ -292,6 +282,35 @@ async fn accept_loop(
         .is_err()
     {
         tracing::warn!("HTTP source: connections still open after {drain:?} are closed");
+    }
+}
+
+/// A connection's byte stream: the socket, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// The stream HTTP is read from: the socket itself, or, with TLS, the socket after a
+/// handshake that must finish within `limit` (None when it does not).
+async fn handshake(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    limit: Duration,
+) -> Option<Box<dyn Stream>> {
+    let Some(acceptor) = tls else {
+        return Some(Box::new(socket));
+    };
+    match tokio::time::timeout(limit, acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake with {peer}: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake with {peer}: timed out");
+            None
+        }
     }
 }
 
