@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
 use crate::encode::Format;
@@ -280,8 +281,8 @@ impl OpenBatch {
     }
 
     /// Completes the file's content (the slow part, independent of other batches): fixes
-    /// the batch-size field if the batch is not full, adds the footer, then streams the
-    /// result through the file layers.
+    /// the batch-size field if the batch is not full and adds the footer, on the way
+    /// through the file layers when there are any, else in place.
     pub fn seal(
         mut self,
         format: &dyn Format,
@@ -294,38 +295,56 @@ impl OpenBatch {
         };
         let file = open_file(&mut self.file, &self.path).map_err(io_err)?;
         self.buffer.finish(file).map_err(io_err)?;
-        let mut file = self.file.take().expect("opened above");
-        let mut bytes = self.bytes;
-        if let Some(fix) = format.batch_size_fix(self.rows).filter(|f| f.old != f.new) {
-            bytes = compact_suffixes(
-                &file.0,
-                self.header_len,
-                &self.row_lengths,
-                &fix.old,
-                &fix.new,
-            )
-            .map_err(io_err)?;
-        }
-        let footer = format.footer();
-        if !footer.is_empty() {
-            use std::io::Seek;
-            file.0.seek(io::SeekFrom::End(0)).map_err(io_err)?;
-            file.0.write_all(footer).map_err(io_err)?;
-            bytes += footer.len() as u64;
-        }
-        drop(file);
-        let mut temp = self.path;
+        let file = self.file.take().expect("opened above");
+        let fix = format.batch_size_fix(self.rows).filter(|f| f.old != f.new);
         // Batches named from a log are recognised after a crash by their plain content.
-        let plain_sha256 = match self.log {
-            Some(_) => Some(crate::sink::sha256_file(&temp).map_err(io_err)?),
-            None => None,
+        let mut hasher = self.log.is_some().then(Sha256::new);
+        let (temp, size) = if layers.is_empty() {
+            let mut bytes = self.bytes;
+            if let Some(fix) = &fix {
+                bytes = compact_suffixes(
+                    &file.0,
+                    self.header_len,
+                    &self.row_lengths,
+                    &fix.old,
+                    &fix.new,
+                )
+                .map_err(io_err)?;
+            }
+            let footer = format.footer();
+            if !footer.is_empty() {
+                write_all_at(&file.0, footer, bytes).map_err(io_err)?;
+                bytes += footer.len() as u64;
+            }
+            if let Some(h) = &mut hasher {
+                each_window(&file.0, |w| {
+                    h.update(w);
+                    Ok(())
+                })
+                .map_err(io_err)?;
+            }
+            (self.path, bytes)
+        } else {
+            // Written once, through the layers: rewriting the rows on disk first would
+            // cost a second pass over the whole batch before compression could start.
+            let (layered, size) = layer::apply_with(layers, staging, |out| {
+                let mut out = HashingWriter {
+                    inner: out,
+                    hasher: hasher.as_mut(),
+                };
+                stream_plain(
+                    &file.0,
+                    self.header_len,
+                    &self.row_lengths,
+                    fix.as_ref(),
+                    &mut out,
+                )?;
+                out.write_all(format.footer())
+            })
+            .map_err(io_err)?;
+            (layered, size)
         };
-        let mut size = bytes;
-        if !layers.is_empty() {
-            let (layered, layered_size) = layer::apply(&temp, layers, staging).map_err(io_err)?;
-            temp = layered;
-            size = layered_size;
-        }
+        drop(file);
         Ok(SealedBatch {
             temp,
             bytes: size,
@@ -336,8 +355,45 @@ impl OpenBatch {
             last_record: self.last_record,
             log: self.log,
             interval_start: self.interval_start,
-            plain_sha256,
+            plain_sha256: hasher.map(|h| {
+                let mut hex = String::with_capacity(64);
+                crate::text::write_hex(&h.finalize(), &mut hex);
+                hex
+            }),
         })
+    }
+}
+
+/// Passes bytes on, hashing them when asked to.
+struct HashingWriter<'w, 'h> {
+    inner: &'w mut dyn Write,
+    hasher: Option<&'h mut Sha256>,
+}
+
+impl Write for HashingWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hands the whole of `file` to `f`, in windows of at most [`WINDOW`] bytes.
+fn each_window(file: &File, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    let mut buf = vec![0u8; WINDOW];
+    let mut at = 0;
+    loop {
+        let n = read_at(file, &mut buf, at)?;
+        if n == 0 {
+            return Ok(());
+        }
+        f(&buf[..n])?;
+        at += n as u64;
     }
 }
 
@@ -469,8 +525,11 @@ fn plain_key(
     }
 }
 
-/// Replaces the trailing `old` field of every row (whose lengths are given) with `new`,
-/// in place, and truncates the file to its new length, which it returns.
+/// How much of a batch file is read at once when it is rewritten or streamed.
+const WINDOW: usize = 1024 * 1024;
+
+/// Replaces the trailing `old` field of every row (whose lengths are given), in place, and
+/// truncates the file to its new length, which it returns.
 ///
 /// `new` is never longer than `old` (a batch closes with at most `batch_size` rows), so
 /// every row moves towards the start of the file and a window is always read before
@@ -485,13 +544,54 @@ pub fn compact_suffixes(
     new: &[u8],
 ) -> io::Result<u64> {
     debug_assert!(new.len() <= old.len());
-    const WINDOW: usize = 1024 * 1024;
+    let mut write_at = header_len;
+    rewrite_rows(file, header_len, row_lengths, old, new, |window| {
+        write_all_at(file, window, write_at)?;
+        write_at += window.len() as u64;
+        Ok(())
+    })?;
+    file.set_len(write_at)?;
+    Ok(write_at)
+}
+
+/// Writes `file`'s content to `out`: its header, then its rows with `fix` applied to each,
+/// in windows of about [`WINDOW`].
+pub fn stream_plain(
+    file: &File,
+    header_len: u64,
+    row_lengths: &[u32],
+    fix: Option<&crate::encode::TailFix>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match fix {
+        Some(fix) => {
+            let mut header = vec![0; header_len as usize];
+            read_exact_at(file, &mut header, 0)?;
+            out.write_all(&header)?;
+            rewrite_rows(file, header_len, row_lengths, &fix.old, &fix.new, |w| {
+                out.write_all(w)
+            })
+        }
+        None => each_window(file, |w| out.write_all(w)),
+    }
+}
+
+/// Reads the rows after `header_len` in windows of whole rows (at least one, however long)
+/// and hands each window to `emit` with every row's trailing `old` replaced by `new`. A
+/// window is read completely before `emit` sees it, so `emit` may write over it.
+fn rewrite_rows(
+    file: &File,
+    header_len: u64,
+    row_lengths: &[u32],
+    old: &[u8],
+    new: &[u8],
+    mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut input = Vec::new();
     let mut output = Vec::with_capacity(WINDOW);
-    let (mut read_at, mut write_at) = (header_len, header_len);
+    let mut read_at = header_len;
     let mut rows = row_lengths;
     while !rows.is_empty() {
-        // As many whole rows as fit the window (at least one, however long).
         let mut take = 0;
         let mut len = 0usize;
         while take < rows.len() && (take == 0 || len + rows[take] as usize <= WINDOW) {
@@ -514,13 +614,23 @@ pub fn compact_suffixes(
             output.extend_from_slice(body);
             output.extend_from_slice(new);
         }
-        write_all_at(file, &output, write_at)?;
+        emit(&output)?;
         read_at += len as u64;
-        write_at += output.len() as u64;
         rows = &rows[take..];
     }
-    file.set_len(write_at)?;
-    Ok(write_at)
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::io::{Read, Seek};
+    file.seek(io::SeekFrom::Start(offset))?;
+    file.read(buf)
 }
 
 #[cfg(unix)]
@@ -666,5 +776,19 @@ mod tests {
         }
         let out = compacted(&src, header.len() as u64, &lengths, old, new).unwrap();
         assert!(out == expected);
+        // Streamed instead of rewritten in place (a batch with file layers): the same bytes,
+        // and the file untouched.
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&src).unwrap();
+        let fix = crate::encode::TailFix {
+            old: old.to_vec(),
+            new: new.to_vec(),
+        };
+        let mut streamed = Vec::new();
+        stream_plain(&f, header.len() as u64, &lengths, Some(&fix), &mut streamed).unwrap();
+        assert!(streamed == expected);
+        let mut unfixed = Vec::new();
+        stream_plain(&f, header.len() as u64, &lengths, None, &mut unfixed).unwrap();
+        assert!(unfixed == src);
     }
 }

@@ -1,10 +1,11 @@
 //! File layers: transformations of a sealed file's bytes (a format's conversion, compression,
 //! encryption), composed in order on the byte stream, whatever the format.
 //!
-//! A batch's rows are rewritten in place when it closes early (see
+//! A batch's rows get their batch-size field only when it closes (see
 //! [`Format::batch_size_fix`](super::Format::batch_size_fix)), so layers cannot run while
-//! rows arrive: the sealed file is streamed through them into a second file beside it
-//! (bounded memory; twice the disk for a moment), which then replaces it.
+//! rows arrive: at the close, the rows are rewritten on their way through the layers into a
+//! second file beside the batch's (bounded memory; twice the disk for a moment), which then
+//! replaces it.
 //!
 //! A new layer is a type implementing [`FileLayer`], built in [`layers_for`].
 
@@ -313,6 +314,23 @@ pub fn apply(
     layers: &[Box<dyn FileLayer>],
     staging: &Path,
 ) -> io::Result<(TempPath, u64)> {
+    apply_with(layers, staging, |writer| {
+        let mut input = BufReader::with_capacity(256 * 1024, File::open(sealed)?);
+        io::copy(&mut input, writer)?;
+        Ok(())
+    })
+}
+
+/// Runs `write_plain`, which writes a file's plain content, with its bytes going through
+/// `layers` into a new temporary file in `staging`; returns that file and its size.
+///
+/// The content need never exist as a file of its own: a batch rewrites its rows on their
+/// way into the compressor instead of rewriting them on disk first.
+pub fn apply_with(
+    layers: &[Box<dyn FileLayer>],
+    staging: &Path,
+    write_plain: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<(TempPath, u64)> {
     let out = tempfile::Builder::new()
         .prefix(".layered-")
         .tempfile_in(staging)?;
@@ -324,8 +342,7 @@ pub fn apply(
     for layer in layers.iter().rev() {
         writer = layer.wrap(writer, staging)?;
     }
-    let mut input = BufReader::with_capacity(256 * 1024, File::open(sealed)?);
-    io::copy(&mut input, &mut writer)?;
+    write_plain(&mut writer)?;
     writer.finish()?;
     let size = file.metadata()?.len();
     Ok((path, size))
