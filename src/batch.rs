@@ -225,9 +225,7 @@ impl OpenBatch {
             dir: staging.display().to_string(),
             source,
         };
-        let (mut file, path) = tempfile::Builder::new()
-            .prefix(".batch-")
-            .tempfile_in(staging)
+        let (mut file, path) = crate::output_file::create(staging, ".batch-")
             .map_err(io_err)?
             .into_parts();
         let mut buffer = LazyBuffer::default();

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod migrate;
 pub(crate) mod names;
 pub mod naming;
+pub(crate) mod output_file;
 pub(crate) mod partition;
 pub mod pipeline;
 pub mod preview;

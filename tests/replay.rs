@@ -614,3 +614,46 @@ fn batch_interval_must_divide_a_day() {
         );
     }
 }
+
+/// Output files (plain, compressed, manifests) are created the way any program creates a
+/// file, mode 0666 less the umask: a loader running as another user can read them under
+/// the usual umask 022, and `umask 077` keeps them private. Never tempfile's 0600.
+#[cfg(unix)]
+#[test]
+fn output_files_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: plain\n    trigger: 'type = \"track\"'\n  - name: packed\n    trigger: 'type = \"identify\"'\n    compression: gzip\n    manifest: true\n",
+    );
+    for umask in [0o022, 0o077, 0o002] {
+        let out = dir.path().join(format!("out-{umask:o}"));
+        let mut cmd = bin();
+        cmd.args(["replay", &mapping, "fixtures/events.ndjson", "--out"])
+            .arg(&out);
+        // SAFETY: only umask(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            });
+        }
+        let o = cmd.output().unwrap();
+        assert_ok(&o);
+        let found = files(&out);
+        assert!(found.keys().any(|k| k.ends_with(".csv")), "{found:?}");
+        assert!(found.keys().any(|k| k.ends_with(".csv.gz")), "{found:?}");
+        assert!(found.keys().any(|k| k.contains("manifest-")), "{found:?}");
+        for key in found.keys() {
+            let mode = std::fs::metadata(out.join(key))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o666 & !umask, "{key} under umask {umask:o}");
+        }
+    }
+}

@@ -331,9 +331,7 @@ pub fn apply_with(
     staging: &Path,
     write_plain: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<(TempPath, u64)> {
-    let out = tempfile::Builder::new()
-        .prefix(".layered-")
-        .tempfile_in(staging)?;
+    let out = crate::output_file::create(staging, ".layered-")?;
     let (file, path) = out.into_parts();
     let mut writer: Box<dyn LayerWriter> = Box::new(FileEnd(BufWriter::with_capacity(
         256 * 1024,

@@ -190,9 +190,7 @@ impl Sink for ManifestSink<'_> {
             let staging = self.inner.staging_dir().to_path_buf();
             std::fs::create_dir_all(&staging)
                 .map_err(|e| SinkError::io(format!("cannot create {}", staging.display()), e))?;
-            let mut temp = tempfile::Builder::new()
-                .prefix(".manifest-")
-                .tempfile_in(&staging)
+            let mut temp = crate::output_file::create(&staging, ".manifest-")
                 .map_err(|e| SinkError::io("cannot write a manifest", e))?;
             let mut bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
             bytes.push(b'\n');
