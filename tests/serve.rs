@@ -743,34 +743,22 @@ fn upload_failures_keep_the_instance_ready() {
             outbox.display()
         ),
     );
-    let mut child = bin()
-        .args(["serve", &mapping, "--listen", "127.0.0.1:0"])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "secret-example")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve printed no address"
-        );
-    }
-    child.stderr = Some(stderr.into_inner());
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .unwrap()
-        .to_string();
+    let start = || {
+        let mut cmd = bin();
+        cmd.args(["serve", &mapping, "--listen", "127.0.0.1:0"])
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "secret-example");
+        common::spawn_serve(cmd)
+    };
+    let failed = |addr: &str| {
+        wait_for(Duration::from_secs(60), "the upload never failed", || {
+            let m = scrape(addr);
+            (value(&m, "s3actions_upload_failures_total", &[]) >= 1.0).then_some(m)
+        })
+    };
+    let (child, addr) = start();
     assert_eq!(post(&addr, "/v1/track", r#"{"event":"E"}"#).0, 200);
-    let m = wait_for(Duration::from_secs(60), "the upload never failed", || {
-        let m = scrape(&addr);
-        (value(&m, "s3actions_upload_failures_total", &[]) >= 1.0).then_some(m)
-    });
+    let m = failed(&addr);
     assert_eq!(
         value(&m, "s3actions_uploads_total", &[("result", "failed")]),
         1.0
@@ -786,6 +774,14 @@ fn upload_failures_keep_the_instance_ready() {
         .filter(|k| k.ends_with(".csv"))
         .collect();
     assert_eq!(waiting.len(), 1, "{waiting:?}");
+
+    // Restarted, it tries the file the first run left again; the gauge counts it.
+    let (child, addr) = start();
+    let m = failed(&addr);
+    assert_eq!(value(&m, "s3actions_outbox_files", &[]), 1.0);
+    assert_eq!(value(&m, "s3actions_files_written_total", &[]), 0.0);
+    let (status, _, stderr) = stop(child);
+    assert_eq!(status.code(), Some(1), "pending files: {stderr}");
 }
 
 /// `batch_interval` under serve: a file whose interval has ended on the clock is closed

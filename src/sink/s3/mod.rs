@@ -499,6 +499,8 @@ impl S3Sink {
                 first_seq: None,
                 plain_sha256: crate::sink::read_sum(&self.outbox, &key),
             };
+            // Waiting like this run's files: counted until uploaded.
+            crate::metrics::outbox_files(1);
             self.enqueue(path, key, job);
         }
         Ok((n, manifests))
