@@ -281,7 +281,7 @@ fn write_merged(out: &mut Vec<u8>, own: NodeRef<'_>, shared: NodeRef<'_>) {
 /// The members of an event that Segment's API looks at (last value of a repeated key).
 #[derive(Default)]
 struct Seen<'a> {
-    r#type: bool,
+    r#type: Option<NodeRef<'a>>,
     message_id: Option<NodeRef<'a>>,
     timestamp: Option<NodeRef<'a>>,
     sent_at: Option<NodeRef<'a>>,
@@ -310,7 +310,7 @@ fn write_event(
     let mut seen = Seen::default();
     for (k, v) in event.members() {
         match &*k {
-            "type" => seen.r#type = true,
+            "type" => seen.r#type = Some(v),
             "messageId" => seen.message_id = Some(v),
             "timestamp" => seen.timestamp = Some(v),
             "sentAt" => seen.sent_at = Some(v),
@@ -362,10 +362,18 @@ fn write_event(
     let iso = |b: &[u8; 24]| std::str::from_utf8(b).unwrap_or_default().to_owned();
     let corrected = skew_corrected.then(|| iso(&corrected));
 
+    // A single-event endpoint's type stands in for a missing one, and for one that is not a
+    // type at all (`null`, `""`, a number), which no trigger or folder could use.
+    let endpoint_type = default_type.filter(|_| {
+        !seen
+            .r#type
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| !t.is_empty())
+    });
     let buf = &mut out.lines;
     buf.push(b'{');
     let mut first = true;
-    if let (Some(kind), false) = (default_type, seen.r#type) {
+    if let (Some(kind), None) = (endpoint_type, seen.r#type) {
         key(buf, &mut first, "type");
         write_json_string(buf, kind);
     }
@@ -387,6 +395,10 @@ fn write_event(
                 _ => write_node_json(buf, v),
             },
             "receivedAt" => string(buf, at.iso()),
+            "type" => match endpoint_type {
+                Some(kind) => string(buf, kind),
+                None => write_node_json(buf, v),
+            },
             "messageId" => match &generated {
                 Some(id) => string(buf, id),
                 None => write_node_json(buf, v),
@@ -615,6 +627,17 @@ mod tests {
             "screen",
             "an explicit type is kept"
         );
+        // Found by fuzzing: a type that is no type gets the endpoint's, where it stands.
+        for sent in ["null", "\"\"", "7", "{}"] {
+            assert_eq!(
+                lines_of(
+                    "/v1/track",
+                    &format!("{{\"a\":1,\"type\":{sent},\"messageId\":\"m\"}}")
+                ),
+                "{\"a\":1,\"type\":\"track\",\"messageId\":\"m\",\"timestamp\":\"2026-12-03T05:31:14.123Z\",\"receivedAt\":\"2026-12-03T05:31:14.123Z\"}\n",
+                "type {sent}"
+            );
+        }
     }
 
     #[test]
