@@ -365,10 +365,9 @@ fn write_event(
     // A single-event endpoint's type stands in for a missing one, and for one that is not a
     // type at all (`null`, `""`, a number), which no trigger or folder could use.
     let endpoint_type = default_type.filter(|_| {
-        !seen
-            .r#type
+        seen.r#type
             .and_then(|t| t.as_str())
-            .is_some_and(|t| !t.is_empty())
+            .is_none_or(|t| t.is_empty())
     });
     let buf = &mut out.lines;
     buf.push(b'{');
