@@ -383,7 +383,11 @@ impl KafkaSource {
             .set("bootstrap.servers", &opts.brokers)
             .set("group.id", &opts.group)
             .set("auto.offset.reset", "earliest")
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            // librdkafka waits up to 500 ms for a fetch to fill; brokers that hold every
+            // fetch that long (tansu does) cap a consumer at a few batches a second, and
+            // a live pipeline wants its events sooner. Idle, it costs 20 fetches a second.
+            .set("fetch.wait.max.ms", "50");
         for (k, v) in &opts.settings {
             config.set(k, v.expose());
         }
