@@ -297,6 +297,7 @@ impl OpenBatch {
         let fix = format.batch_size_fix(self.rows).filter(|f| f.old != f.new);
         // Batches named from a log are recognised after a crash by their plain content.
         let mut hasher = self.log.is_some().then(Sha256::new);
+        let footer = format.footer();
         let (temp, size) = if layers.is_empty() {
             let mut bytes = self.bytes;
             if let Some(fix) = &fix {
@@ -309,7 +310,6 @@ impl OpenBatch {
                 )
                 .map_err(io_err)?;
             }
-            let footer = format.footer();
             if !footer.is_empty() {
                 write_all_at(&file.0, footer, bytes).map_err(io_err)?;
                 bytes += footer.len() as u64;
@@ -325,7 +325,11 @@ impl OpenBatch {
         } else {
             // Written once, through the layers: rewriting the rows on disk first would
             // cost a second pass over the whole batch before compression could start.
-            let (layered, size) = layer::apply_with(layers, staging, |out| {
+            let shrink = fix
+                .as_ref()
+                .map_or(0, |f| (f.old.len() - f.new.len()) as u64);
+            let plain_len = self.bytes - self.rows * shrink + footer.len() as u64;
+            let (layered, size) = layer::apply_with(layers, staging, Some(plain_len), |out| {
                 let mut out = HashingWriter {
                     inner: out,
                     hasher: hasher.as_mut(),
@@ -337,7 +341,7 @@ impl OpenBatch {
                     fix.as_ref(),
                     &mut out,
                 )?;
-                out.write_all(format.footer())
+                out.write_all(footer)
             })
             .map_err(io_err)?;
             (layered, size)

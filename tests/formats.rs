@@ -182,6 +182,9 @@ fn raw_ndjson_copies_events_byte_for_byte_and_compresses() {
             _ => tool("zstd", &["-d", "-c", "-q", path.to_str().unwrap()]),
         };
         assert!(unpacked == r.files["logs.json"], "{compression}");
+        if compression == "zstd" {
+            assert_frame_says_its_size(&c.files[file], unpacked.len());
+        }
     }
     // Pretty-printed events (a JSON array file) come out as compact single lines.
     let pretty = write(
@@ -695,6 +698,23 @@ print(len(m["exportResults"]), rows, sorted(e["sinkPath"] + "/" + e["name"] for 
     assert_eq!(
         out.trim(),
         "3 225 ['/exports/page/page-1.csv.zst', '/exports/track/track-1.csv.zst', '/exports/track/track-2.csv.zst']"
+    );
+    // Partial batches (their batch-size field rewritten on the way into the compressor)
+    // still say exactly how long their content is.
+    for (key, frame) in r.files.iter().filter(|(k, _)| k.ends_with(".zst")) {
+        let plain = zstd::decode_all(&frame[..]).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_frame_says_its_size(frame, plain.len());
+    }
+}
+
+/// zstd files record their content size in the frame header: one-shot decoders
+/// (python-zstandard's `decompress`) refuse frames that do not.
+#[track_caller]
+fn assert_frame_says_its_size(frame: &[u8], len: usize) {
+    assert_eq!(
+        zstd::zstd_safe::get_frame_content_size(frame).ok(),
+        Some(Some(len as u64)),
+        "the frame header's content size"
     );
 }
 

@@ -112,11 +112,14 @@ pub trait FileLayer: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> Option<LayerKind>;
 
     /// Wraps `inner`: bytes written to the result come out of `inner` transformed.
-    /// `staging` is where a layer may keep a temporary file.
+    /// `staging` is where a layer may keep a temporary file; `input_len` is exactly how
+    /// many bytes will be written, when that is known (zstd records it in the frame header,
+    /// where one-shot decoders look for it).
     fn wrap<'w>(
         &self,
         inner: Box<dyn LayerWriter + 'w>,
         staging: &Path,
+        input_len: Option<u64>,
     ) -> io::Result<Box<dyn LayerWriter + 'w>>;
 }
 
@@ -178,6 +181,7 @@ impl FileLayer for Gzip {
         &self,
         inner: Box<dyn LayerWriter + 'w>,
         _staging: &Path,
+        _input_len: Option<u64>,
     ) -> io::Result<Box<dyn LayerWriter + 'w>> {
         Ok(Box::new(GzWriter(flate2::write::GzEncoder::new(
             inner,
@@ -216,10 +220,14 @@ impl FileLayer for Zstd {
         &self,
         inner: Box<dyn LayerWriter + 'w>,
         _staging: &Path,
+        input_len: Option<u64>,
     ) -> io::Result<Box<dyn LayerWriter + 'w>> {
         let mut enc = zstd::stream::write::Encoder::new(inner, zstd::DEFAULT_COMPRESSION_LEVEL)?;
         // The frame says how to check it: `zstd -d` verifies the content checksum.
         enc.include_checksum(true)?;
+        // And how long its content is: one-shot decoders (python-zstandard's
+        // `decompress`) refuse a frame that does not say.
+        enc.set_pledged_src_size(input_len)?;
         // Compressed on every core: batches are sealed at the end of input (in parallel,
         // but rarely of one size) and full ones on the writer thread, where a single-threaded
         // compressor would stall the run; the frame is the same standard one.
@@ -278,6 +286,7 @@ impl FileLayer for Pgp {
         &self,
         inner: Box<dyn LayerWriter + 'w>,
         staging: &Path,
+        _input_len: Option<u64>,
     ) -> io::Result<Box<dyn LayerWriter + 'w>> {
         // An unnamed file: removed by the OS however the run ends.
         let spool = tempfile::tempfile_in(staging)?;
@@ -314,21 +323,25 @@ pub fn apply(
     layers: &[Box<dyn FileLayer>],
     staging: &Path,
 ) -> io::Result<(TempPath, u64)> {
-    apply_with(layers, staging, |writer| {
-        let mut input = BufReader::with_capacity(256 * 1024, File::open(sealed)?);
+    let file = File::open(sealed)?;
+    let len = file.metadata()?.len();
+    apply_with(layers, staging, Some(len), |writer| {
+        let mut input = BufReader::with_capacity(256 * 1024, file);
         io::copy(&mut input, writer)?;
         Ok(())
     })
 }
 
-/// Runs `write_plain`, which writes a file's plain content, with its bytes going through
-/// `layers` into a new temporary file in `staging`; returns that file and its size.
+/// Runs `write_plain`, which writes a file's plain content (`plain_len` bytes, when known),
+/// with its bytes going through `layers` into a new temporary file in `staging`; returns
+/// that file and its size.
 ///
 /// The content need never exist as a file of its own: a batch rewrites its rows on their
 /// way into the compressor instead of rewriting them on disk first.
 pub fn apply_with(
     layers: &[Box<dyn FileLayer>],
     staging: &Path,
+    plain_len: Option<u64>,
     write_plain: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<(TempPath, u64)> {
     let out = crate::output_file::create(staging, ".layered-")?;
@@ -337,8 +350,10 @@ pub fn apply_with(
         256 * 1024,
         file.try_clone()?,
     )));
-    for layer in layers.iter().rev() {
-        writer = layer.wrap(writer, staging)?;
+    for (i, layer) in layers.iter().enumerate().rev() {
+        // Only the first layer takes the plain bytes; the others' input is its output.
+        let input_len = if i == 0 { plain_len } else { None };
+        writer = layer.wrap(writer, staging, input_len)?;
     }
     write_plain(&mut writer)?;
     writer.finish()?;
@@ -351,20 +366,62 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// A file of `len` bytes cycling through `period` values, and its content.
+    fn plain_file(dir: &Path, len: u32, period: u32) -> (std::path::PathBuf, Vec<u8>) {
+        let path = dir.join("plain");
+        let content: Vec<u8> = (0..len).map(|i| (i % period) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        (path, content)
+    }
+
+    fn gunzip(path: &Path) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(File::open(path).unwrap())
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
     #[test]
     fn gzip_round_trip_streams_the_whole_file() {
         let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("plain");
-        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&plain, &content).unwrap();
+        let (plain, content) = plain_file(dir.path(), 3_000_000, 251);
         let layers: Vec<Box<dyn FileLayer>> = vec![Box::new(Gzip)];
         let (out, size) = apply(&plain, &layers, dir.path()).unwrap();
         assert_eq!(size, std::fs::metadata(&out).unwrap().len());
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(File::open(&out).unwrap())
-            .read_to_end(&mut back)
-            .unwrap();
-        assert!(back == content);
+        assert!(gunzip(&out) == content);
+    }
+
+    /// A zstd frame says how long its content is (one-shot decoders need it), also under
+    /// another layer, and the content is intact.
+    #[test]
+    fn zstd_frames_record_their_content_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, content) = plain_file(dir.path(), 1_000_000, 97);
+        let layers: Vec<Box<dyn FileLayer>> = vec![Box::new(Zstd)];
+        let (out, _) = apply(&plain, &layers, dir.path()).unwrap();
+        let frame = std::fs::read(&out).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&frame).ok(),
+            Some(Some(content.len() as u64))
+        );
+        assert!(zstd::decode_all(&frame[..]).unwrap() == content);
+        // The outer layer's input is the compressed frame, whose length nobody pledged.
+        let layers: Vec<Box<dyn FileLayer>> = vec![Box::new(Zstd), Box::new(Gzip)];
+        let (out, _) = apply(&plain, &layers, dir.path()).unwrap();
+        let frame = gunzip(&out);
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&frame).ok(),
+            Some(Some(content.len() as u64))
+        );
+        // A wrong length is an error, never a frame that lies.
+        let err = apply_with(
+            &[Box::new(Zstd) as Box<dyn FileLayer>],
+            dir.path(),
+            Some(5),
+            |w| w.write_all(b"four"),
+        );
+        assert!(err.is_err());
     }
 
     /// Two layers compose in order: the outer one sees the inner one's output.
@@ -375,10 +432,7 @@ mod tests {
         std::fs::write(&plain, b"a,b\n\"1\",\"2\"").unwrap();
         let layers: Vec<Box<dyn FileLayer>> = vec![Box::new(Gzip), Box::new(Gzip)];
         let (out, _) = apply(&plain, &layers, dir.path()).unwrap();
-        let mut once = Vec::new();
-        flate2::read::GzDecoder::new(File::open(&out).unwrap())
-            .read_to_end(&mut once)
-            .unwrap();
+        let once = gunzip(&out);
         let mut twice = Vec::new();
         flate2::read::GzDecoder::new(&once[..])
             .read_to_end(&mut twice)

@@ -366,6 +366,7 @@ impl FileLayer for ParquetLayer {
         &self,
         inner: Box<dyn LayerWriter + 'w>,
         _staging: &Path,
+        _input_len: Option<u64>,
     ) -> io::Result<Box<dyn LayerWriter + 'w>> {
         let writer = SerializedFileWriter::new(inner, self.schema.clone(), self.props.clone())
             .map_err(io::Error::other)?;
