@@ -186,7 +186,12 @@ fn stop(child: Child) -> (std::process::ExitStatus, String, String) {
 #[test]
 fn a_write_key_is_required_when_set() {
     let dir = tempfile::tempdir().unwrap();
-    let mapping = write(dir.path(), "m.yaml", "mappings:\n  - name: m\n");
+    // Raw events: the files hold whole events, so a key left in one would show.
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n  - name: raw\n    format: ndjson\n    raw: true\n",
+    );
     let out = dir.path().join("out");
     let (child, addr) = start(
         &mapping,
@@ -200,12 +205,32 @@ fn a_write_key_is_required_when_set() {
     let right = "Authorization: Basic d2tfc2VjcmV0XzEyMzo=\r\n";
     assert_eq!(post_with(&addr, "/v1/track", event, wrong).0, 401);
     assert_eq!(post_with(&addr, "/v1/track", event, right).0, 200);
+    // Segment's API also takes the key as the body's `writeKey`, and keeps it out of the
+    // events.
+    let keyed = r#"{"type":"track","event":"K","writeKey":"wk_secret_123"}"#;
+    let batch = r#"{"batch":[{"type":"track","event":"B"}],"writeKey":"wk_secret_123"}"#;
+    let wrong_key = r#"{"type":"track","event":"W","writeKey":"wk_secret_12"}"#;
+    assert_eq!(post(&addr, "/v1/track", keyed).0, 200);
+    assert_eq!(post(&addr, "/v1/batch", batch).0, 200);
+    assert_eq!(post(&addr, "/v1/track", wrong_key).0, 401);
+    assert_eq!(post(&addr, "/v1/track", "not json").0, 401);
     let (status, stdout, stderr) = stop(child);
     assert!(status.success(), "{stderr}");
-    assert!(stdout.contains("Read 1 events"), "{stdout}");
+    assert!(stdout.contains("Read 3 events"), "{stdout}");
     for text in [&stdout, &stderr] {
         assert!(!text.contains("wk_secret_123"), "{text}");
         assert!(!text.contains("d2tfc2VjcmV0XzEyMzo"), "{text}");
+    }
+    let files = common::files(&out);
+    let raw: String = files
+        .iter()
+        .filter(|(k, _)| k.ends_with(".json"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(raw.lines().count(), 3, "{raw}");
+    for (key, content) in &files {
+        let text = String::from_utf8_lossy(content);
+        assert!(!text.contains("wk_secret"), "{key}: {text}");
     }
 }
 

@@ -170,6 +170,18 @@ thread_local! {
 /// newline of a pretty-printed body can split one), shaped as Segment's API shapes them
 /// (see the module documentation), with their `messageId`s in line order.
 pub fn normalise(path: &str, body: &[u8], at: &Arrival) -> Result<Received, Refused> {
+    normalise_with_key(path, body, at, &mut None)
+}
+
+/// [`normalise`], also giving the body's top-level `writeKey` (Segment's API takes the key
+/// there as well as in the `Authorization` header) in `write_key`, whether or not the body
+/// is otherwise accepted. The key is never part of an event.
+pub fn normalise_with_key(
+    path: &str,
+    body: &[u8],
+    at: &Arrival,
+    write_key: &mut Option<String>,
+) -> Result<Received, Refused> {
     let text = std::str::from_utf8(body).map_err(|e| {
         Refused(format!(
             "the body is not valid UTF-8 (byte {})",
@@ -188,6 +200,10 @@ pub fn normalise(path: &str, body: &[u8], at: &Arrival) -> Result<Received, Refu
         if root.kind() != Kind::Object {
             return Err(Refused("the body must be a JSON object".into()));
         }
+        *write_key = root
+            .get(WRITE_KEY)
+            .and_then(|k| k.as_str())
+            .map(|k| k.into_owned());
         let mut out = Received {
             lines: Vec::with_capacity(body.len() + body.len() / 4 + 128),
             message_ids: Vec::new(),
@@ -223,6 +239,9 @@ pub fn normalise(path: &str, body: &[u8], at: &Arrival) -> Result<Received, Refu
         Ok(out)
     })
 }
+
+/// Where a body may carry the source's write key.
+const WRITE_KEY: &str = "writeKey";
 
 /// What a `/v1/batch` body gives all its events.
 #[derive(Default)]
@@ -378,6 +397,9 @@ fn write_event(
     }
     let string = |buf: &mut Vec<u8>, s: &str| write_json_string(buf, s);
     for_each_member(event, |k, v| {
+        if k == WRITE_KEY {
+            return; // a credential, not part of the event (nor of Segment's stored events)
+        }
         key(buf, &mut first, k);
         match k {
             "context" if merge_context => write_merged(buf, v, shared.context.expect("merged")),
@@ -608,6 +630,45 @@ mod tests {
         );
         assert_eq!(single[0]["timestamp"], "2020-01-01T00:00:00Z");
         assert!(single[0].get("originalTimestamp").is_none());
+    }
+
+    /// The body's `writeKey` is handed to the caller (it may authenticate the request) and
+    /// never written into an event, wherever it stands.
+    #[test]
+    fn write_keys_are_taken_out_of_events() {
+        let mut key = None;
+        let out = normalise_with_key(
+            "/v1/track",
+            br#"{"writeKey":"k1","event":"E","a":{"writeKey":"nested stays"}}"#,
+            &at(),
+            &mut key,
+        )
+        .unwrap();
+        assert_eq!(key.as_deref(), Some("k1"));
+        let line = String::from_utf8(out.lines).unwrap();
+        assert!(
+            line.starts_with(
+                r#"{"type":"track","event":"E","a":{"writeKey":"nested stays"},"messageId":"api-"#
+            ),
+            "{line}"
+        );
+        let out = normalise_with_key(
+            "/v1/batch",
+            br#"{"batch":[{"type":"page","writeKey":"k3"}],"writeKey":"k2"}"#,
+            &at(),
+            &mut key,
+        )
+        .unwrap();
+        assert_eq!(key.as_deref(), Some("k2"));
+        let line = String::from_utf8(out.lines).unwrap();
+        assert!(
+            !line.contains("writeKey") && line.starts_with(r#"{"type":"page","messageId""#),
+            "{line}"
+        );
+        // A body that is refused still gives its key (the answer is then 401, not 400).
+        let refused = normalise_with_key("/v1/batch", br#"{"writeKey":"k4"}"#, &at(), &mut key);
+        assert!(refused.is_err());
+        assert_eq!(key.as_deref(), Some("k4"));
     }
 
     #[test]

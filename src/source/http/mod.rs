@@ -69,12 +69,15 @@ impl PartialEq for HttpInput {
 
 impl Eq for HttpInput {}
 
-/// Who may send events: with a write key, every request must carry it as Segment's
-/// libraries do (HTTP Basic authentication, the key as user name, no password).
+/// Who may send events: with a write key, every request must carry it as Segment's API
+/// takes it: HTTP Basic authentication (the key as user name, no password), as Segment's
+/// libraries send it, or a top-level `writeKey` in the JSON body.
 #[derive(Clone, Default)]
 pub struct Access {
     /// The whole `Authorization` header value expected.
     expected: Option<String>,
+    /// The key itself, for a body's `writeKey`.
+    key: Option<String>,
 }
 
 impl Access {
@@ -87,24 +90,31 @@ impl Access {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:", key.expose()));
         Access {
             expected: Some(format!("Basic {token}")),
+            key: Some(key.expose().to_string()),
         }
     }
 
+    /// Whether the request's `Authorization` header lets it in (always, without a key).
     pub(super) fn allows(&self, header: Option<&hyper::header::HeaderValue>) -> bool {
         match &self.expected {
             None => true,
-            Some(want) => header.is_some_and(|h| {
-                let got = h.as_bytes();
-                // Same time whatever the first differing byte.
-                got.len() == want.len()
-                    && got
-                        .iter()
-                        .zip(want.as_bytes())
-                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                        == 0
-            }),
+            Some(want) => header.is_some_and(|h| same_bytes(h.as_bytes(), want.as_bytes())),
         }
     }
+
+    /// Whether a body's top-level `writeKey` lets the request in.
+    pub(super) fn allows_body_key(&self, body_key: Option<&str>) -> bool {
+        match (&self.key, body_key) {
+            (None, _) => true,
+            (Some(want), Some(got)) => same_bytes(got.as_bytes(), want.as_bytes()),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Compares in the same time whatever the first differing byte.
+fn same_bytes(got: &[u8], want: &[u8]) -> bool {
+    got.len() == want.len() && got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 impl std::fmt::Debug for Access {

@@ -481,20 +481,10 @@ async fn route(
         }
         _ => {}
     }
-    if !shared
+    // Without the key in the header, it may still be in the body (`writeKey`).
+    let header_allowed = shared
         .access
-        .allows(req.headers().get(header::AUTHORIZATION))
-    {
-        let mut r = reply(
-            StatusCode::UNAUTHORIZED,
-            Some("a write key is required: HTTP Basic authentication with the key as user name"),
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"s3actions\""),
-        );
-        return (r, 0);
-    }
+        .allows(req.headers().get(header::AUTHORIZATION));
     if req.method() != Method::POST {
         let r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -515,7 +505,23 @@ async fn route(
         Ok(b) => b,
         Err((status, message)) => return (reply(status, Some(&message)), 0),
     };
-    let received = match api::normalise(path, &body, &arrival) {
+    let mut body_key = None;
+    let normalised = api::normalise_with_key(path, &body, &arrival, &mut body_key);
+    if !header_allowed && !shared.access.allows_body_key(body_key.as_deref()) {
+        let mut r = reply(
+            StatusCode::UNAUTHORIZED,
+            Some(
+                "a write key is required: HTTP Basic authentication with the key as user name, \
+                 or \"writeKey\" in the body",
+            ),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"s3actions\""),
+        );
+        return (r, 0);
+    }
+    let received = match normalised {
         Ok(r) => r,
         Err(Refused(m)) => return (reply(StatusCode::BAD_REQUEST, Some(&m)), 0),
     };
