@@ -481,10 +481,14 @@ async fn route(
         }
         _ => {}
     }
-    // Without the key in the header, it may still be in the body (`writeKey`).
+    // Without the key in the header, it may still be in the body (`writeKey`) of a POST to
+    // an endpoint; anything else is refused before it is looked at.
     let header_allowed = shared
         .access
         .allows(req.headers().get(header::AUTHORIZATION));
+    if !header_allowed && (req.method() != Method::POST || !api::is_endpoint(path)) {
+        return (unauthorized(), 0);
+    }
     if req.method() != Method::POST {
         let r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -508,18 +512,7 @@ async fn route(
     let mut body_key = None;
     let normalised = api::normalise_with_key(path, &body, &arrival, &mut body_key);
     if !header_allowed && !shared.access.allows_body_key(body_key.as_deref()) {
-        let mut r = reply(
-            StatusCode::UNAUTHORIZED,
-            Some(
-                "a write key is required: HTTP Basic authentication with the key as user name, \
-                 or \"writeKey\" in the body",
-            ),
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"s3actions\""),
-        );
-        return (r, 0);
+        return (unauthorized(), 0);
     }
     let received = match normalised {
         Ok(r) => r,
@@ -530,6 +523,22 @@ async fn route(
         Ok(()) => (reply(StatusCode::OK, None), events),
         Err(e) => (refusal(&e), events),
     }
+}
+
+/// `401`, saying where the key goes.
+fn unauthorized() -> Answer {
+    let mut r = reply(
+        StatusCode::UNAUTHORIZED,
+        Some(
+            "a write key is required: HTTP Basic authentication with the key as user name, \
+             or \"writeKey\" in the body",
+        ),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"s3actions\""),
+    );
+    r
 }
 
 /// The whole body, decompressed when it is gzip, at most [`MAX_BODY`] bytes either way.
