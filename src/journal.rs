@@ -301,33 +301,22 @@ fn read(path: &Path, file: File) -> Result<Read, JournalError> {
     Ok((marks, intents))
 }
 
-/// Writes a new journal beside the old one, fsyncs it, and moves it over the old one;
+/// Replaces the journal with `lines` under its header (durably: see [`crate::durable`]);
 /// returns it open for appending.
 fn rewrite(path: &Path, lines: &[Line]) -> io::Result<File> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".journal-")
-        .tempfile_in(dir)?;
-    let mut out = io::BufWriter::new(tmp.as_file_mut());
-    serde_json::to_writer(
-        &mut out,
-        &Header {
+    crate::durable::replace(path, ".journal-", |out| {
+        let header = Header {
             s3actions_state: KIND.into(),
             version: VERSION,
-        },
-    )?;
-    out.write_all(b"\n")?;
-    for l in lines {
-        serde_json::to_writer(&mut out, l)?;
+        };
+        serde_json::to_writer(&mut *out, &header)?;
         out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    drop(out);
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()?;
+        for l in lines {
+            serde_json::to_writer(&mut *out, l)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
     OpenOptions::new().append(true).open(path)
 }
 

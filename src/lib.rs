@@ -10,6 +10,7 @@
 
 pub(crate) mod batch;
 pub mod commands;
+pub mod durable;
 pub mod encode;
 pub mod expr;
 pub mod init;

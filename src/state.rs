@@ -113,7 +113,6 @@ pub fn write_atomic(
 /// Lets a source prepare its next state early and commit it once its output is durable.
 pub struct Prepared {
     path: PathBuf,
-    dir: PathBuf,
     writer: BufWriter<tempfile::NamedTempFile>,
 }
 
@@ -128,22 +127,13 @@ impl std::fmt::Debug for Prepared {
 impl Prepared {
     /// Starts the file (header written); the folder is created when missing.
     pub fn new(path: &Path, kind: &'static str, version: u32) -> Result<Prepared, StateError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StateError::io("create the folder of", path, e))?;
-        let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)
+        let temp = crate::durable::temp_beside(path, TEMP_PREFIX)
             .map_err(|e| StateError::io("write", path, e))?;
         let mut writer = BufWriter::new(temp);
         writeln!(writer, "{MAGIC} {kind} {version}")
             .map_err(|e| StateError::io("write", path, e))?;
         Ok(Prepared {
             path: path.to_path_buf(),
-            dir,
             writer,
         })
     }
@@ -165,12 +155,7 @@ impl Prepared {
             .writer
             .into_inner()
             .map_err(|e| StateError::io("write", &path, e.into_error()))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| StateError::io("fsync", &path, e))?;
-        temp.persist(&path)
-            .map_err(|e| StateError::io("replace", &path, e.error))?;
-        sync_dir(&self.dir).map_err(|e| StateError::io("fsync the folder of", &path, e))
+        crate::durable::commit(temp, &path).map_err(|e| StateError::io("replace", &path, e))
     }
 }
 
@@ -228,22 +213,8 @@ pub fn remove(path: &Path) -> Result<(), StateError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StateError::io("remove", path, e)),
     }
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => {
-            sync_dir(d).map_err(|e| StateError::io("fsync the folder of", path, e))
-        }
-        _ => Ok(()),
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
+    crate::durable::sync_dir(crate::durable::folder_of(path))
+        .map_err(|e| StateError::io("fsync the folder of", path, e))
 }
 
 #[cfg(test)]

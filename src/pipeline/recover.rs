@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::journal::Intent;
-use crate::sink::{FinishedFile, Sink, SinkError, disambiguate};
+use crate::sink::{FinishedFile, Sink, SinkError};
 
 /// Delivers a pending intent's staged file, unless the crash came after it took its name
 /// (a hard link left by a rename done as link + unlink): then only the staged name goes.
@@ -49,11 +49,7 @@ fn already_named(intent: &Intent, root: &Path) -> bool {
     let Ok(staged) = std::fs::metadata(&intent.staged) else {
         return false;
     };
-    for n in 0..10_000u32 {
-        let key = match n {
-            0 => intent.key.clone(),
-            n => disambiguate(&intent.key, n),
-        };
+    for key in crate::sink::candidate_keys(&intent.key) {
         match std::fs::metadata(root.join(&key)) {
             Ok(m) if m.dev() == staged.dev() && m.ino() == staged.ino() => return true,
             Ok(_) => continue,

@@ -184,6 +184,15 @@ pub trait Sink: Send {
     fn finish(&mut self) -> Result<SinkReport, SinkError>;
 }
 
+/// The keys a file meant for `key` may take, in the order they are tried: `key`, then
+/// `key` with `-1`, `-2`, ... (see [`disambiguate`]), up to a bound.
+pub fn candidate_keys(key: &str) -> impl Iterator<Item = String> + '_ {
+    (0..10_000u32).map(move |n| match n {
+        0 => key.to_string(),
+        n => disambiguate(key, n),
+    })
+}
+
 /// Moves `temp` to `root/key` without ever replacing an existing file: when the key is
 /// taken, `-1`, `-2`, ... is added before the extension. Returns the key used. With
 /// `fsync`, the file's content is on disk before it takes its name, and the name (with
@@ -200,12 +209,7 @@ pub fn persist_unique(
             .map_err(|e| SinkError::io("cannot fsync a finished file", e))?;
     }
     let mut temp = temp;
-    for attempt in 0..10_000u32 {
-        let candidate = if attempt == 0 {
-            key.to_string()
-        } else {
-            disambiguate(key, attempt)
-        };
+    for (attempt, candidate) in candidate_keys(key).enumerate() {
         let target = root.join(&candidate);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
@@ -341,8 +345,7 @@ pub fn sync_dirs(root: &Path, file: &Path) -> Result<(), SinkError> {
 
 /// fsyncs one directory (its entries: names created, renamed or removed in it).
 pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+    crate::durable::sync_dir(dir)
         .map_err(|e| SinkError::io(format!("cannot fsync the folder {}", dir.display()), e))
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use super::SpoolError;
@@ -124,21 +124,15 @@ pub fn append(path: &Path, entries: &[(u64, u128)]) -> io::Result<()> {
 }
 
 fn rewrite(path: &Path, entries: &VecDeque<(u64, u128)>) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".ids-").tempfile_in(dir)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
+    crate::durable::replace(path, ".ids-", |w| {
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_le_bytes())?;
         for (ms, h) in entries {
             w.write_all(&ms.to_le_bytes())?;
             w.write_all(&h.to_le_bytes())?;
         }
-        w.flush()?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
+        Ok(())
+    })
 }
 
 /// The `ids` file of a spool.
