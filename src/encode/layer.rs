@@ -151,26 +151,10 @@ pub fn layers_for(m: &Mapping) -> Vec<Box<dyn FileLayer>> {
     layers
 }
 
-/// gzip (RFC 1952) at the default level, as `gzip` and Segment classic's logs write it.
+/// gzip (RFC 1952) at the default level, as `gzip` and Segment classic's logs write it,
+/// compressed on every core (see [`super::gzip_blocks`]).
 #[derive(Debug)]
 pub struct Gzip;
-
-struct GzWriter<'w>(flate2::write::GzEncoder<Box<dyn LayerWriter + 'w>>);
-
-impl Write for GzWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl LayerWriter for GzWriter<'_> {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        self.0.finish()?.finish()
-    }
-}
 
 impl FileLayer for Gzip {
     fn kind(&self) -> Option<LayerKind> {
@@ -183,10 +167,10 @@ impl FileLayer for Gzip {
         _staging: &Path,
         _input_len: Option<u64>,
     ) -> io::Result<Box<dyn LayerWriter + 'w>> {
-        Ok(Box::new(GzWriter(flate2::write::GzEncoder::new(
+        Ok(Box::new(super::gzip_blocks::GzipBlocks::new(
             inner,
             flate2::Compression::default(),
-        ))))
+        )?))
     }
 }
 

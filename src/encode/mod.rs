@@ -10,6 +10,7 @@
 //! [`format_for`].
 
 pub mod csv;
+mod gzip_blocks;
 mod hashing;
 pub mod layer;
 pub mod ndjson;
