@@ -838,3 +838,86 @@ mappings:
     let (status, _, _) = stop(child);
     assert!(status.success());
 }
+
+/// One request with a method, extra header lines and a body; returns the whole answer
+/// (status line, headers, body) as text.
+fn exchange(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    raw.to_ascii_lowercase()
+}
+
+/// What Analytics.js (the browser library) does: one-letter endpoints (`/v1/t`, `/v1/p`,
+/// ...) and `/v1/b` for batches, `text/plain` bodies carrying `writeKey`, from a page on
+/// another origin, so answers allow any origin and preflights are answered without a key.
+#[test]
+fn analytics_js_endpoints_and_cors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    trigger: 'type = \"track\" or type = \"page\"'\n    columns:\n      type: { \"@path\": \"$.type\" }\n      event: { \"@path\": \"$.event\" }\n",
+    );
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &["--write-key-env", "TEST_WRITE_KEY"]);
+    let origin = "Origin: https://shop.example\r\n";
+    let preflight = exchange(
+        &addr,
+        "OPTIONS",
+        "/v1/t",
+        &format!(
+            "{origin}Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n"
+        ),
+        "",
+    );
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-methods: post"),
+        "{preflight}"
+    );
+    let text = "Content-Type: text/plain\r\n";
+    let track =
+        r#"{"type":"track","event":"Clicked","anonymousId":"a1","writeKey":"wk_secret_123"}"#;
+    let answer = exchange(&addr, "POST", "/v1/t", &format!("{origin}{text}"), track);
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    let page = r#"{"name":"Home","anonymousId":"a1","writeKey":"wk_secret_123"}"#;
+    assert!(exchange(&addr, "POST", "/v1/p", text, page).starts_with("http/1.1 200"));
+    let batch = r#"{"batch":[{"type":"track","event":"Batched","anonymousId":"a1"}],"writeKey":"wk_secret_123"}"#;
+    let answer = exchange(&addr, "POST", "/v1/b", text, batch);
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        !answer.contains("access-control"),
+        "no Origin, no CORS header: {answer}"
+    );
+    // Without the key, still refused (CORS opens reading answers, not sending).
+    let keyless = r#"{"type":"track","event":"X"}"#;
+    let answer = exchange(&addr, "POST", "/v1/t", &format!("{origin}{text}"), keyless);
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    let (status, _, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    let mut rows: Vec<Vec<String>> = csv_files(&out)
+        .into_iter()
+        .flat_map(|(_, rows)| rows)
+        .map(|r| r[..2].to_vec())
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [["page", ""], ["track", "Batched"], ["track", "Clicked"]]
+    );
+}

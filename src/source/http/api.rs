@@ -20,15 +20,25 @@ use std::cell::RefCell;
 use crate::json::{Kind, NodeRef, Tape, write_json_string, write_node_json};
 use crate::source::intake::Received;
 
-/// Endpoints taking a single event, and the type they give it.
-pub const SINGLE: [(&str, &str); 6] = [
+/// Endpoints taking a single event, and the type they give it: the HTTP API's names, then
+/// the one-letter ones Analytics.js (the browser library) posts to.
+pub const SINGLE: [(&str, &str); 12] = [
     ("/v1/track", "track"),
     ("/v1/identify", "identify"),
     ("/v1/page", "page"),
     ("/v1/screen", "screen"),
     ("/v1/group", "group"),
     ("/v1/alias", "alias"),
+    ("/v1/t", "track"),
+    ("/v1/i", "identify"),
+    ("/v1/p", "page"),
+    ("/v1/s", "screen"),
+    ("/v1/g", "group"),
+    ("/v1/a", "alias"),
 ];
+
+/// Endpoints taking `{"batch": [...]}`: the HTTP API's, and Analytics.js's batching one.
+pub const BATCH: [&str; 3] = ["/v1/batch", "/v1/import", "/v1/b"];
 
 /// Whether `path` is one of the event endpoints.
 pub fn is_endpoint(path: &str) -> bool {
@@ -36,7 +46,7 @@ pub fn is_endpoint(path: &str) -> bool {
 }
 
 fn is_batch(path: &str) -> bool {
-    path == "/v1/batch" || path == "/v1/import"
+    BATCH.contains(&path)
 }
 
 /// Why a request body was refused (the message goes back to the sender).

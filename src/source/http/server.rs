@@ -421,15 +421,15 @@ fn reply(status: StatusCode, message: Option<&str>) -> Answer {
 /// The metrics label of a path: the endpoint, or `other` (labels stay few).
 fn endpoint_label(path: &str) -> &'static str {
     match path {
-        "/v1/batch" => "/v1/batch",
-        "/v1/import" => "/v1/import",
         "/health" => "/health",
         "/ready" => "/ready",
         "/metrics" => "/metrics",
-        _ => SINGLE
+        _ => api::BATCH
             .iter()
-            .find(|(p, _)| *p == path)
-            .map_or("other", |(p, _)| p),
+            .copied()
+            .chain(SINGLE.iter().map(|(p, _)| *p))
+            .find(|p| *p == path)
+            .unwrap_or("other"),
     }
 }
 
@@ -438,7 +438,16 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Answer {
     let arrival = Arrival::now();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let endpoint = endpoint_label(&path);
-    let (answer, events) = route(req, &path, arrival, shared).await;
+    // Browsers (Analytics.js on another origin) may read the answer: the key, not the
+    // origin, decides who may send.
+    let cors = req.headers().contains_key(header::ORIGIN);
+    let (mut answer, events) = route(req, &path, arrival, shared).await;
+    if cors {
+        answer.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
     crate::metrics::http_request(
         endpoint,
         answer.status().as_u16(),
@@ -481,6 +490,25 @@ async fn route(
         }
         _ => {}
     }
+    // A browser's preflight before a POST with headers of its own: no key, no body.
+    if req.method() == Method::OPTIONS && api::is_endpoint(path) {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, Content-Encoding"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        return (r, 0);
+    }
     // Without the key in the header, it may still be in the body (`writeKey`) of a POST to
     // an endpoint; anything else is refused before it is looked at.
     let header_allowed = shared
@@ -500,7 +528,7 @@ async fn route(
         let r = reply(
             StatusCode::NOT_FOUND,
             Some(&format!(
-                "no endpoint {path}: use /v1/batch, /v1/import or /v1/<track|identify|page|screen|group|alias>"
+                "no endpoint {path}: use /v1/batch, /v1/import or /v1/<track|identify|page|screen|group|alias> (or Analytics.js's /v1/b and /v1/<t|i|p|s|g|a>)"
             )),
         );
         return (r, 0);
