@@ -296,9 +296,9 @@ impl OpenBatch {
         let file = self.file.take().expect("opened above");
         let fix = format.batch_size_fix(self.rows).filter(|f| f.old != f.new);
         // Batches named from a log are recognised after a crash by their plain content.
-        let mut hasher = self.log.is_some().then(Sha256::new);
+        let want_sum = self.log.is_some();
         let footer = format.footer();
-        let (temp, size) = if layers.is_empty() {
+        let (temp, size, plain_sha256) = if layers.is_empty() {
             let mut bytes = self.bytes;
             if let Some(fix) = &fix {
                 bytes = compact_suffixes(
@@ -314,14 +314,11 @@ impl OpenBatch {
                 write_all_at(&file.0, footer, bytes).map_err(io_err)?;
                 bytes += footer.len() as u64;
             }
-            if let Some(h) = &mut hasher {
-                each_window(&file.0, |w| {
-                    h.update(w);
-                    Ok(())
-                })
+            let sum = want_sum
+                .then(|| crate::sink::sha256_file(&self.path))
+                .transpose()
                 .map_err(io_err)?;
-            }
-            (self.path, bytes)
+            (self.path, bytes, sum)
         } else {
             // Written once, through the layers: rewriting the rows on disk first would
             // cost a second pass over the whole batch before compression could start.
@@ -329,6 +326,7 @@ impl OpenBatch {
                 .as_ref()
                 .map_or(0, |f| (f.old.len() - f.new.len()) as u64);
             let plain_len = self.bytes - self.rows * shrink + footer.len() as u64;
+            let mut hasher = want_sum.then(Sha256::new);
             let (layered, size) = layer::apply_with(layers, staging, Some(plain_len), |out| {
                 let mut out = HashingWriter {
                     inner: out,
@@ -344,7 +342,7 @@ impl OpenBatch {
                 out.write_all(footer)
             })
             .map_err(io_err)?;
-            (layered, size)
+            (layered, size, hasher.map(crate::sink::sha256_hex))
         };
         drop(file);
         Ok(SealedBatch {
@@ -357,11 +355,7 @@ impl OpenBatch {
             last_record: self.last_record,
             log: self.log,
             interval_start: self.interval_start,
-            plain_sha256: hasher.map(|h| {
-                let mut hex = String::with_capacity(64);
-                crate::text::write_hex(&h.finalize(), &mut hex);
-                hex
-            }),
+            plain_sha256,
         })
     }
 }

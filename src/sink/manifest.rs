@@ -9,10 +9,8 @@
 //! uploads manifests only after every other file: a loader that waits for the manifest sees
 //! complete data.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use sha2::Digest;
 
 use super::{Durability, FinishedFile, Sink, SinkError, SinkReport, persist_unique};
 use crate::mapping::Config;
@@ -97,22 +95,6 @@ impl<'s> ManifestSink<'s> {
     }
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let mut hex = String::with_capacity(64);
-    crate::text::write_hex(&hasher.finalize(), &mut hex);
-    Ok(hex)
-}
-
 /// The key a file got: its own, or with the `-N` a taken name gets.
 fn matches_key(wanted: &str, got: &str) -> bool {
     got == wanted || (1..10_000).any(|n| super::disambiguate(wanted, n) == got)
@@ -129,7 +111,7 @@ impl Sink for ManifestSink<'_> {
 
     fn deliver(&mut self, file: FinishedFile) -> Result<(), SinkError> {
         if let Some(w) = self.wanted.iter_mut().find(|w| w.mapping == file.mapping) {
-            let sha256 = sha256_file(&file.temp)
+            let sha256 = super::sha256_file(&file.temp)
                 .map_err(|e| SinkError::io(format!("cannot hash {}", file.key), e))?;
             w.entries.push(Entry {
                 key: file.key.clone(),

@@ -252,11 +252,15 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
+    Ok(sha256_hex(hasher))
+}
+
+/// A finished SHA-256, in hex.
+pub fn sha256_hex(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
     let mut hex = String::with_capacity(64);
-    for b in hasher.finalize() {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    Ok(hex)
+    crate::text::write_hex(&hasher.finalize(), &mut hex);
+    hex
 }
 
 /// Moves `temp` to `root/key` for a batch whose key comes from a log (`consume`): when the
