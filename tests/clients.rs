@@ -129,12 +129,6 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn millis(iso: &str) -> i64 {
-    let t = time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{iso:?}: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 const PYTHON_SENDER: &str = r#"
 import sys
 from segment.analytics import Client

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{assert_exit, bin, csv_tables, wait_for, write};
+use common::{assert_exit, bin, csv_tables, millis, wait_for, write};
 
 /// One HTTP/1.1 request; returns (status, body).
 fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
@@ -305,12 +305,6 @@ fn csv_files(out: &std::path::Path) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
         .filter(|(k, _)| k.ends_with(".csv"))
         .map(|(_, v)| common::read_csv(&v, b','))
         .collect()
-}
-
-fn millis(iso: &str) -> i64 {
-    let t = time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{iso}: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// serve shapes events as Segment's tracking API does, so its rows deliberately differ from

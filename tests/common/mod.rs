@@ -274,3 +274,11 @@ pub fn spawn_serve(mut command: Command) -> (std::process::Child, String) {
     });
     (child, addr)
 }
+
+/// An RFC 3339 time (as `serve` writes `receivedAt` and `timestamp`) in Unix milliseconds.
+#[track_caller]
+pub fn millis(iso: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{iso:?}: {e}"));
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
