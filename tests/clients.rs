@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 
 use common::*;
 
@@ -58,14 +58,6 @@ fn start(dir: &Path) -> (Child, String) {
         .args(["--write-key-env", "CLIENTS_TEST_WRITE_KEY"])
         .env("CLIENTS_TEST_WRITE_KEY", KEY);
     spawn_serve(cmd)
-}
-
-fn stop(child: Child) -> Output {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 /// Every row of the CSV files under `out`, by messageId (a repeated id fails).
@@ -174,7 +166,7 @@ fn analytics_python_events_are_all_written_once() {
         let (child, addr) = start(dir.path());
         let started = now_ms();
         send_with_python(&addr, gzip);
-        let o = stop(child);
+        let o = stop_serve(child);
         assert_ok(&o);
         let prefix = if gzip { "pygz" } else { "py" };
         check_rows(&dir.path().join("out"), prefix, "analytics-python", started);
@@ -195,7 +187,7 @@ fn analytics_python_with_a_wrong_key_is_told_so() {
         .expect("run analytics-python");
     assert!(!o.status.success(), "{}", output_text(&o));
     assert!(stderr(&o).contains("401"), "{}", output_text(&o));
-    let o = stop(child);
+    let o = stop_serve(child);
     assert_ok(&o);
     assert!(rows_by_id(&dir.path().join("out")).is_empty());
 }
@@ -238,7 +230,7 @@ fn analytics_node_events_are_all_written_once() {
         .output()
         .expect("run node");
     assert!(o.status.success(), "analytics-node:\n{}", output_text(&o));
-    let o = stop(child);
+    let o = stop_serve(child);
     assert_ok(&o);
     check_rows(
         &dir.path().join("out"),

@@ -780,11 +780,7 @@ mappings:
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = stop_serve(child);
     assert!(o.status.success(), "{}", output_text(&o));
     let raw = tool(
         "zstd",

@@ -177,11 +177,7 @@ mappings:
 }
 
 fn stop(child: Child) -> (std::process::ExitStatus, String, String) {
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::stop_serve(child);
     (
         o.status,
         String::from_utf8_lossy(&o.stdout).into_owned(),

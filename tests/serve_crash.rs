@@ -167,11 +167,7 @@ fn kill9(child: &mut Child) {
 }
 
 fn stop(child: &mut Child) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    common::sigterm(child);
     let status = wait_for(
         Duration::from_secs(60),
         "serve did not stop on SIGTERM",

@@ -64,11 +64,7 @@ fn acknowledged_events_reach_s3_once_after_kill_9() {
 
     let (mut child, _addr) = start(&m);
     std::thread::sleep(Duration::from_secs(2));
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    common::sigterm(&child);
     let status = wait_for(Duration::from_secs(60), "serve did not stop", || {
         child.try_wait().unwrap()
     });

@@ -282,3 +282,18 @@ pub fn millis(iso: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{iso:?}: {e}"));
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// Sends SIGTERM, as a service manager stops `serve` (it writes every open batch first).
+pub fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {}", child.id());
+}
+
+/// Stops `serve` with SIGTERM and waits for it; returns what it printed.
+pub fn stop_serve(child: std::process::Child) -> Output {
+    sigterm(&child);
+    child.wait_with_output().unwrap()
+}
