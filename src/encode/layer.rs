@@ -300,9 +300,11 @@ impl LayerWriter for FileEnd {
     }
 }
 
-/// Streams the sealed file at `sealed` through `layers` into a new temporary file in
-/// `staging`; returns it and its size. The sealed file is removed when `sealed` drops.
-pub fn apply(
+/// Streams the file at `sealed` through `layers` into a new temporary file in `staging`;
+/// returns it and its size. Batches go through [`apply_with`] (their rows rewritten on the
+/// way); this whole-file form is what the layers' tests feed.
+#[cfg(test)]
+pub(crate) fn apply(
     sealed: &Path,
     layers: &[Box<dyn FileLayer>],
     staging: &Path,
