@@ -106,6 +106,15 @@ pub enum Command {
         /// the connection is closed (a cap on sockets and memory, not on requests).
         #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
         max_connections: u32,
+        /// Largest event, in bytes of its JSON as sent (also the largest body of
+        /// /v1/track and the other single-event endpoints); a request with a larger one gets
+        /// `400`. Segment's limit: 32 KB.
+        #[arg(long, value_name = "BYTES", default_value_t = 32_768, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+        max_event_bytes: u32,
+        /// Largest body of /v1/batch (after gzip is undone); a larger one gets `413`.
+        /// Segment's limit: 500 KB.
+        #[arg(long, value_name = "BYTES", default_value_t = 512_000, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+        max_request_bytes: u32,
         /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
         #[arg(long, value_name = "PEM", requires = "tls_key")]
         tls_cert: Option<PathBuf>,

@@ -15,6 +15,7 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, ExportTo};
 use s3actions::commands::{self, RetlOptions};
 use s3actions::init::Starter;
+use s3actions::source::http::Limits;
 
 fn init_logging(verbose: u8, format: cli::LogFormat) {
     let default = match verbose {
@@ -71,6 +72,8 @@ fn dispatch(command: Command) -> Result<u8> {
             spool,
             header_timeout,
             max_connections,
+            max_event_bytes,
+            max_request_bytes,
             tls_cert,
             tls_key,
             run,
@@ -82,6 +85,10 @@ fn dispatch(command: Command) -> Result<u8> {
                 spool,
                 header_timeout,
                 max_connections,
+                limits: Limits {
+                    event_bytes: max_event_bytes as usize,
+                    request_bytes: max_request_bytes as usize,
+                },
                 tls: tls_cert.zip(tls_key),
             };
             run::serve(&mapping, args, run)

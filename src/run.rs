@@ -16,7 +16,7 @@ use s3actions::json::Tape;
 use s3actions::mapping::{Config, Secret};
 use s3actions::migrate;
 use s3actions::pipeline::RunOptions;
-use s3actions::source::http::TlsFiles;
+use s3actions::source::http::{Limits, TlsFiles};
 use s3actions::trigger::Trigger;
 
 fn run_options(run: &RunArgs, progress: bool) -> RunOptions {
@@ -116,6 +116,7 @@ pub struct ServeArgs {
     pub spool: Option<PathBuf>,
     pub header_timeout: u64,
     pub max_connections: u32,
+    pub limits: Limits,
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
@@ -132,6 +133,7 @@ pub fn serve(mapping: &Path, args: ServeArgs, run: RunArgs) -> Result<u8> {
         spool: args.spool,
         header_timeout: std::time::Duration::from_secs(args.header_timeout),
         max_connections: args.max_connections as usize,
+        limits: args.limits,
         tls: args.tls.map(|(cert, key)| TlsFiles { cert, key }),
     };
     let opts = run_options(&run, false);

@@ -387,7 +387,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// Segment's libraries may gzip their bodies; the 4 MiB limit holds after decompression too.
+/// Segment's libraries may gzip their bodies; the body limit holds after decompression too.
 #[test]
 fn gzip_bodies_are_taken_and_gzip_bombs_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,7 +412,7 @@ fn gzip_bodies_are_taken_and_gzip_bombs_refused() {
     assert!(bomb.len() < 1 << 20);
     let (status, message) = post_bytes(&addr, "/v1/batch", &bomb, gz);
     assert_eq!(status, 413, "{message}");
-    assert!(message.contains("larger than 4194304 bytes"), "{message}");
+    assert!(message.contains("larger than 512000 bytes"), "{message}");
     let (status, message) = post_bytes(&addr, "/v1/batch", b"not gzip", gz);
     assert_eq!(status, 400, "{message}");
     assert!(message.contains("gzip"), "{message}");
@@ -432,6 +432,80 @@ fn gzip_bodies_are_taken_and_gzip_bombs_refused() {
 
 /// Clients that send their request head a byte now and then are disconnected once
 /// `--header-timeout` has passed, however steadily the bytes come (issue 19).
+/// Segment's limits by default (32 KB an event, 500 KB a batch request), each refusal
+/// keeping nothing of its request; a batch whose context would be copied into thousands of
+/// events is refused before it grows (it once became a spool record too large to read back
+/// after a crash); the flags raise the limits.
+#[test]
+fn requests_are_held_to_segments_size_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        "mappings:\n  - name: m\n    trigger: 'type = \"track\"'\n    columns:\n      id: { \"@path\": \"$.messageId\" }\n",
+    );
+    let event = |id: &str, pad: usize| {
+        format!(
+            r#"{{"type":"track","messageId":"{id}","p":"{}"}}"#,
+            "x".repeat(pad)
+        )
+    };
+    let batch = |events: &[String]| format!(r#"{{"batch":[{}]}}"#, events.join(","));
+    let out = dir.path().join("out");
+    let (child, addr) = start(&mapping, &out, &[]);
+    // 30 KB events pass; one of 33 KB refuses its whole batch with 400, as Segment does.
+    let ok = batch(&[event("ok1", 30_000), event("ok2", 30_000)]);
+    assert_eq!(post(&addr, "/v1/batch", &ok).0, 200);
+    let with_big = batch(&[event("no1", 10), event("no2", 33_000)]);
+    let (status, message) = post(&addr, "/v1/batch", &with_big);
+    assert_eq!(status, 400, "{message}");
+    assert!(
+        message.contains("batch[1] is 33041 bytes; an event may be at most 32768 bytes"),
+        "{message}"
+    );
+    let (status, message) = post(&addr, "/v1/track", &event("no3", 33_000));
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("larger than 32768 bytes"), "{message}");
+    // A 600 KB batch of small events: over the request limit.
+    let many: Vec<String> = (0..600).map(|i| event(&format!("no-{i}"), 960)).collect();
+    let (status, message) = post(&addr, "/v1/batch", &batch(&many));
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("larger than 512000 bytes"), "{message}");
+    // 300 KB of batch context over 5,000 tiny events would be 1.5 GB of lines.
+    let amplifying = format!(
+        r#"{{"context":{{"blob":"{}"}},"batch":[{}]}}"#,
+        "x".repeat(300_000),
+        vec![r#"{"type":"track"}"#; 5_000].join(",")
+    );
+    let (status, message) = post(&addr, "/v1/batch", &amplifying);
+    assert_eq!(status, 400, "{message}");
+    assert!(
+        message.contains("with its context and integrations copied into each"),
+        "{message}"
+    );
+    let (status, stdout, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Read 2 events"), "{stdout}");
+
+    // Raised, the same requests are taken.
+    let out = dir.path().join("raised");
+    let (child, addr) = start(
+        &mapping,
+        &out,
+        &[
+            "--max-event-bytes",
+            "65536",
+            "--max-request-bytes",
+            "1048576",
+        ],
+    );
+    assert_eq!(post(&addr, "/v1/batch", &with_big).0, 200);
+    assert_eq!(post(&addr, "/v1/batch", &batch(&many)).0, 200);
+    let (status, stdout, stderr) = stop(child);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Read 602 events"), "{stdout}");
+}
+
 #[test]
 fn slow_headers_are_cut_off_at_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();

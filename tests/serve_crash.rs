@@ -319,3 +319,47 @@ fn a_full_spool_answers_503_with_retry_after() {
         assert_eq!(written.get(id), Some(&1), "{id}");
     }
 }
+
+/// The largest request `serve` takes is read back whole after `kill -9`. A batch's context
+/// is copied into each of its events, and a small body once became a spool record larger
+/// than recovery reads: it was answered `200`, then dropped as a torn tail on restart. Now
+/// a request that would grow past what a record holds is refused, and one just within it
+/// survives the crash.
+#[test]
+fn the_largest_acknowledged_request_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", MAPPING);
+    let out = dir.path().join("out");
+    let limits = ["--max-request-bytes", "4194304"];
+    let (mut child, addr) = start(&mapping, &out, &limits);
+    let body = |n: usize, tag: &str| {
+        let ids: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+        let events: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"type":"track","messageId":"{id}","event":"Big"}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"context":{{"blob":"{}"}},"batch":[{}]}}"#,
+            "c".repeat(350_000),
+            events.join(",")
+        );
+        (body, ids)
+    };
+    // 120 events of about 350 KB each once shaped: 42 MB, within the 48 MiB a request may
+    // grow to.
+    let (kept, ids) = body(120, "kept");
+    assert_eq!(post_batch(&addr, &kept), Some(200));
+    // 150 would be 52 MB: refused, nothing of it kept.
+    let (refused, refused_ids) = body(150, "refused");
+    assert_eq!(post_batch(&addr, &refused), Some(400));
+    kill9(&mut child);
+    let (mut child, _) = start(&mapping, &out, &limits);
+    stop(&mut child);
+    let written = written_ids(&out);
+    for id in &ids {
+        assert_eq!(written.get(id), Some(&1), "{id}");
+    }
+    for id in &refused_ids {
+        assert_eq!(written.get(id), None, "{id}");
+    }
+}

@@ -40,6 +40,8 @@ pub struct ServeSetup {
     pub header_timeout: Duration,
     /// `--max-connections`.
     pub max_connections: usize,
+    /// `--max-event-bytes` and `--max-request-bytes`.
+    pub limits: http::Limits,
     /// `--tls-cert` and `--tls-key`.
     pub tls: Option<TlsFiles>,
 }
@@ -74,6 +76,7 @@ pub fn serve(
     let mut server_opts = ServeOptions::new(&setup.listen, access);
     server_opts.header_timeout = setup.header_timeout.max(Duration::from_secs(1));
     server_opts.max_connections = setup.max_connections.max(1);
+    server_opts.limits = setup.limits;
     server_opts.tls = setup.tls.clone();
     server_opts.metrics = Some(crate::metrics::install()?);
     let started = |server: &http::HttpServer| {

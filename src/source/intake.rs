@@ -41,6 +41,10 @@ pub enum IntakeError {
         limit: u64,
         retry_after: Duration,
     },
+    /// The request's events are larger than this intake ever takes in one piece (`413`;
+    /// retrying cannot help).
+    #[error("the request's events take {bytes} bytes; at most {limit} are kept from one request")]
+    TooLarge { bytes: u64, limit: u64 },
     /// The server is stopping, or the pipeline has stopped.
     #[error("{0}")]
     Stopped(&'static str),

@@ -49,6 +49,58 @@ fn is_batch(path: &str) -> bool {
     BATCH.contains(&path)
 }
 
+/// What one request may carry (`serve --max-event-bytes`, `--max-request-bytes`). The
+/// defaults are Segment's tracking API's: 32 KB an event (and so a single-event request),
+/// 500 KB a batch request. Segment's libraries keep under them, so refusing more costs them
+/// nothing, and a server of 1,024 connections holds at most half a gigabyte of bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// An event's JSON text as sent; also the whole body of a single-event endpoint.
+    pub event_bytes: usize,
+    /// The whole body of a batch endpoint (after gzip is undone).
+    pub request_bytes: usize,
+}
+
+impl Limits {
+    /// Segment's: 32 KiB an event, 500 KiB a batch request.
+    pub const SEGMENT: Limits = Limits {
+        event_bytes: 32 * 1024,
+        request_bytes: 500 * 1024,
+    };
+
+    /// The largest either limit may be set to.
+    pub const MAX: usize = 16 * 1024 * 1024;
+
+    /// The shaped events of one request never exceed this, whatever the limits: the spool
+    /// keeps a request as one record of at most 64 MiB, and a larger one could not be read
+    /// back after a crash.
+    const SHAPED_MAX: usize = 48 * 1024 * 1024;
+
+    /// The largest body `path` takes.
+    pub fn body_bytes(&self, path: &str) -> usize {
+        if is_batch(path) {
+            self.request_bytes
+        } else {
+            self.event_bytes
+        }
+    }
+
+    /// How large a request's events may grow once shaped: sixteen times the request limit
+    /// (between 1 MiB and 48 MiB). A batch's `context` and `integrations` are copied into
+    /// each of its events, so a small body could otherwise grow a thousandfold in memory.
+    pub fn shaped_bytes(&self) -> usize {
+        self.request_bytes
+            .saturating_mul(16)
+            .clamp(1024 * 1024, Self::SHAPED_MAX)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::SEGMENT
+    }
+}
+
 /// Why a request body was refused (the message goes back to the sender).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -178,18 +230,22 @@ thread_local! {
 
 /// Turns a request body of `path` into the events to keep: one compact JSON line each (no
 /// newline of a pretty-printed body can split one), shaped as Segment's API shapes them
-/// (see the module documentation), with their `messageId`s in line order.
+/// (see the module documentation), with their `messageId`s in line order. Events are held
+/// to Segment's [`Limits`].
 pub fn normalise(path: &str, body: &[u8], at: &Arrival) -> Result<Received, Refused> {
-    normalise_with_key(path, body, at, &mut None)
+    normalise_with_key(path, body, at, &Limits::SEGMENT, &mut None)
 }
 
 /// [`normalise`], also giving the body's top-level `writeKey` (Segment's API takes the key
 /// there as well as in the `Authorization` header) in `write_key`, whether or not the body
-/// is otherwise accepted. The key is never part of an event.
+/// is otherwise accepted. The key is never part of an event. An event larger than
+/// `limits.event_bytes`, or events that grow beyond [`Limits::shaped_bytes`], refuse the
+/// whole request (Segment's API answers `400` to an event over its limit).
 pub fn normalise_with_key(
     path: &str,
     body: &[u8],
     at: &Arrival,
+    limits: &Limits,
     write_key: &mut Option<String>,
 ) -> Result<Received, Refused> {
     let text = std::str::from_utf8(body).map_err(|e| {
@@ -238,16 +294,43 @@ pub fn normalise_with_key(
                 if event.get("type").and_then(|t| t.as_str()).is_none() {
                     return Err(Refused(format!("batch[{i}] has no \"type\"")));
                 }
+                check_size(event, limits, || format!("batch[{i}]"))?;
                 write_event(&mut out, event, None, &shared, at);
+                if out.lines.len() > limits.shaped_bytes() {
+                    return Err(Refused(format!(
+                        "the batch's events come to more than {} bytes with its context and \
+                         integrations copied into each (at most 16 times the request limit): \
+                         send smaller batches, or give each event its own context",
+                        limits.shaped_bytes()
+                    )));
+                }
             }
             return Ok(out);
         }
         let Some(&(_, kind)) = SINGLE.iter().find(|(p, _)| *p == path) else {
             return Err(Refused(format!("no endpoint {path}")));
         };
+        check_size(root, limits, || "the event".to_string())?;
         write_event(&mut out, root, Some(kind), &Shared::default(), at);
         Ok(out)
     })
+}
+
+/// Refuses an event whose JSON text, as sent, is over the event limit.
+fn check_size(
+    event: NodeRef<'_>,
+    limits: &Limits,
+    name: impl Fn() -> String,
+) -> Result<(), Refused> {
+    let size = event.raw().len();
+    if size <= limits.event_bytes {
+        return Ok(());
+    }
+    Err(Refused(format!(
+        "{} is {size} bytes; an event may be at most {} bytes (Segment's limit is 32 KB)",
+        name(),
+        limits.event_bytes
+    )))
 }
 
 /// Where a body may carry the source's write key.
@@ -651,6 +734,7 @@ mod tests {
             "/v1/track",
             br#"{"writeKey":"k1","event":"E","a":{"writeKey":"nested stays"}}"#,
             &at(),
+            &Limits::SEGMENT,
             &mut key,
         )
         .unwrap();
@@ -666,6 +750,7 @@ mod tests {
             "/v1/batch",
             br#"{"batch":[{"type":"page","writeKey":"k3"}],"writeKey":"k2"}"#,
             &at(),
+            &Limits::SEGMENT,
             &mut key,
         )
         .unwrap();
@@ -676,9 +761,94 @@ mod tests {
             "{line}"
         );
         // A body that is refused still gives its key (the answer is then 401, not 400).
-        let refused = normalise_with_key("/v1/batch", br#"{"writeKey":"k4"}"#, &at(), &mut key);
+        let refused = normalise_with_key(
+            "/v1/batch",
+            br#"{"writeKey":"k4"}"#,
+            &at(),
+            &Limits::SEGMENT,
+            &mut key,
+        );
         assert!(refused.is_err());
         assert_eq!(key.as_deref(), Some("k4"));
+    }
+
+    /// Segment's limits: an event over 32 KiB refuses its request, one at the limit passes;
+    /// a batch whose shared context would be copied beyond the shaped limit is refused
+    /// before it grows.
+    #[test]
+    fn requests_are_held_to_segments_limits() {
+        let limits = Limits::SEGMENT;
+        // {"type":"track","p":"xxx…"} at exactly the limit, then one byte over.
+        let event = |size: usize| {
+            let pad = size - r#"{"type":"track","p":""}"#.len();
+            format!(r#"{{"type":"track","p":"{}"}}"#, "x".repeat(pad))
+        };
+        let at_limit = format!(r#"{{"batch":[{{"type":"page"}},{}]}}"#, event(32 * 1024));
+        assert!(normalise("/v1/batch", at_limit.as_bytes(), &at()).is_ok());
+        let over = format!(
+            r#"{{"batch":[{{"type":"page"}},{}]}}"#,
+            event(32 * 1024 + 1)
+        );
+        let Err(Refused(m)) = normalise("/v1/batch", over.as_bytes(), &at()) else {
+            panic!("an event over the limit was taken");
+        };
+        assert_eq!(
+            m,
+            "batch[1] is 32769 bytes; an event may be at most 32768 bytes (Segment's limit is 32 KB)"
+        );
+        let single = event(32 * 1024 + 1);
+        let Err(Refused(m)) = normalise("/v1/track", single.as_bytes(), &at()) else {
+            panic!("a single event over the limit was taken");
+        };
+        assert!(m.starts_with("the event is 32769 bytes"), "{m}");
+        // Raised limits take it.
+        let raised = Limits {
+            event_bytes: 64 * 1024,
+            request_bytes: 1024 * 1024,
+        };
+        assert!(
+            normalise_with_key("/v1/batch", over.as_bytes(), &at(), &raised, &mut None).is_ok()
+        );
+
+        // 100 KB of batch context over 400 small events would be 40 MB of lines.
+        let small = r#"{"type":"track","event":"e"}"#;
+        let amplified = format!(
+            r#"{{"context":{{"blob":"{}"}},"batch":[{}]}}"#,
+            "x".repeat(100_000),
+            vec![small; 400].join(",")
+        );
+        assert!(amplified.len() < limits.request_bytes);
+        let Err(Refused(m)) = normalise("/v1/batch", amplified.as_bytes(), &at()) else {
+            panic!("an amplifying batch was taken");
+        };
+        assert!(m.contains("more than 8192000 bytes"), "{m}");
+        // The same context over a few events is fine.
+        let few = format!(
+            r#"{{"context":{{"blob":"{}"}},"batch":[{}]}}"#,
+            "x".repeat(100_000),
+            vec![small; 20].join(",")
+        );
+        assert_eq!(
+            normalise("/v1/batch", few.as_bytes(), &at())
+                .unwrap()
+                .events(),
+            20
+        );
+    }
+
+    #[test]
+    fn shaped_limit_stays_within_a_spool_record() {
+        let at = |request_bytes| {
+            Limits {
+                event_bytes: 1024,
+                request_bytes,
+            }
+            .shaped_bytes()
+        };
+        assert_eq!(at(500 * 1024), 16 * 500 * 1024);
+        assert_eq!(at(1024), 1024 * 1024);
+        assert_eq!(at(Limits::MAX), 48 * 1024 * 1024);
+        assert!(at(usize::MAX) < crate::source::spool::MAX_RECORD_BYTES);
     }
 
     #[test]

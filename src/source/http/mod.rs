@@ -22,9 +22,9 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-pub use api::{Arrival, Refused, normalise};
+pub use api::{Arrival, Limits, Refused, normalise};
 pub use server::{
-    BODY_TIMEOUT, HEADER_TIMEOUT, HttpServer, MAX_BODY, ServeError, ServeOptions, TlsFiles, serve,
+    BODY_TIMEOUT, HEADER_TIMEOUT, HttpServer, ServeError, ServeOptions, TlsFiles, serve,
 };
 pub use tls::TlsError;
 

@@ -14,13 +14,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Access;
-use super::api::{self, Arrival, Refused, SINGLE};
+use super::api::{self, Arrival, Limits, Refused, SINGLE};
 use crate::metrics::PrometheusHandle;
 use crate::source::intake::{Intake, IntakeError};
-
-/// Largest request body accepted, compressed or not (Segment's own limit for a batch is
-/// 500 KB): a gzip body that inflates beyond it is refused like a large plain one.
-pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Default for `--header-timeout`: the whole request head must arrive within it.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +49,8 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// Connections served at once (`--max-connections`); more are answered `503`.
     pub max_connections: usize,
+    /// Sizes of events and bodies (`--max-event-bytes`, `--max-request-bytes`).
+    pub limits: Limits,
     /// TLS instead of plain HTTP.
     pub tls: Option<TlsFiles>,
     /// The recorder `GET /metrics` renders (none: `/metrics` is 404).
@@ -68,6 +66,7 @@ impl ServeOptions {
             header_timeout: HEADER_TIMEOUT,
             body_timeout: BODY_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
+            limits: Limits::SEGMENT,
             tls: None,
             metrics: None,
         }
@@ -131,6 +130,7 @@ struct Shared {
     access: Access,
     metrics: Option<PrometheusHandle>,
     body_timeout: Duration,
+    limits: Limits,
 }
 
 /// Binds and serves on a thread of its own, handing accepted events to `intake`.
@@ -158,6 +158,7 @@ pub fn serve(opts: ServeOptions, intake: Arc<dyn Intake>) -> Result<HttpServer, 
         access: opts.access,
         metrics: opts.metrics,
         body_timeout: opts.body_timeout,
+        limits: opts.limits,
     });
     let conn = Connections {
         header_timeout: opts.header_timeout,
@@ -533,12 +534,13 @@ async fn route(
         );
         return (r, 0);
     }
-    let body = match read_body(req, shared.body_timeout).await {
+    let limit = shared.limits.body_bytes(path);
+    let body = match read_body(req, shared.body_timeout, limit).await {
         Ok(b) => b,
         Err((status, message)) => return (reply(status, Some(&message)), 0),
     };
     let mut body_key = None;
-    let normalised = api::normalise_with_key(path, &body, &arrival, &mut body_key);
+    let normalised = api::normalise_with_key(path, &body, &arrival, &shared.limits, &mut body_key);
     if !header_allowed && !shared.access.allows_body_key(body_key.as_deref()) {
         return (unauthorized(), 0);
     }
@@ -569,10 +571,12 @@ fn unauthorized() -> Answer {
     r
 }
 
-/// The whole body, decompressed when it is gzip, at most [`MAX_BODY`] bytes either way.
+/// The whole body, decompressed when it is gzip, at most `limit` bytes either way: a gzip
+/// body that inflates beyond it is refused like a large plain one.
 async fn read_body(
     req: Request<Incoming>,
     timeout: Duration,
+    limit: usize,
 ) -> Result<Bytes, (StatusCode, String)> {
     let gzip = match req.headers().get(header::CONTENT_ENCODING) {
         None => false,
@@ -590,11 +594,10 @@ async fn read_body(
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY} bytes"),
+            format!("the body is larger than {limit} bytes"),
         )
     };
-    let collected =
-        tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect());
+    let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect());
     let body = match collected.await {
         Err(_) => {
             return Err((
@@ -614,10 +617,10 @@ async fn read_body(
     if !gzip {
         return Ok(body);
     }
-    // At most one byte more than allowed is inflated: a gzip bomb costs 4 MiB, not memory.
-    let mut out = Vec::with_capacity((body.len() * 4).min(MAX_BODY + 1));
+    // At most one byte more than allowed is inflated: a gzip bomb costs the limit, not memory.
+    let mut out = Vec::with_capacity((body.len() * 4).min(limit + 1));
     flate2::read::MultiGzDecoder::new(&body[..])
-        .take(MAX_BODY as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| {
             (
@@ -625,7 +628,7 @@ async fn read_body(
                 format!("the gzip body cannot be read: {e}"),
             )
         })?;
-    if out.len() > MAX_BODY {
+    if out.len() > limit {
         return Err(too_large());
     }
     Ok(Bytes::from(out))
@@ -643,6 +646,7 @@ fn refusal(e: &IntakeError) -> Answer {
             }
             r
         }
+        IntakeError::TooLarge { .. } => reply(StatusCode::PAYLOAD_TOO_LARGE, Some(&e.to_string())),
         IntakeError::Stopped(_) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string())),
         IntakeError::Failed(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, Some(&e.to_string())),
     }

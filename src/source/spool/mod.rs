@@ -38,6 +38,9 @@ pub const SPOOL_DIR: &str = ".s3actions-spool";
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 /// A segment is rolled once it is this large.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest request the spool keeps (its events' lines): a record is read back after a
+/// crash only up to this size, so a larger one is refused rather than written.
+pub const MAX_RECORD_BYTES: usize = segment::MAX_PAYLOAD as usize;
 /// The name of the spool's records in the rejects file (`"input": "serve"`, `"offset": N`).
 pub const ORIGIN: &str = "serve";
 

@@ -73,17 +73,18 @@ fn a_second_process_cannot_use_the_same_spool() {
     assert!(matches!(e, SpoolError::Locked { .. }), "{e}");
 }
 
+/// A spool of 4 KiB, the smallest `spool_max_bytes` allows.
+fn tiny() -> SpoolOptions {
+    SpoolOptions {
+        max_bytes: 4096,
+        dedupe_window: None,
+    }
+}
+
 #[test]
 fn a_full_spool_refuses_and_says_when_to_retry() {
     let dir = tempfile::tempdir().unwrap();
-    let (intake, _source) = open(
-        dir.path(),
-        &SpoolOptions {
-            max_bytes: 4096,
-            dedupe_window: None,
-        },
-    )
-    .unwrap();
+    let (intake, _source) = open(dir.path(), &tiny()).unwrap();
     accept(&intake, lines(10, "a")).unwrap();
     let mut refused = None;
     for _ in 0..100 {
@@ -97,6 +98,23 @@ fn a_full_spool_refuses_and_says_when_to_retry() {
         other => panic!("expected a full spool, got {other:?}"),
     }
     assert!(intake.ready().is_err());
+}
+
+/// A request larger than the whole spool is refused as too large (retrying cannot help),
+/// not as "full, retry later", and nothing of it is written.
+#[test]
+fn a_request_larger_than_the_spool_is_too_large_not_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (intake, _source) = open(dir.path(), &tiny()).unwrap();
+    match accept(&intake, lines(200, "big")) {
+        Err(IntakeError::TooLarge { bytes, limit }) => {
+            assert!(bytes > 4096, "{bytes}");
+            assert_eq!(limit, 4096);
+        }
+        other => panic!("expected too large, got {other:?}"),
+    }
+    assert!(intake.ready().is_ok(), "a refused request takes no room");
+    accept(&intake, lines(2, "small")).unwrap();
 }
 
 #[test]

@@ -67,6 +67,16 @@ impl SpoolIntake {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// A request that could never be kept: larger than one record may be (it could not be
+    /// read back after a crash), or than the whole spool. "Full, retry" would never end.
+    fn too_large(&self, bytes: usize) -> Option<IntakeError> {
+        let limit = (super::MAX_RECORD_BYTES as u64).min(self.shared.limit);
+        (bytes as u64 > limit).then_some(IntakeError::TooLarge {
+            bytes: bytes as u64,
+            limit,
+        })
+    }
+
     fn full(&self, incoming: u64) -> Option<IntakeError> {
         let used = self.shared.used.load(Ordering::Relaxed);
         (used + incoming > self.shared.limit).then_some(IntakeError::Full {
@@ -87,7 +97,9 @@ impl Intake for SpoolIntake {
             .as_ref()
         {
             Some(why) => Some(IntakeError::Failed(why.clone())),
-            None => self.full(received.lines.len() as u64),
+            None => self
+                .too_large(received.lines.len())
+                .or_else(|| self.full(received.lines.len() as u64)),
         };
         Box::pin(async move {
             if let Some(e) = refused {
