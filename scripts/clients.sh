@@ -1,15 +1,18 @@
 # Segment's own client libraries, pinned, for the tests that send events to `serve` through
-# them (tests/clients.rs): analytics-python (PyPI) in a private virtualenv and
-# @segment/analytics-node (npm), both under ${CARGO_TARGET_DIR:-target}/clients. Installs
-# Debian's nodejs and npm when node is missing.
+# them (tests/clients.rs): analytics-python (PyPI) in a private virtualenv, and
+# @segment/analytics-node and @segment/analytics-next (Analytics.js, driven in Debian's
+# Chromium by playwright-core) from npm, all under ${CARGO_TARGET_DIR:-target}/clients.
+# Installs Debian's nodejs, npm and chromium when they are missing.
 #
 # Source it, then call clients_install (exports S3ACTIONS_TEST_CLIENT_PYTHON, the
-# virtualenv's python, and S3ACTIONS_TEST_CLIENT_NODE_PATH, the node_modules directory). A
-# machine where they cannot be installed fails those tests with a message naming what is
-# missing; they are never skipped.
+# virtualenv's python, S3ACTIONS_TEST_CLIENT_NODE_PATH, the node_modules directory, and
+# S3ACTIONS_TEST_CHROMIUM, the browser). A machine where they cannot be installed fails
+# those tests with a message naming what is missing; they are never skipped.
 
 ANALYTICS_PYTHON_VERSION=2.4.0
 ANALYTICS_NODE_VERSION=3.1.0
+ANALYTICS_NEXT_VERSION=1.84.3
+PLAYWRIGHT_CORE_VERSION=1.65.2
 CLIENTS_ROOT="${CARGO_TARGET_DIR:-$PWD/target}/clients"
 
 clients_install() {
@@ -19,6 +22,16 @@ clients_install() {
             echo "error: cannot install nodejs and npm: the client-library tests run analytics-node (apt-get install nodejs npm)" >&2
             return 1
         fi
+    fi
+    local chromium
+    chromium=$(command -v chromium || true)
+    if [ -z "$chromium" ]; then
+        echo "installing chromium (Debian) for Analytics.js" >&2
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2; then
+            echo "error: cannot install chromium: the client-library tests run Analytics.js in it (apt-get install chromium)" >&2
+            return 1
+        fi
+        chromium=$(command -v chromium)
     fi
     local venv="$CLIENTS_ROOT/venv"
     if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('segment-analytics-python') != '$ANALYTICS_PYTHON_VERSION')" 2>/dev/null; then
@@ -32,16 +45,22 @@ clients_install() {
     local node="$CLIENTS_ROOT/node"
     local installed
     installed=$(node -p "require('$node/node_modules/@segment/analytics-node/package.json').version" 2>/dev/null || true)
-    if [ "$installed" != "$ANALYTICS_NODE_VERSION" ]; then
-        echo "installing @segment/analytics-node $ANALYTICS_NODE_VERSION into $node" >&2
+    local want="$ANALYTICS_NODE_VERSION $ANALYTICS_NEXT_VERSION $PLAYWRIGHT_CORE_VERSION"
+    installed="$installed $(node -p "require('$node/node_modules/@segment/analytics-next/package.json').version" 2>/dev/null || true)"
+    installed="$installed $(node -p "require('$node/node_modules/playwright-core/package.json').version" 2>/dev/null || true)"
+    if [ "$installed" != "$want" ]; then
+        echo "installing @segment/analytics-node $ANALYTICS_NODE_VERSION, @segment/analytics-next $ANALYTICS_NEXT_VERSION and playwright-core $PLAYWRIGHT_CORE_VERSION into $node" >&2
         mkdir -p "$node"
         (cd "$node" && [ -f package.json ] || echo '{"private": true}' > package.json) &&
             (cd "$node" && npm install --silent --no-audit --no-fund --save-exact \
-                "@segment/analytics-node@$ANALYTICS_NODE_VERSION") >&2 || {
-            echo "error: cannot install @segment/analytics-node into $node" >&2
+                "@segment/analytics-node@$ANALYTICS_NODE_VERSION" \
+                "@segment/analytics-next@$ANALYTICS_NEXT_VERSION" \
+                "playwright-core@$PLAYWRIGHT_CORE_VERSION") >&2 || {
+            echo "error: cannot install the npm client libraries into $node" >&2
             return 1
         }
     fi
     export S3ACTIONS_TEST_CLIENT_PYTHON="$venv/bin/python"
     export S3ACTIONS_TEST_CLIENT_NODE_PATH="$node/node_modules"
+    export S3ACTIONS_TEST_CHROMIUM="$chromium"
 }

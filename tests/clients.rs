@@ -1,9 +1,10 @@
-//! Segment's own client libraries sending to `serve`: analytics-python and
-//! @segment/analytics-node, pinned and installed by `scripts/clients.sh` (run by
-//! `scripts/test.sh`), post events the way they post them to Segment (their batching,
-//! headers, Basic auth with the write key, gzip bodies, their timestamps), and every event
-//! they sent is in the files once, with the fields they set. Without the libraries these
-//! tests fail saying so; they never skip.
+//! Segment's own client libraries sending to `serve`: analytics-python,
+//! @segment/analytics-node, and Analytics.js (@segment/analytics-next) in Debian's Chromium,
+//! pinned and installed by `scripts/clients.sh` (run by `scripts/test.sh`), post events the
+//! way they post them to Segment (their batching, headers, Basic auth with the write key,
+//! gzip bodies, their timestamps; the browser from another origin, through CORS), and every
+//! event they sent is in the files once, with the fields they set. Without the libraries
+//! these tests fail saying so; they never skip.
 
 mod common;
 
@@ -38,6 +39,7 @@ mappings:
       user: { "@path": "$.userId" }
       anon: { "@path": "$.anonymousId" }
       n: { "@path": "$.properties.n" }
+      tn: { "@path": "$.traits.n" }
       note: { "@path": "$.properties.note" }
       email: { "@path": "$.traits.email" }
       group: { "@path": "$.groupId" }
@@ -214,16 +216,22 @@ a.closeAndFlush({ timeout: 60000 }).then(() => {
 });
 "#;
 
+/// `node` with the npm client libraries on its path.
+fn node() -> Command {
+    let mut cmd = Command::new("node");
+    cmd.env(
+        "NODE_PATH",
+        env_or_explain("S3ACTIONS_TEST_CLIENT_NODE_PATH"),
+    );
+    cmd
+}
+
 #[test]
 fn analytics_node_events_are_all_written_once() {
     let dir = tempfile::tempdir().unwrap();
     let (child, addr) = start(dir.path());
     let started = now_ms();
-    let o = Command::new("node")
-        .env(
-            "NODE_PATH",
-            env_or_explain("S3ACTIONS_TEST_CLIENT_NODE_PATH"),
-        )
+    let o = node()
         .arg("-e")
         .arg(NODE_SENDER)
         .args([KEY, &format!("http://{addr}"), &EVENTS.to_string(), NOTE])
@@ -238,4 +246,67 @@ fn analytics_node_events_are_all_written_once() {
         "@segment/analytics-node",
         started,
     );
+}
+
+/// Analytics.js in a real browser, on a page of another origin, one request per event and
+/// batched: every event is in the files once, with the library's name and its fields.
+#[test]
+fn analytics_js_in_chromium_sends_across_origins() {
+    const BROWSER_EVENTS: usize = 60;
+    let sender = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser_sender.js");
+    for mode in ["standard", "batching"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, addr) = start(dir.path());
+        let started = now_ms();
+        let o = node()
+            .arg(&sender)
+            .args([
+                &format!("http://{addr}"),
+                KEY,
+                &BROWSER_EVENTS.to_string(),
+                mode,
+            ])
+            .arg(env_or_explain("S3ACTIONS_TEST_CHROMIUM"))
+            .output()
+            .expect("run node");
+        assert!(
+            o.status.success(),
+            "Analytics.js ({mode}):\n{}",
+            output_text(&o)
+        );
+        let o = stop_serve(child);
+        assert_ok(&o);
+        let rows = rows_by_id(&dir.path().join("out"));
+        assert_eq!(rows.len(), BROWSER_EVENTS, "{mode}: rows written");
+        let mut seen = [false; BROWSER_EVENTS];
+        for (id, r) in &rows {
+            assert!(id.starts_with("ajs-next-"), "{mode}: {id}");
+            assert_eq!(r["lib"], "analytics.js", "{mode}: {r:?}");
+            let n: usize = if r["n"].is_empty() { &r["tn"] } else { &r["n"] }
+                .parse()
+                .unwrap_or_else(|_| panic!("{mode}: no number in {r:?}"));
+            assert!(!std::mem::replace(&mut seen[n], true), "{mode}: {n} twice");
+            let expected = ["track", "identify", "page", "group", "screen"][n % 5];
+            assert_eq!(r["type"], expected, "{mode}: {r:?}");
+            match expected {
+                "track" => {
+                    assert_eq!(r["event"], "Order Completed", "{mode}: {r:?}");
+                    assert_eq!(r["note"], "é \"quoted\", comma", "{mode}: {r:?}");
+                }
+                "identify" => {
+                    assert_eq!(r["user"], format!("u{n}"), "{mode}: {r:?}");
+                    assert_eq!(r["email"], format!("u{n}@example.com"), "{mode}: {r:?}");
+                }
+                "page" => assert_eq!(r["name"], "Home", "{mode}: {r:?}"),
+                "group" => assert_eq!(r["group"], "g1", "{mode}: {r:?}"),
+                _ => assert_eq!(r["name"], "Settings", "{mode}: {r:?}"),
+            }
+            assert!(!r["anon"].is_empty(), "{mode}: {r:?}");
+            let received = millis(&r["received"]);
+            assert!(
+                received >= started && received <= now_ms() + 1000,
+                "{mode}: {r:?}"
+            );
+        }
+    }
 }

@@ -933,13 +933,23 @@ fn analytics_js_endpoints_and_cors() {
         "OPTIONS",
         "/v1/t",
         &format!(
-            "{origin}Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n"
+            "{origin}Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization,content-type,x-retry-count\r\n"
         ),
         "",
     );
     assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
     assert!(
-        preflight.contains("access-control-allow-origin: *"),
+        preflight.contains("access-control-allow-origin: https://shop.example\r\n"),
+        "{preflight}"
+    );
+    // Analytics.js sends Authorization, and X-Retry-Count when it retries: allowed as asked.
+    assert!(
+        preflight
+            .contains("access-control-allow-headers: authorization,content-type,x-retry-count\r\n"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-credentials: true"),
         "{preflight}"
     );
     assert!(
@@ -952,9 +962,10 @@ fn analytics_js_endpoints_and_cors() {
     let answer = ask("POST", "/v1/t", &format!("{origin}{text}"), track);
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
     assert!(
-        answer.contains("access-control-allow-origin: *"),
+        answer.contains("access-control-allow-origin: https://shop.example\r\n"),
         "{answer}"
     );
+    assert!(answer.contains("vary: origin"), "{answer}");
     let page = r#"{"name":"Home","anonymousId":"a1","writeKey":"wk_secret_123"}"#;
     assert!(ask("POST", "/v1/p", text, page).starts_with("http/1.1 200"));
     let batch = r#"{"batch":[{"type":"track","event":"Batched","anonymousId":"a1"}],"writeKey":"wk_secret_123"}"#;

@@ -440,14 +440,19 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Answer {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let endpoint = endpoint_label(&path);
     // Browsers (Analytics.js on another origin) may read the answer: the key, not the
-    // origin, decides who may send.
-    let cors = req.headers().contains_key(header::ORIGIN);
+    // origin, decides who may send. The origin is named rather than `*`, so that a page
+    // whose library sends with credentials (`httpConfig.credentials: "include"`) is answered
+    // too; serve keeps no cookies, so credentials grant nothing here.
+    let origin = req.headers().get(header::ORIGIN).cloned();
     let (mut answer, events) = route(req, &path, arrival, shared).await;
-    if cors {
-        answer.headers_mut().insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
+    if let Some(origin) = origin {
+        let h = answer.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
         );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     crate::metrics::http_request(
         endpoint,
@@ -492,7 +497,15 @@ async fn route(
         _ => {}
     }
     // A browser's preflight before a POST with headers of its own: no key, no body.
+    // The headers it asks for are allowed as asked: Analytics.js adds `Authorization`,
+    // `X-Retry-Count` on retries, and whatever a page configures (`httpConfig.headers`); a
+    // header left out would make the browser drop the event. `*` would not cover
+    // `Authorization`.
     if req.method() == Method::OPTIONS && api::is_endpoint(path) {
+        let asked = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned();
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::NO_CONTENT;
         let h = r.headers_mut();
@@ -502,7 +515,13 @@ async fn route(
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, Content-Encoding"),
+            asked.unwrap_or(HeaderValue::from_static(
+                "Authorization, Content-Type, Content-Encoding, X-Retry-Count",
+            )),
+        );
+        h.append(
+            header::VARY,
+            HeaderValue::from_static("Access-Control-Request-Headers"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
