@@ -5,7 +5,8 @@
 //
 //   node tests/browser_sender.js SERVE_URL WRITE_KEY COUNT MODE CHROMIUM
 //
-// MODE is `standard` (one request per event, to /v1/t, /v1/i, ...) or `batching` (/v1/b).
+// MODE is `standard` (one request per event, to /v1/t, /v1/i, ...), `batching` (/v1/b), or
+// `cdn` (one request per event, with the settings loaded from serve as from Segment's CDN).
 // Each event carries `properties.n` (or `traits.n`) = its number and `properties.mode`. Exits
 // once `serve` has answered 200 for all COUNT events; any other answer from `serve`, a page
 // error or a failed delivery fails it.
@@ -55,6 +56,7 @@ async function main() {
   const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
   const problems = [];
   let acknowledged = 0;
+  let requests = 0;
   try {
     const tab = await browser.newPage();
     tab.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -74,6 +76,7 @@ async function main() {
     });
     tab.on('requestfinished', async (r) => {
       if (!r.url().startsWith(serveUrl) || r.method() !== 'POST') return;
+      requests += 1;
       const response = await r.response();
       if (response.status() === 200) {
         acknowledged += eventsIn(r.postData());
@@ -95,10 +98,14 @@ async function main() {
               ? { strategy: 'batching', config: { size: 25, timeout: 200, headers: { 'X-Shop': 'demo' } } }
               : { strategy: 'standard', config: { headers: { 'X-Shop': 'demo' } } },
         };
-        const [analytics] = await window.AnalyticsNext.AnalyticsBrowser.load(
-          { writeKey, cdnSettings: { integrations: { 'Segment.io': segment } } },
-          { disableClientPersistence: true }
-        );
+        // `cdn`: the settings come from serve itself, as they come from Segment's CDN.
+        const settings =
+          mode === 'cdn'
+            ? { writeKey, cdnURL: serveUrl }
+            : { writeKey, cdnSettings: { integrations: { 'Segment.io': segment } } };
+        const [analytics] = await window.AnalyticsNext.AnalyticsBrowser.load(settings, {
+          disableClientPersistence: true,
+        });
         const sent = [];
         for (let i = 0; i < n; i++) {
           const props = { n: i, mode, note: 'é "quoted", comma' };
@@ -129,7 +136,7 @@ async function main() {
     console.error(problems.join('\n'));
     process.exit(1);
   }
-  console.log(`${acknowledged} events acknowledged from ${origin}`);
+  console.log(`${acknowledged} events acknowledged in ${requests} requests from ${origin}`);
 }
 
 main().catch((e) => {

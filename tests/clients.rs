@@ -248,13 +248,14 @@ fn analytics_node_events_are_all_written_once() {
     );
 }
 
-/// Analytics.js in a real browser, on a page of another origin, one request per event and
-/// batched: every event is in the files once, with the library's name and its fields.
+/// Analytics.js in a real browser, on a page of another origin, one request per event,
+/// batched, and with its settings loaded from `serve` (`cdnURL`): every event is in the
+/// files once, with the library's name and its fields.
 #[test]
 fn analytics_js_in_chromium_sends_across_origins() {
     const BROWSER_EVENTS: usize = 60;
     let sender = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser_sender.js");
-    for mode in ["standard", "batching"] {
+    for mode in ["standard", "batching", "cdn"] {
         let dir = tempfile::tempdir().unwrap();
         let (child, addr) = start(dir.path());
         let started = now_ms();

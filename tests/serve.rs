@@ -975,6 +975,19 @@ fn analytics_js_endpoints_and_cors() {
         !answer.contains("access-control"),
         "no Origin, no CORS header: {answer}"
     );
+    // The settings Analytics.js loads from its cdnURL point it here, for the right key only.
+    let settings = ask("GET", "/v1/projects/wk_secret_123/settings", origin, "");
+    assert!(settings.starts_with("http/1.1 200"), "{settings}");
+    assert!(
+        settings.contains(&format!(r#""apihost":"{addr}/v1","protocol":"http""#)),
+        "{settings}"
+    );
+    assert!(
+        settings.contains("access-control-allow-origin: https://shop.example\r\n"),
+        "{settings}"
+    );
+    let unknown = ask("GET", "/v1/projects/wk_other/settings", origin, "");
+    assert!(unknown.starts_with("http/1.1 404"), "{unknown}");
     // Without the key, still refused (CORS opens reading answers, not sending).
     let keyless = r#"{"type":"track","event":"X"}"#;
     let answer = ask("POST", "/v1/t", &format!("{origin}{text}"), keyless);

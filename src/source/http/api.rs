@@ -101,6 +101,44 @@ impl Default for Limits {
     }
 }
 
+/// The write key in a path of the settings Analytics.js loads before it sends,
+/// `/v1/projects/<write key>/settings` (from its `cdnURL`, Segment's CDN by default).
+pub fn settings_key(path: &str) -> Option<&str> {
+    let key = path
+        .strip_prefix("/v1/projects/")?
+        .strip_suffix("/settings")?;
+    (!key.is_empty() && !key.contains('/')).then_some(key)
+}
+
+/// The settings Analytics.js loads for a write key, as Segment's CDN gives them, pointing
+/// its Segment.io destination at this server (`api_host` is `HOST:PORT/v1`): with `cdnURL`
+/// set to `serve`'s address, a page needs no other setting. No other destination, no
+/// middleware, no remote metrics.
+pub fn settings(write_key: &str, api_host: &str, protocol: &str) -> String {
+    serde_json::json!({
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": api_host,
+                "protocol": protocol,
+            }
+        },
+        "plan": {
+            "track": {"__default": {"enabled": true, "integrations": {}}},
+            "identify": {"__default": {"enabled": true}},
+            "group": {"__default": {"enabled": true}},
+        },
+        "edgeFunction": {},
+        "analyticsNextEnabled": true,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": false,
+        "remotePlugins": [],
+    })
+    .to_string()
+}
+
 /// Why a request body was refused (the message goes back to the sender).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -849,6 +887,25 @@ mod tests {
         assert_eq!(at(1024), 1024 * 1024);
         assert_eq!(at(Limits::MAX), 48 * 1024 * 1024);
         assert!(at(usize::MAX) < crate::source::spool::MAX_RECORD_BYTES);
+    }
+
+    #[test]
+    fn settings_point_analytics_js_here() {
+        assert_eq!(settings_key("/v1/projects/wk_1/settings"), Some("wk_1"));
+        for other in [
+            "/v1/projects//settings",
+            "/v1/projects/a/b/settings",
+            "/v1/track",
+        ] {
+            assert_eq!(settings_key(other), None, "{other}");
+        }
+        let s: serde_json::Value =
+            serde_json::from_str(&settings("wk_1", "127.0.0.1:8088/v1", "http")).unwrap();
+        let segment = &s["integrations"]["Segment.io"];
+        assert_eq!(segment["apiKey"], "wk_1");
+        assert_eq!(segment["apiHost"], "127.0.0.1:8088/v1");
+        assert_eq!(segment["protocol"], "http");
+        assert_eq!(s["integrations"].as_object().unwrap().len(), 1);
     }
 
     #[test]

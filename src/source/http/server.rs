@@ -131,6 +131,9 @@ struct Shared {
     metrics: Option<PrometheusHandle>,
     body_timeout: Duration,
     limits: Limits,
+    /// Where the server listens, and whether with TLS (for Analytics.js's settings).
+    addr: SocketAddr,
+    tls: bool,
 }
 
 /// Binds and serves on a thread of its own, handing accepted events to `intake`.
@@ -159,6 +162,8 @@ pub fn serve(opts: ServeOptions, intake: Arc<dyn Intake>) -> Result<HttpServer, 
         metrics: opts.metrics,
         body_timeout: opts.body_timeout,
         limits: opts.limits,
+        addr,
+        tls: tls.is_some(),
     });
     let conn = Connections {
         header_timeout: opts.header_timeout,
@@ -425,6 +430,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/health" => "/health",
         "/ready" => "/ready",
         "/metrics" => "/metrics",
+        p if api::settings_key(p).is_some() => "/v1/projects/settings",
         _ => api::BATCH
             .iter()
             .copied()
@@ -480,6 +486,9 @@ async fn route(
                 Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, Some(&why.to_string())),
             };
             return (answer, 0);
+        }
+        (true, p) if api::settings_key(p).is_some() => {
+            return (settings(&req, p, shared), 0);
         }
         (true, "/metrics") if shared.metrics.is_some() => {
             let text = shared
@@ -572,6 +581,36 @@ async fn route(
         Ok(()) => (reply(StatusCode::OK, None), events),
         Err(e) => (refusal(&e), events),
     }
+}
+
+/// Analytics.js's settings for the write key in `path`, pointing it at this server by the
+/// address the page reached it at. A key other than `--write-key-env`'s is unknown (`404`,
+/// as Segment's CDN answers), so a page with a wrong key learns so before it sends.
+fn settings(req: &Request<Incoming>, path: &str, shared: &Shared) -> Answer {
+    let key = api::settings_key(path).unwrap_or_default();
+    if !shared.access.allows_body_key(Some(key)) {
+        return reply(
+            StatusCode::NOT_FOUND,
+            Some("no source with this write key here"),
+        );
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .map_or_else(|| shared.addr.to_string(), str::to_string);
+    let protocol = if shared.tls { "https" } else { "http" };
+    let mut r = Response::new(Full::new(Bytes::from(api::settings(
+        key,
+        &format!("{host}/v1"),
+        protocol,
+    ))));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// `401`, saying where the key goes.
