@@ -43,6 +43,13 @@ pub const SPOOL_BYTES: &str = "s3actions_spool_bytes";
 /// Age of the oldest acknowledged event that is not yet in a finished file, in seconds (set
 /// by the spool; 0 when there is none).
 pub const SPOOL_OLDEST_AGE: &str = "s3actions_spool_oldest_event_age_seconds";
+/// Events `serve` dropped as already accepted (their `messageId` within `dedupe_window`).
+pub const EVENTS_DEDUPLICATED: &str = "s3actions_events_deduplicated_total";
+/// Message ids remembered for de-duplication now.
+pub const DEDUPE_IDS: &str = "s3actions_dedupe_ids";
+/// How far back the ids remembered reach, in seconds: `dedupe_window`, or less when
+/// `dedupe_max_ids` is reached (then retries older than this are no longer recognised).
+pub const DEDUPE_SPAN: &str = "s3actions_dedupe_span_seconds";
 /// Uploads finished, by `result` (`ok` or `failed`).
 pub const UPLOADS: &str = "s3actions_uploads_total";
 /// Time an upload took, retries included (histogram).
@@ -124,6 +131,16 @@ fn describe() {
         SPOOL_OLDEST_AGE,
         Unit::Seconds,
         "Age of the oldest acknowledged event not yet in a finished file"
+    );
+    describe_counter!(
+        EVENTS_DEDUPLICATED,
+        "Events dropped as already accepted (messageId within dedupe_window)"
+    );
+    describe_gauge!(DEDUPE_IDS, "Message ids remembered for de-duplication");
+    describe_gauge!(
+        DEDUPE_SPAN,
+        Unit::Seconds,
+        "How far back the message ids remembered reach"
     );
     describe_counter!(UPLOADS, "Uploads finished by result");
     describe_histogram!(
@@ -221,6 +238,19 @@ pub fn spool_state(bytes: u64, oldest_ms: Option<u64>) {
         .map_or(0, |d| d.as_millis() as u64);
     let age = oldest_ms.map_or(0.0, |ms| now.saturating_sub(ms) as f64 / 1000.0);
     metrics::gauge!(SPOOL_OLDEST_AGE).set(age);
+}
+
+/// After a group of requests: `dropped` events were duplicates; `ids` ids are remembered,
+/// reaching back `span_ms`.
+pub fn dedupe(dropped: u64, ids: usize, span_ms: u64) {
+    if !on() {
+        return;
+    }
+    if dropped > 0 {
+        metrics::counter!(EVENTS_DEDUPLICATED).increment(dropped);
+    }
+    metrics::gauge!(DEDUPE_IDS).set(ids as f64);
+    metrics::gauge!(DEDUPE_SPAN).set(span_ms as f64 / 1000.0);
 }
 
 /// The spool's size after a write.

@@ -634,6 +634,12 @@ mappings:
     }
     assert_eq!(post(&addr, "/v1/track", r#"{"userId":"x"}"#).0, 200);
     expected_rows += 1;
+    // A batch sent twice (a sender retrying): its events are kept once (dedupe_window).
+    let retried = r#"{"batch":[{"type":"track","messageId":"dup-1"},{"type":"track","messageId":"dup-2"},{"type":"identify","messageId":"dup-3"}]}"#;
+    for _ in 0..2 {
+        assert_eq!(post(&addr, "/v1/import", retried).0, 200);
+    }
+    expected_rows += 3;
     assert_eq!(post(&addr, "/v1/batch", r#"{"batch":[1]}"#).0, 400);
     // Every row in a finished file (batches close after a second).
     wait_for(Duration::from_secs(20), "rows never all written", || {
@@ -651,7 +657,11 @@ mappings:
         value(&m, "s3actions_events_read_total", &[]),
         n(&summary["events_read"])
     );
-    assert_eq!(value(&m, "s3actions_events_read_total", &[]), 101.0);
+    assert_eq!(value(&m, "s3actions_events_read_total", &[]), 104.0);
+    assert_eq!(value(&m, "s3actions_events_deduplicated_total", &[]), 3.0);
+    // Every id is remembered, the generated ones too.
+    assert_eq!(value(&m, "s3actions_dedupe_ids", &[]), 104.0);
+    assert!(value(&m, "s3actions_dedupe_span_seconds", &[]) < 60.0);
     assert_eq!(
         value(&m, "s3actions_events_not_matched_total", &[]),
         n(&summary["not_matched"])

@@ -34,9 +34,14 @@ mappings:
 
 /// Starts `serve` on a free port; returns the child and its address.
 fn start(mapping: &str, out: &Path, extra: &[&str]) -> (Child, String) {
+    start_on("127.0.0.1:0", mapping, out, extra)
+}
+
+/// Starts `serve` on `listen` (a restart on the same address, for senders that retry).
+fn start_on(listen: &str, mapping: &str, out: &Path, extra: &[&str]) -> (Child, String) {
     let mut command = bin();
     command
-        .args(["serve", mapping, "--listen", "127.0.0.1:0", "--out"])
+        .args(["serve", mapping, "--listen", listen, "--out"])
         .arg(out)
         .args(extra);
     spawn_serve(command)
@@ -361,5 +366,88 @@ fn the_largest_acknowledged_request_survives_kill_9() {
     }
     for id in &refused_ids {
         assert_eq!(written.get(id), None, "{id}");
+    }
+}
+
+/// A sender that lost its answer sends the same batch again, as Segment's libraries do. The
+/// crash that took the answer may have come after the batch was kept: the retry must not
+/// write it a second time (`dedupe_window`, 24 hours by default, remembers the ids across
+/// the restart). Deterministic first: a batch answered 200, `kill -9`, the same batch again.
+/// Then under load, with senders that retry every batch until it is answered 200 across a
+/// `kill -9` and a restart on the same port.
+#[test]
+fn retried_requests_are_written_once_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "m.yaml", MAPPING);
+    let out = dir.path().join("out");
+    let listen = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let (mut child, addr) = start_on(&listen, &mapping, &out, &[]);
+    let (first, first_ids) = batch(900, 0);
+    assert_eq!(post_batch(&addr, &first), Some(200));
+    kill9(&mut child);
+    let (mut child, addr) = start_on(&listen, &mapping, &out, &[]);
+    assert_eq!(
+        post_batch(&addr, &first),
+        Some(200),
+        "a retry is answered 200"
+    );
+
+    // Under load: every batch is sent until it is answered 200.
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..4)
+        .map(|s| {
+            let (stop_flag, acked, count, addr) = (
+                stop_flag.clone(),
+                acked.clone(),
+                count.clone(),
+                addr.clone(),
+            );
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    let (body, ids) = batch(910 + s, n);
+                    loop {
+                        if stop_flag.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if post_batch(&addr, &body) == Some(200) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    count.fetch_add(ids.len(), Ordering::Relaxed);
+                    acked.lock().unwrap().extend(ids);
+                }
+            })
+        })
+        .collect();
+    let at_least = |n: usize| {
+        wait_for(
+            Duration::from_secs(120),
+            "too few events acknowledged",
+            || (count.load(Ordering::Relaxed) >= n).then_some(()),
+        )
+    };
+    at_least(5_000);
+    kill9(&mut child);
+    let acked_at_kill = count.load(Ordering::Relaxed);
+    let (mut child, _) = start_on(&listen, &mapping, &out, &[]);
+    at_least(acked_at_kill + 3_000);
+    stop_flag.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    stop(&mut child);
+
+    let written = written_ids(&out);
+    let twice: Vec<_> = written.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "events written more than once: {twice:?}");
+    let acked = Arc::try_unwrap(acked).unwrap().into_inner().unwrap();
+    for id in first_ids.iter().chain(&acked) {
+        assert_eq!(written.get(id), Some(&1), "{id}");
     }
 }

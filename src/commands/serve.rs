@@ -112,6 +112,7 @@ pub fn serve(
     let options = spool::SpoolOptions {
         max_bytes: config.settings.spool_max_bytes,
         dedupe_window: config.settings.dedupe_window,
+        dedupe_max_ids: config.settings.dedupe_max_ids,
     };
     let (intake, mut source) = spool::open(&dir, &options)?;
     if source.recovered() > 0 {

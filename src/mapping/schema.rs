@@ -37,7 +37,7 @@ pub enum Kind {
         min: u64,
         max: u64,
     },
-    /// A duration such as `24h`, `30m`, `90s`, `2d`.
+    /// A duration such as `24h`, `30m`, `90s`, `2d`, or `off`.
     Duration,
     /// A mapping value: a literal or a directive.
     Expression,
@@ -426,8 +426,17 @@ pub const SETTINGS_DOCS: &[KeyDoc] = &[
     doc(
         "dedupe_window",
         Kind::Duration,
-        None,
-        "`serve`: drop events whose `messageId` was accepted this recently (`90s`, `30m`, `24h`, up to `7d`).",
+        Some(r#""24h""#),
+        "`serve`: drop events whose `messageId` was accepted this recently (`90s`, `30m`, `24h`, up to `7d`), as Segment's API does; `off` keeps every event.",
+    ),
+    doc(
+        "dedupe_max_ids",
+        Kind::Integer {
+            min: 1000,
+            max: 1 << 32,
+        },
+        Some("2000000"),
+        "`serve`: message ids remembered for `dedupe_window` at most (about 60 bytes of memory each); past it the oldest are forgotten first.",
     ),
     doc(
         "role_session_name",
@@ -670,7 +679,7 @@ fn kind_schema(kind: Kind) -> Value {
         Kind::Integer { min, max } => {
             json!({ "type": "integer", "minimum": min, "maximum": max })
         }
-        Kind::Duration => json!({ "type": "string", "pattern": "^[0-9]+[smhd]$" }),
+        Kind::Duration => json!({ "type": "string", "pattern": "^([0-9]+[smhd]|off)$" }),
         Kind::Expression => json!({ "$ref": "#/definitions/expression" }),
         Kind::Columns => json!({
             "type": "object",

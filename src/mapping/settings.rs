@@ -58,6 +58,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "outbox_dir",
     "spool_max_bytes",
     "dedupe_window",
+    "dedupe_max_ids",
     "role_session_name",
     "role_session_duration_seconds",
     "source_id",
@@ -168,8 +169,11 @@ pub struct Settings {
     pub outbox_dir: Option<PathBuf>,
     /// `spool_max_bytes`: the size of serve's spool at which requests are refused (503).
     pub spool_max_bytes: u64,
-    /// `dedupe_window`: serve drops events whose `messageId` it accepted this recently.
+    /// `dedupe_window`: serve drops events whose `messageId` it accepted this recently
+    /// (24 hours, as Segment's API; `off`: none).
     pub dedupe_window: Option<std::time::Duration>,
+    /// `dedupe_max_ids`: ids remembered for the window at most (memory stays bounded).
+    pub dedupe_max_ids: u64,
     pub role_session_name: String,
     pub role_session_duration_seconds: u32,
     /// `source_id`: what `{{source_id}}` renders in folder and filename templates.
@@ -211,7 +215,8 @@ impl Default for Settings {
             max_retries: 8,
             outbox_dir: None,
             spool_max_bytes: crate::source::spool::DEFAULT_MAX_BYTES,
-            dedupe_window: None,
+            dedupe_window: Some(crate::source::spool::DEFAULT_DEDUPE_WINDOW),
+            dedupe_max_ids: crate::source::spool::DEFAULT_DEDUPE_MAX_IDS,
             role_session_name: "s3actions".into(),
             role_session_duration_seconds: 3600,
             source_id: None,
@@ -529,12 +534,18 @@ pub(crate) fn load(
     if let Some((v, mark)) = r.string("dedupe_window") {
         match parse_window(&v) {
             Some(d) => s.dedupe_window = Some(d),
+            None if v.trim() == "off" => s.dedupe_window = None,
             None => r.error(
                 "dedupe_window",
                 mark,
-                format!("should be a duration from 1s to 7d such as 24h, 30m or 90s, not {v:?}"),
+                format!(
+                    "should be a duration from 1s to 7d such as 24h, 30m or 90s, or off, not {v:?}"
+                ),
             ),
         }
+    }
+    if let Some(n) = r.integer("dedupe_max_ids", 1000, 1 << 32) {
+        s.dedupe_max_ids = n;
     }
     if let Some((v, _)) = env(&mut r, "state_dir") {
         s.state_dir = Some(PathBuf::from(v));
@@ -699,6 +710,31 @@ mod tests {
         for bad in ["8d", "0s", "h", "24", "1.5h", "-1h", "24 h"] {
             assert_eq!(parse_window(bad), None, "{bad}");
         }
+    }
+
+    /// Segment's 24 hours by default; `off` turns de-duplication off; anything else is an
+    /// error naming the key.
+    #[test]
+    fn dedupe_is_on_by_default_and_can_be_turned_off() {
+        let load =
+            |yaml: &str| crate::mapping::Config::from_str(yaml, std::path::Path::new("m.yaml"));
+        let mapping = "mappings:\n  - name: m\n    trigger: 'type = \"track\"'\n";
+        let c = load(mapping).unwrap();
+        assert_eq!(
+            c.settings.dedupe_window,
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(c.settings.dedupe_max_ids, 2_000_000);
+        let c = load(&format!(
+            "settings:\n  dedupe_window: \"off\"\n  dedupe_max_ids: 5000\n{mapping}"
+        ))
+        .unwrap();
+        assert_eq!(c.settings.dedupe_window, None);
+        assert_eq!(c.settings.dedupe_max_ids, 5000);
+        let e = load(&format!("settings:\n  dedupe_window: never\n{mapping}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dedupe_window") && e.contains("or off"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! and before a finished segment is deleted its hashes are appended, with their receive
 //! times, to the `ids` file beside it. On start, the window is rebuilt from that file and
 //! from the segments left.
+//!
+//! At most `dedupe_max_ids` ids are remembered: past that the oldest are forgotten first, so
+//! memory stays bounded whatever the rate (about 60 bytes an id), at the cost of a shorter
+//! window at high rates. The `ids` file is compacted to that many when it holds twice as
+//! many.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -28,16 +33,23 @@ pub fn hash(id: &str) -> u128 {
 /// The ids seen within the window.
 pub struct Dedupe {
     window_ms: u64,
+    max_ids: usize,
     seen: HashSet<u128>,
     order: VecDeque<(u64, u128)>,
 }
 
 impl Dedupe {
-    /// Loads the `ids` file at `path` (entries older than the window are dropped, and the
-    /// file rewritten without them).
-    pub fn load(path: &Path, window_ms: u64, now_ms: u64) -> Result<Dedupe, SpoolError> {
+    /// Loads the `ids` file at `path` (entries older than the window, and beyond the newest
+    /// `max_ids`, are dropped, and the file rewritten without them).
+    pub fn load(
+        path: &Path,
+        window_ms: u64,
+        max_ids: usize,
+        now_ms: u64,
+    ) -> Result<Dedupe, SpoolError> {
         let mut d = Dedupe {
             window_ms,
+            max_ids: max_ids.max(1),
             seen: HashSet::new(),
             order: VecDeque::new(),
         };
@@ -78,11 +90,24 @@ impl Dedupe {
         Ok(d)
     }
 
-    /// Remembers an id accepted at `ms`.
+    /// Remembers an id accepted at `ms`, forgetting the oldest beyond `max_ids`.
     pub fn add(&mut self, ms: u64, h: u128) {
         if self.seen.insert(h) {
             self.order.push_back((ms, h));
         }
+        if self.order.len() > self.max_ids
+            && let Some((_, old)) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+    }
+
+    /// How long ago the oldest id remembered was accepted (the window actually kept, which
+    /// `max_ids` may make shorter than `dedupe_window`).
+    pub fn span_ms(&self, now_ms: u64) -> u64 {
+        self.order
+            .front()
+            .map_or(0, |&(ms, _)| now_ms.saturating_sub(ms))
     }
 
     pub fn contains(&self, h: u128) -> bool {
@@ -112,7 +137,9 @@ impl Dedupe {
 }
 
 /// Appends `entries` to the `ids` file and fsyncs it (before their segment is deleted).
-pub fn append(path: &Path, entries: &[(u64, u128)]) -> io::Result<()> {
+/// Once the file holds more than twice `max_ids`, it is replaced by its newest `max_ids`
+/// (entries are in the order they were accepted), so it stays bounded like the memory.
+pub fn append(path: &Path, entries: &[(u64, u128)], max_ids: usize) -> io::Result<()> {
     let mut f = OpenOptions::new().append(true).open(path)?;
     let mut buf = Vec::with_capacity(entries.len() * ENTRY);
     for (ms, h) in entries {
@@ -120,7 +147,30 @@ pub fn append(path: &Path, entries: &[(u64, u128)]) -> io::Result<()> {
         buf.extend_from_slice(&h.to_le_bytes());
     }
     f.write_all(&buf)?;
-    f.sync_data()
+    f.sync_data()?;
+    let held = f.metadata()?.len().saturating_sub(HEAD) / ENTRY as u64;
+    if held > 2 * max_ids as u64 {
+        compact(path, held, max_ids)?;
+    }
+    Ok(())
+}
+
+/// Bytes of the `ids` file's header (magic and version).
+const HEAD: u64 = 12;
+
+/// Replaces the `ids` file, which holds `held` entries, by its newest `keep`.
+fn compact(path: &Path, held: u64, keep: usize) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let keep = (keep as u64).min(held);
+    f.seek(SeekFrom::Start(HEAD + (held - keep) * ENTRY as u64))?;
+    let mut tail = vec![0u8; keep as usize * ENTRY];
+    f.read_exact(&mut tail)?;
+    crate::durable::replace(path, ".ids-", |w| {
+        w.write_all(MAGIC)?;
+        w.write_all(&VERSION.to_le_bytes())?;
+        w.write_all(&tail)
+    })
 }
 
 fn rewrite(path: &Path, entries: &VecDeque<(u64, u128)>) -> io::Result<()> {
@@ -148,19 +198,50 @@ mod tests {
     fn ids_outlive_a_restart_within_the_window_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = ids_path(dir.path());
-        let mut d = Dedupe::load(&path, 1000, 10_000).unwrap();
+        let mut d = Dedupe::load(&path, 1000, 100, 10_000).unwrap();
         assert_eq!(d.len(), 0);
-        append(&path, &[(9_500, hash("a")), (10_000, hash("b"))]).unwrap();
+        append(&path, &[(9_500, hash("a")), (10_000, hash("b"))], 100).unwrap();
         d.add(10_000, hash("b"));
         assert!(d.contains(hash("b")) && !d.contains(hash("a")));
         drop(d);
-        let mut d = Dedupe::load(&path, 1000, 10_200).unwrap();
+        let mut d = Dedupe::load(&path, 1000, 100, 10_200).unwrap();
         assert!(d.contains(hash("a")) && d.contains(hash("b")));
         d.expire(10_600);
         assert!(!d.contains(hash("a")) && d.contains(hash("b")));
         // Old entries are dropped from the file when it is loaded again.
-        let d = Dedupe::load(&path, 1000, 10_800).unwrap();
+        let d = Dedupe::load(&path, 1000, 100, 10_800).unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 12 + ENTRY as u64);
+    }
+
+    /// Memory and file stay bounded by `max_ids`: the oldest ids go first, and the file is
+    /// compacted to the newest once it holds twice as many.
+    #[test]
+    fn at_most_max_ids_are_remembered_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ids_path(dir.path());
+        let mut d = Dedupe::load(&path, 60_000, 3, 10_000).unwrap();
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            d.add(10_000 + i as u64, hash(id));
+        }
+        assert_eq!(d.len(), 3);
+        assert!(!d.contains(hash("a")) && d.contains(hash("b")) && d.contains(hash("d")));
+        assert_eq!(d.span_ms(10_010), 9);
+        let entry = |i: u64| (10_000 + i, hash(&format!("id{i}")));
+        let entries: Vec<_> = (0..6).map(entry).collect();
+        append(&path, &entries, 3).unwrap();
+        assert_eq!(file_entries(&path), 6, "twice max_ids: not compacted yet");
+        append(&path, &[entry(6)], 3).unwrap();
+        assert_eq!(file_entries(&path), 3, "compacted to the newest");
+        let d = Dedupe::load(&path, 60_000, 3, 10_010).unwrap();
+        assert!(d.contains(hash("id6")) && d.contains(hash("id4")) && !d.contains(hash("id3")));
+        // A smaller max_ids on load keeps the newest.
+        let d = Dedupe::load(&path, 60_000, 1, 10_010).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(d.contains(hash("id6")));
+    }
+
+    fn file_entries(path: &Path) -> u64 {
+        (std::fs::metadata(path).unwrap().len() - HEAD) / ENTRY as u64
     }
 }

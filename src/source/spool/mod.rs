@@ -34,6 +34,10 @@ use segment::{FRAME_HEADER, FrameHeader, HEADER_LEN};
 
 /// Name of the spool's folder inside the output directory or the outbox, by default.
 pub const SPOOL_DIR: &str = ".s3actions-spool";
+/// `dedupe_window` by default: Segment's API de-duplicates over about a day.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// `dedupe_max_ids` by default: about 120 MB of memory at most.
+pub const DEFAULT_DEDUPE_MAX_IDS: u64 = 2_000_000;
 /// The spool's default size limit (`spool_max_bytes`).
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 /// A segment is rolled once it is this large.
@@ -106,8 +110,10 @@ struct Shared {
     /// Bytes in the spool's segments.
     used: AtomicU64,
     limit: u64,
-    /// With de-duplication: where a deleted segment's id hashes go.
+    /// With de-duplication: where a deleted segment's id hashes go, and how many of them
+    /// are remembered at most (the file is compacted to that many).
     ids_file: Option<PathBuf>,
+    max_ids: usize,
 }
 
 impl Shared {
@@ -123,13 +129,16 @@ pub struct SpoolOptions {
     pub max_bytes: u64,
     /// `dedupe_window`: drop events whose `messageId` was accepted this recently.
     pub dedupe_window: Option<Duration>,
+    /// `dedupe_max_ids`: ids remembered at most; the oldest go first.
+    pub dedupe_max_ids: u64,
 }
 
 impl Default for SpoolOptions {
     fn default() -> Self {
         SpoolOptions {
             max_bytes: DEFAULT_MAX_BYTES,
-            dedupe_window: None,
+            dedupe_window: Some(DEFAULT_DEDUPE_WINDOW),
+            dedupe_max_ids: DEFAULT_DEDUPE_MAX_IDS,
         }
     }
 }
@@ -167,6 +176,7 @@ pub fn open(
         (Some(path), Some(window)) => Some(dedupe::Dedupe::load(
             path,
             window.as_millis() as u64,
+            options.dedupe_max_ids.max(1) as usize,
             writer::now_ms(),
         )?),
         _ => None,
@@ -232,6 +242,7 @@ pub fn open(
         used: AtomicU64::new(used),
         limit: options.max_bytes,
         ids_file,
+        max_ids: options.dedupe_max_ids.max(1) as usize,
     });
     let intake = SpoolIntake::start(shared.clone(), next_seq, lock, seen)?;
     let acks = Arc::new(SpoolAcks {
@@ -515,7 +526,7 @@ impl Acknowledge for SpoolAcks {
         // last segment (the writer's) stays, and with it the numbering.
         while state.segments.len() > 1 && state.segments[1].first <= acked {
             if let Some(ids) = &self.shared.ids_file
-                && let Err(e) = keep_ids(&state.segments[0].path, ids)
+                && let Err(e) = keep_ids(&state.segments[0].path, ids, self.shared.max_ids)
             {
                 tracing::warn!(segment = %state.segments[0].path.display(), error = %e, "cannot keep a finished spool segment's message ids for de-duplication; the segment stays");
                 break;
@@ -538,12 +549,12 @@ impl Acknowledge for SpoolAcks {
 }
 
 /// Appends a segment's id hashes to the `ids` file, before the segment goes.
-fn keep_ids(segment: &Path, ids: &Path) -> Result<(), SpoolError> {
+fn keep_ids(segment: &Path, ids: &Path, max_ids: usize) -> Result<(), SpoolError> {
     let mut entries = Vec::new();
     segment::scan(segment, &mut |ms, hashes| {
         entries.extend(segment::id_hashes(hashes).map(|h| (ms, h)));
     })?;
-    dedupe::append(ids, &entries).map_err(|e| SpoolError::io(ids, e))
+    dedupe::append(ids, &entries, max_ids).map_err(|e| SpoolError::io(ids, e))
 }
 
 #[cfg(unix)]

@@ -249,6 +249,7 @@ impl Writer {
                 && let Some(d) = self.dedupe.as_mut()
             {
                 fresh.group.drain().for_each(|h| d.add(received_ms, h));
+                crate::metrics::dedupe(fresh.dropped, d.len(), d.span_ms(received_ms));
             }
             for reply in replies.drain(..) {
                 let _ = reply.send(result.clone());
@@ -340,12 +341,15 @@ struct Fresh {
     frame: Vec<u128>,
     /// The current request's lines without its duplicates.
     kept: Vec<u8>,
+    /// Events of the group dropped as duplicates.
+    dropped: u64,
 }
 
 impl Fresh {
     fn clear(&mut self) {
         self.group.clear();
         self.frame.clear();
+        self.dropped = 0;
     }
 
     /// Puts in `kept` the request's lines without the events whose id was seen (in the
@@ -364,6 +368,7 @@ impl Fresh {
             let h = dedupe::hash(id);
             if d.contains(h) || !self.group.insert(h) {
                 tracing::debug!(message_id = %id, "duplicate messageId within dedupe_window: dropped");
+                self.dropped += 1;
             } else {
                 self.kept.extend_from_slice(&lines[start..=end]);
                 self.frame.push(h);
