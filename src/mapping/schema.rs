@@ -436,7 +436,7 @@ pub const SETTINGS_DOCS: &[KeyDoc] = &[
             max: 1 << 32,
         },
         Some("2000000"),
-        "`serve`: message ids remembered for `dedupe_window` at most (about 60 bytes of memory each); past it the oldest are forgotten first.",
+        "`serve`: message ids remembered for `dedupe_window` at most (about 60 bytes each); past it the oldest are forgotten first.",
     ),
     doc(
         "role_session_name",
