@@ -8,6 +8,7 @@
 #   ./scripts/bench-serve.sh                        # 4 senders, 200,000 events
 #   SENDERS=8 EVENTS=500000 ./scripts/bench-serve.sh
 #   ./scripts/bench-serve.sh --durability fsync     # extra arguments go to serve
+#   DEDUPE_WINDOW=off ./scripts/bench-serve.sh      # without de-duplication (default 24h)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEN="${GEN_EVENTS:-../shared/bench/gen_events.py}"
@@ -17,7 +18,10 @@ BATCH="${BATCH:-100}"
 PROFILE="${PROFILE:-release}"                 # the server's build profile
 LOADGEN_PROFILE="${LOADGEN_PROFILE:-release}" # the load generator's (dev: no optimised dev-dependencies to build)
 mkdir -p bench-data
-cat > bench-data/bench-serve.yaml <<'YAML'
+DEDUPE_WINDOW="${DEDUPE_WINDOW:-24h}"           # `off` measures serve without de-duplication
+cat > bench-data/bench-serve.yaml <<YAML
+settings:
+  dedupe_window: "$DEDUPE_WINDOW"
 mappings:
   - name: events
     trigger: 'type = "identify" or type = "track"'
