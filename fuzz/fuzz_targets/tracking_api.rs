@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), received.events());
     assert_eq!(lines.len(), received.message_ids.len(), "one messageId per event");
+    assert_eq!(lines.len(), received.generated.len(), "each id marked sent or generated");
     let mut tape = Tape::new();
     for (line, id) in lines.iter().zip(&received.message_ids) {
         let event = tape

@@ -97,7 +97,7 @@ mod tests {
                 b"{\"type\":\"track\",\"event\":\"a\"}\n{\"type\":\"track\",\"event\":\"b\"}\n";
             rt.block_on(intake.accept(Received {
                 lines: lines.to_vec(),
-                message_ids: Vec::new(),
+                ..Received::default()
             }))
             .unwrap();
         }

@@ -21,6 +21,17 @@ pub struct Received {
     /// Each event's `messageId`, in line order (for de-duplication); empty when the front
     /// end does not know them.
     pub message_ids: Vec<Box<str>>,
+    /// Whether each of `message_ids` was generated on arrival (the event had none). No
+    /// sender can send such an id again, so de-duplication does not remember it; an event
+    /// past the end of this list counts as sent with its id.
+    pub generated: Vec<bool>,
+}
+
+impl Received {
+    /// Whether event `i`'s id was generated on arrival.
+    pub fn is_generated(&self, i: usize) -> bool {
+        self.generated.get(i).copied().unwrap_or(false)
+    }
 }
 
 impl Received {

@@ -311,6 +311,7 @@ pub fn normalise_with_key(
         let mut out = Received {
             lines: Vec::with_capacity(body.len() + body.len() / 4 + 128),
             message_ids: Vec::new(),
+            generated: Vec::new(),
         };
         if is_batch(path) {
             let Some(batch) = root.get("batch").filter(|b| b.kind() == Kind::Array) else {
@@ -325,6 +326,7 @@ pub fn normalise_with_key(
                 sent_at: root.get("sentAt").filter(|n| n.kind() == Kind::String),
             };
             out.message_ids.reserve(batch.len());
+            out.generated.reserve(batch.len());
             for (i, event) in batch.elements().enumerate() {
                 if event.kind() != Kind::Object {
                     return Err(Refused(format!("batch[{i}] is not a JSON object")));
@@ -492,6 +494,7 @@ fn write_event(
         Some(id) => {
             let text = id.as_str().unwrap_or(Cow::Borrowed(id.raw()));
             out.message_ids.push(text.into());
+            out.generated.push(false);
             None
         }
         None => {
@@ -500,6 +503,7 @@ fn write_event(
             id[4..].copy_from_slice(&ksuid(at.ms, fastrand::u128(..)));
             let id = std::str::from_utf8(&id).unwrap_or_default().to_owned();
             out.message_ids.push(id.as_str().into());
+            out.generated.push(true);
             Some(id)
         }
     };
@@ -887,6 +891,16 @@ mod tests {
         assert_eq!(at(1024), 1024 * 1024);
         assert_eq!(at(Limits::MAX), 48 * 1024 * 1024);
         assert!(at(usize::MAX) < crate::source::spool::MAX_RECORD_BYTES);
+    }
+
+    /// Ids serve makes up are marked, so that de-duplication does not keep them.
+    #[test]
+    fn generated_ids_are_marked() {
+        let body = br#"{"batch":[{"type":"track","messageId":"m1"},{"type":"track"},{"type":"page","messageId":""}]}"#;
+        let r = normalise("/v1/batch", body, &at()).unwrap();
+        assert_eq!(r.generated, [false, true, true]);
+        assert_eq!(&*r.message_ids[0], "m1");
+        assert!(r.message_ids[1].starts_with("api-") && r.message_ids[2].starts_with("api-"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ fn lines(n: usize, tag: &str) -> Received {
     }
     Received {
         lines: text.into_bytes(),
-        message_ids: Vec::new(),
+        ..Received::default()
     }
 }
 
@@ -207,6 +207,15 @@ fn duplicate_message_ids_are_dropped_within_the_window_across_restarts() {
     );
     accept(&intake, with_ids(&["a", "b", "e"])).unwrap();
     assert_eq!(ids_read(&mut source, 1), ["e"]);
+
+    // Ids generated on arrival are never remembered: nobody can send them again.
+    let mut generated = with_ids(&["api-1", "f"]);
+    generated.generated = vec![true, false];
+    accept(&intake, generated).unwrap();
+    let mut again = with_ids(&["api-1", "f", "g"]);
+    again.generated = vec![true, false, false];
+    accept(&intake, again).unwrap();
+    assert_eq!(ids_read(&mut source, 2), ["api-1", "f", "api-1", "g"]);
 
     // By default (24 hours), duplicates are dropped too; with the window off, nothing is.
     let plain = tempfile::tempdir().unwrap();

@@ -364,7 +364,17 @@ impl Fresh {
         self.kept.clear();
         let mut kept = 0u32;
         let mut start = 0;
-        for (end, id) in memchr::memchr_iter(b'\n', lines).zip(&received.message_ids) {
+        for (i, (end, id)) in memchr::memchr_iter(b'\n', lines)
+            .zip(&received.message_ids)
+            .enumerate()
+        {
+            if received.is_generated(i) {
+                // Nobody can send it again: kept, not remembered.
+                self.kept.extend_from_slice(&lines[start..=end]);
+                kept += 1;
+                start = end + 1;
+                continue;
+            }
             let h = dedupe::hash(id);
             if d.contains(h) || !self.group.insert(h) {
                 tracing::debug!(message_id = %id, "duplicate messageId within dedupe_window: dropped");
