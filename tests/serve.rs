@@ -998,6 +998,13 @@ fn analytics_js_endpoints_and_cors() {
     );
     let unknown = ask("GET", "/v1/projects/wk_other/settings", origin, "");
     assert!(unknown.starts_with("http/1.1 404"), "{unknown}");
+    // Analytics.js's own telemetry, sent without a key: taken and dropped (no event).
+    let series =
+        r#"{"series":[{"type":"Counter","metric":"analytics_js.invoke","value":1,"tags":{}}]}"#;
+    let telemetry = ask("POST", "/v1/m", &format!("{origin}{text}"), series);
+    assert!(telemetry.starts_with("http/1.1 200"), "{telemetry}");
+    let preflight = ask("OPTIONS", "/v1/m", origin, "");
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
     // Without the key, still refused (CORS opens reading answers, not sending).
     let keyless = r#"{"type":"track","event":"X"}"#;
     let answer = ask("POST", "/v1/t", &format!("{origin}{text}"), keyless);

@@ -139,6 +139,10 @@ pub fn settings(write_key: &str, api_host: &str, protocol: &str) -> String {
     .to_string()
 }
 
+/// Where Analytics.js posts its own telemetry (`{"series": [...]}`, no write key) when its
+/// API host is this server: answered `200` and dropped, never an event.
+pub const TELEMETRY: &str = "/v1/m";
+
 /// Why a request body was refused (the message goes back to the sender).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]

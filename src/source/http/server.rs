@@ -430,6 +430,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/health" => "/health",
         "/ready" => "/ready",
         "/metrics" => "/metrics",
+        api::TELEMETRY => api::TELEMETRY,
         p if api::settings_key(p).is_some() => "/v1/projects/settings",
         _ => api::BATCH
             .iter()
@@ -510,7 +511,7 @@ async fn route(
     // `X-Retry-Count` on retries, and whatever a page configures (`httpConfig.headers`); a
     // header left out would make the browser drop the event. `*` would not cover
     // `Authorization`.
-    if req.method() == Method::OPTIONS && api::is_endpoint(path) {
+    if req.method() == Method::OPTIONS && (api::is_endpoint(path) || path == api::TELEMETRY) {
         let asked = req
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
@@ -537,6 +538,13 @@ async fn route(
             HeaderValue::from_static("86400"),
         );
         return (r, 0);
+    }
+    // Analytics.js's telemetry: read (within the limit) and dropped, whoever sends it.
+    if req.method() == Method::POST && path == api::TELEMETRY {
+        return match read_body(req, shared.body_timeout, shared.limits.event_bytes).await {
+            Ok(_) => (reply(StatusCode::OK, None), 0),
+            Err((status, message)) => (reply(status, Some(&message)), 0),
+        };
     }
     // Without the key in the header, it may still be in the body (`writeKey`) of a POST to
     // an endpoint; anything else is refused before it is looked at.
