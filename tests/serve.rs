@@ -1005,6 +1005,10 @@ fn analytics_js_endpoints_and_cors() {
     assert!(telemetry.starts_with("http/1.1 200"), "{telemetry}");
     let preflight = ask("OPTIONS", "/v1/m", origin, "");
     assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    // Operators' endpoints are not opened to pages.
+    let health = ask("GET", "/health", origin, "");
+    assert!(health.starts_with("http/1.1 200"), "{health}");
+    assert!(!health.contains("access-control"), "{health}");
     // Without the key, still refused (CORS opens reading answers, not sending).
     let keyless = r#"{"type":"track","event":"X"}"#;
     let answer = ask("POST", "/v1/t", &format!("{origin}{text}"), keyless);

@@ -449,8 +449,15 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Answer {
     // Browsers (Analytics.js on another origin) may read the answer: the key, not the
     // origin, decides who may send. The origin is named rather than `*`, so that a page
     // whose library sends with credentials (`httpConfig.credentials: "include"`) is answered
-    // too; serve keeps no cookies, so credentials grant nothing here.
-    let origin = req.headers().get(header::ORIGIN).cloned();
+    // too; serve keeps no cookies, so credentials grant nothing here. Only what a page's
+    // library calls is opened to other origins: not /metrics, /health or /ready.
+    let for_pages =
+        api::is_endpoint(&path) || path == api::TELEMETRY || api::settings_key(&path).is_some();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|_| for_pages)
+        .cloned();
     let (mut answer, events) = route(req, &path, arrival, shared).await;
     if let Some(origin) = origin {
         let h = answer.headers_mut();
