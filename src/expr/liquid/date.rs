@@ -27,11 +27,20 @@ pub fn parse(v: &LValue) -> Option<OffsetDateTime> {
     }
 }
 
+/// JavaScript's dates reach 8.64e15 ms either side of 1970; beyond that a `Date` is
+/// invalid, and the filter returns its input.
+const JS_MAX_MS: i128 = 8_640_000_000_000_000;
+
 fn from_seconds(n: f64) -> Option<OffsetDateTime> {
     if !n.is_finite() {
         return None;
     }
+    // `as` saturates, so a huge number stays a huge number and is refused here rather
+    // than overflowing the nanoseconds below.
     let ms = (n * 1000.0).trunc() as i128;
+    if ms.abs() > JS_MAX_MS {
+        return None;
+    }
     OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok()
 }
 

@@ -155,6 +155,26 @@ mod tests {
         );
     }
 
+    /// A number of seconds beyond JavaScript's dates is no date: `date` gives its input
+    /// back, as liquidjs does (found by the `liquid` fuzz target: it overflowed).
+    #[test]
+    fn date_of_a_number_beyond_javascripts_dates_is_the_number() {
+        let e = "{}";
+        let huge = "7777777777777777000000000000013277330";
+        assert_eq!(
+            render(&format!("{{{{ {huge} | date: '%Y' }}}}"), e).unwrap(),
+            render(&format!("{{{{ {huge} }}}}"), e).unwrap()
+        );
+        assert_eq!(
+            render("{{ 8640000000001 | date: '%Y' }}", e).unwrap(),
+            "8640000000001"
+        );
+        assert_eq!(
+            render("{{ 253402300799 | date: '%Y-%m-%d' }}", e).unwrap(),
+            "9999-12-31"
+        );
+    }
+
     /// Where liquidjs differs from Shopify's Liquid, Segment's files follow liquidjs.
     #[test]
     fn liquidjs_behaviour() {
