@@ -28,16 +28,14 @@ pub struct Received {
 }
 
 impl Received {
-    /// Whether event `i`'s id was generated on arrival.
-    pub fn is_generated(&self, i: usize) -> bool {
-        self.generated.get(i).copied().unwrap_or(false)
-    }
-}
-
-impl Received {
     /// Events in the request (its lines).
     pub fn events(&self) -> usize {
         memchr::memchr_iter(b'\n', &self.lines).count()
+    }
+
+    /// Whether event `i`'s id was generated on arrival.
+    pub fn is_generated(&self, i: usize) -> bool {
+        self.generated.get(i).copied().unwrap_or(false)
     }
 }
 

@@ -22,6 +22,8 @@ use super::segment::read_full;
 
 const MAGIC: &[u8; 8] = b"S3ASIDS\0";
 const VERSION: u32 = 1;
+/// Bytes of the `ids` file's header: the magic, then the version.
+const HEAD: usize = MAGIC.len() + 4;
 /// (received_ms u64, hash u128) per id.
 const ENTRY: usize = 8 + 16;
 
@@ -57,15 +59,16 @@ impl Dedupe {
         match File::open(path) {
             Ok(f) => {
                 let mut r = BufReader::new(f);
-                let mut head = [0u8; 12];
+                let mut head = [0u8; HEAD];
                 let n = read_full(&mut r, &mut head).map_err(|e| SpoolError::io(path, e))?;
-                if n == 12 {
-                    if &head[..8] != MAGIC {
+                if n == HEAD {
+                    if &head[..MAGIC.len()] != MAGIC {
                         return Err(SpoolError::NotASpool {
                             path: path.to_path_buf(),
                         });
                     }
-                    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+                    let version =
+                        u32::from_le_bytes(head[MAGIC.len()..].try_into().expect("4 bytes"));
                     if version != VERSION {
                         return Err(SpoolError::Version {
                             path: path.to_path_buf(),
@@ -148,40 +151,40 @@ pub fn append(path: &Path, entries: &[(u64, u128)], max_ids: usize) -> io::Resul
     }
     f.write_all(&buf)?;
     f.sync_data()?;
-    let held = f.metadata()?.len().saturating_sub(HEAD) / ENTRY as u64;
+    let held = f.metadata()?.len().saturating_sub(HEAD as u64) / ENTRY as u64;
     if held > 2 * max_ids as u64 {
         compact(path, held, max_ids)?;
     }
     Ok(())
 }
 
-/// Bytes of the `ids` file's header (magic and version).
-const HEAD: u64 = 12;
-
 /// Replaces the `ids` file, which holds `held` entries, by its newest `keep`.
 fn compact(path: &Path, held: u64, keep: usize) -> io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = File::open(path)?;
     let keep = (keep as u64).min(held);
-    f.seek(SeekFrom::Start(HEAD + (held - keep) * ENTRY as u64))?;
+    f.seek(SeekFrom::Start(HEAD as u64 + (held - keep) * ENTRY as u64))?;
     let mut tail = vec![0u8; keep as usize * ENTRY];
     f.read_exact(&mut tail)?;
-    crate::durable::replace(path, ".ids-", |w| {
-        w.write_all(MAGIC)?;
-        w.write_all(&VERSION.to_le_bytes())?;
-        w.write_all(&tail)
-    })
+    replace(path, |w| w.write_all(&tail))
 }
 
 fn rewrite(path: &Path, entries: &VecDeque<(u64, u128)>) -> io::Result<()> {
-    crate::durable::replace(path, ".ids-", |w| {
-        w.write_all(MAGIC)?;
-        w.write_all(&VERSION.to_le_bytes())?;
+    replace(path, |w| {
         for (ms, h) in entries {
             w.write_all(&ms.to_le_bytes())?;
             w.write_all(&h.to_le_bytes())?;
         }
         Ok(())
+    })
+}
+
+/// Replaces the `ids` file durably: its header, then the entries `entries` writes.
+fn replace(path: &Path, entries: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    crate::durable::replace(path, ".ids-", |w| {
+        w.write_all(MAGIC)?;
+        w.write_all(&VERSION.to_le_bytes())?;
+        entries(w)
     })
 }
 
@@ -211,7 +214,10 @@ mod tests {
         // Old entries are dropped from the file when it is loaded again.
         let d = Dedupe::load(&path, 1000, 100, 10_800).unwrap();
         assert_eq!(d.len(), 1);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 12 + ENTRY as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (HEAD + ENTRY) as u64
+        );
     }
 
     /// Memory and file stay bounded by `max_ids`: the oldest ids go first, and the file is
@@ -242,6 +248,6 @@ mod tests {
     }
 
     fn file_entries(path: &Path) -> u64 {
-        (std::fs::metadata(path).unwrap().len() - HEAD) / ENTRY as u64
+        (std::fs::metadata(path).unwrap().len() - HEAD as u64) / ENTRY as u64
     }
 }

@@ -172,11 +172,12 @@ pub fn open(
     }
     found.sort();
     let ids_file = options.dedupe_window.map(|_| dedupe::ids_path(dir));
+    let max_ids = options.dedupe_max_ids.max(1) as usize;
     let mut seen = match (&ids_file, options.dedupe_window) {
         (Some(path), Some(window)) => Some(dedupe::Dedupe::load(
             path,
             window.as_millis() as u64,
-            options.dedupe_max_ids.max(1) as usize,
+            max_ids,
             writer::now_ms(),
         )?),
         _ => None,
@@ -242,7 +243,7 @@ pub fn open(
         used: AtomicU64::new(used),
         limit: options.max_bytes,
         ids_file,
-        max_ids: options.dedupe_max_ids.max(1) as usize,
+        max_ids,
     });
     let intake = SpoolIntake::start(shared.clone(), next_seq, lock, seen)?;
     let acks = Arc::new(SpoolAcks {

@@ -368,20 +368,14 @@ impl Fresh {
             .zip(&received.message_ids)
             .enumerate()
         {
-            if received.is_generated(i) {
-                // Nobody can send it again: kept, not remembered.
-                self.kept.extend_from_slice(&lines[start..=end]);
-                kept += 1;
-                start = end + 1;
-                continue;
-            }
-            let h = dedupe::hash(id);
-            if d.contains(h) || !self.group.insert(h) {
+            // An id serve generated is kept and not remembered: nobody can send it again.
+            let hash = (!received.is_generated(i)).then(|| dedupe::hash(id));
+            if hash.is_some_and(|h| d.contains(h) || !self.group.insert(h)) {
                 tracing::debug!(message_id = %id, "duplicate messageId within dedupe_window: dropped");
                 self.dropped += 1;
             } else {
                 self.kept.extend_from_slice(&lines[start..=end]);
-                self.frame.push(h);
+                self.frame.extend(hash);
                 kept += 1;
             }
             start = end + 1;
