@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use s3actions::source::http::Limits;
 
 #[derive(Parser)]
 #[command(
@@ -109,11 +110,11 @@ pub enum Command {
         /// Largest event, in bytes of its JSON as sent (also the largest body of
         /// /v1/track and the other single-event endpoints); a request with a larger one gets
         /// `400`. Segment's limit: 32 KB.
-        #[arg(long, value_name = "BYTES", default_value_t = 32_768, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::SEGMENT.event_bytes as u32, value_parser = clap::value_parser!(u32).range(1024..=Limits::MAX as i64))]
         max_event_bytes: u32,
         /// Largest body of /v1/batch (after gzip is undone); a larger one gets `413`.
         /// Segment's limit: 500 KB.
-        #[arg(long, value_name = "BYTES", default_value_t = 512_000, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::SEGMENT.request_bytes as u32, value_parser = clap::value_parser!(u32).range(1024..=Limits::MAX as i64))]
         max_request_bytes: u32,
         /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
         #[arg(long, value_name = "PEM", requires = "tls_key")]

@@ -923,7 +923,8 @@ mappings:
 
 /// What Analytics.js (the browser library) does: one-letter endpoints (`/v1/t`, `/v1/p`,
 /// ...) and `/v1/b` for batches, `text/plain` bodies carrying `writeKey`, from a page on
-/// another origin, so answers allow any origin and preflights are answered without a key.
+/// another origin, so answers name that origin and preflights are answered without a key,
+/// allowing the headers they ask for; its settings and telemetry endpoints too.
 #[test]
 fn analytics_js_endpoints_and_cors() {
     let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,12 @@ fn is_batch(path: &str) -> bool {
     BATCH.contains(&path)
 }
 
+/// Whether a page's library posts to `path` (an event endpoint, or its telemetry): the
+/// paths a browser on another origin may send to, and preflights first.
+pub fn takes_posts_from_pages(path: &str) -> bool {
+    is_endpoint(path) || path == TELEMETRY
+}
+
 /// What one request may carry (`serve --max-event-bytes`, `--max-request-bytes`). The
 /// defaults are Segment's tracking API's: 32 KB an event (and so a single-event request),
 /// 500 KB a batch request. Segment's libraries keep under them, so refusing more costs them
@@ -71,6 +77,9 @@ impl Limits {
     /// The largest either limit may be set to.
     pub const MAX: usize = 16 * 1024 * 1024;
 
+    /// How many times the request limit a request's shaped events may take.
+    const SHAPED_FACTOR: usize = 16;
+
     /// The shaped events of one request never exceed this, whatever the limits: the spool
     /// keeps a request as one record of at most 64 MiB, and a larger one could not be read
     /// back after a crash.
@@ -90,14 +99,8 @@ impl Limits {
     /// each of its events, so a small body could otherwise grow a thousandfold in memory.
     pub fn shaped_bytes(&self) -> usize {
         self.request_bytes
-            .saturating_mul(16)
+            .saturating_mul(Self::SHAPED_FACTOR)
             .clamp(1024 * 1024, Self::SHAPED_MAX)
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits::SEGMENT
     }
 }
 
@@ -331,6 +334,7 @@ pub fn normalise_with_key(
             };
             out.message_ids.reserve(batch.len());
             out.generated.reserve(batch.len());
+            let shaped_limit = limits.shaped_bytes();
             for (i, event) in batch.elements().enumerate() {
                 if event.kind() != Kind::Object {
                     return Err(Refused(format!("batch[{i}] is not a JSON object")));
@@ -340,12 +344,12 @@ pub fn normalise_with_key(
                 }
                 check_size(event, limits, || format!("batch[{i}]"))?;
                 write_event(&mut out, event, None, &shared, at);
-                if out.lines.len() > limits.shaped_bytes() {
+                if out.lines.len() > shaped_limit {
                     return Err(Refused(format!(
-                        "the batch's events come to more than {} bytes with its context and \
-                         integrations copied into each (at most 16 times the request limit): \
-                         send smaller batches, or give each event its own context",
-                        limits.shaped_bytes()
+                        "the batch's events come to more than {shaped_limit} bytes with its \
+                         context and integrations copied into each (at most {} times the \
+                         request limit): send smaller batches, or give each event its own context",
+                        Limits::SHAPED_FACTOR
                     )));
                 }
             }

@@ -415,7 +415,12 @@ fn reply(status: StatusCode, message: Option<&str>) -> Answer {
         None => serde_json::json!({"success": true}),
         Some(m) => serde_json::json!({"success": false, "message": m}),
     };
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    json_answer(status, body.to_string())
+}
+
+/// `status` with a JSON body.
+fn json_answer(status: StatusCode, body: String) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -451,8 +456,7 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Answer {
     // whose library sends with credentials (`httpConfig.credentials: "include"`) is answered
     // too; serve keeps no cookies, so credentials grant nothing here. Only what a page's
     // library calls is opened to other origins: not /metrics, /health or /ready.
-    let for_pages =
-        api::is_endpoint(&path) || path == api::TELEMETRY || api::settings_key(&path).is_some();
+    let for_pages = api::takes_posts_from_pages(&path) || api::settings_key(&path).is_some();
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -495,8 +499,8 @@ async fn route(
             };
             return (answer, 0);
         }
-        (true, p) if api::settings_key(p).is_some() => {
-            return (settings(&req, p, shared), 0);
+        (true, p) if let Some(key) = api::settings_key(p) => {
+            return (settings(&req, key, shared), 0);
         }
         (true, "/metrics") if shared.metrics.is_some() => {
             let text = shared
@@ -518,7 +522,7 @@ async fn route(
     // `X-Retry-Count` on retries, and whatever a page configures (`httpConfig.headers`); a
     // header left out would make the browser drop the event. `*` would not cover
     // `Authorization`.
-    if req.method() == Method::OPTIONS && (api::is_endpoint(path) || path == api::TELEMETRY) {
+    if req.method() == Method::OPTIONS && api::takes_posts_from_pages(path) {
         let asked = req
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
@@ -598,11 +602,10 @@ async fn route(
     }
 }
 
-/// Analytics.js's settings for the write key in `path`, pointing it at this server by the
-/// address the page reached it at. A key other than `--write-key-env`'s is unknown (`404`,
-/// as Segment's CDN answers), so a page with a wrong key learns so before it sends.
-fn settings(req: &Request<Incoming>, path: &str, shared: &Shared) -> Answer {
-    let key = api::settings_key(path).unwrap_or_default();
+/// Analytics.js's settings for write key `key`, pointing it at this server by the address
+/// the page reached it at. A key other than `--write-key-env`'s is unknown (`404`, as
+/// Segment's CDN answers), so a page with a wrong key learns so before it sends.
+fn settings(req: &Request<Incoming>, key: &str, shared: &Shared) -> Answer {
     if !shared.access.allows_body_key(Some(key)) {
         return reply(
             StatusCode::NOT_FOUND,
@@ -616,16 +619,8 @@ fn settings(req: &Request<Incoming>, path: &str, shared: &Shared) -> Answer {
         .filter(|h| !h.is_empty() && !h.contains('/'))
         .map_or_else(|| shared.addr.to_string(), str::to_string);
     let protocol = if shared.tls { "https" } else { "http" };
-    let mut r = Response::new(Full::new(Bytes::from(api::settings(
-        key,
-        &format!("{host}/v1"),
-        protocol,
-    ))));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    let body = api::settings(key, &format!("{host}/v1"), protocol);
+    json_answer(StatusCode::OK, body)
 }
 
 /// `401`, saying where the key goes.
